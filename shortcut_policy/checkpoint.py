@@ -1,0 +1,91 @@
+"""Checkpoints as safetensors files with JSON metadata: no pickle is ever written or loaded.
+
+Two self-contained files per run, each written atomically (temp file in the same folder, then
+``os.replace``), so a killed run leaves either the previous file or the new one, never half of one:
+
+* ``policy.safetensors``: EMA network weights and normalizer statistics, plus the config. This is
+  all ``load_policy`` needs.
+* ``train_state.safetensors``: online and EMA weights, optimizer moments and RNG states, plus the
+  step, so that ``train.resume=true`` continues a killed run where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from .io import atomic_write
+
+POLICY_FILE = "policy.safetensors"
+TRAIN_STATE_FILE = "train_state.safetensors"
+FORMAT = "shortcut-policy/1"
+
+
+def save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> Path:
+    """Write tensors and JSON-able ``meta`` to ``path`` atomically."""
+    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
+    metadata = {"format": FORMAT, "meta": json.dumps(meta)}
+    return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+
+
+def load_tensors(path: str | os.PathLike, device: str = "cpu") -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Read a file written by ``save_tensors``: (tensors, meta)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint: no file at {path}")
+    with safe_open(str(path), framework="pt", device=device) as f:
+        metadata = f.metadata() or {}
+        if metadata.get("format") != FORMAT:
+            raise ValueError(f"checkpoint {path}: expected format {FORMAT!r}, got {metadata.get('format')!r}")
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    return tensors, json.loads(metadata["meta"])
+
+
+def prefixed(prefix: str, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {f"{prefix}.{k}": v for k, v in state.items()}
+
+
+def unprefixed(prefix: str, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    start = len(prefix) + 1
+    return {k[start:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+
+
+def optimizer_to_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Split an optimizer's state_dict into tensors and JSON (param groups), for safetensors."""
+    state = optimizer.state_dict()
+    tensors = {}
+    for param_id, param_state in state["state"].items():
+        for name, value in param_state.items():
+            if not torch.is_tensor(value):
+                raise TypeError(f"optimizer state {name!r} is not a tensor; cannot store it without pickle")
+            tensors[f"{param_id}.{name}"] = value
+    return tensors, {"param_groups": state["param_groups"]}
+
+
+def optimizer_from_tensors(
+    optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict[str, Any]
+) -> None:
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        param_id, name = key.split(".", 1)
+        state.setdefault(int(param_id), {})[name] = value
+    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+def resolve_checkpoint(path: str | os.PathLike, filename: str = POLICY_FILE) -> Path:
+    """Accept a checkpoint file or a run directory holding one."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        candidate = path / filename
+        if not candidate.is_file():
+            raise FileNotFoundError(f"checkpoint: {path} is a folder without {filename}")
+        return candidate
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint: expected a {filename} file or a run folder, got missing path {path}")
+    return path

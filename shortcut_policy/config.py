@@ -1,0 +1,126 @@
+"""Run configuration: dataclasses mirrored by the hydra yaml under ``configs/``.
+
+The defaults here are the values that work; the yaml files restate them so that ``--cfg job``
+shows everything, and ``load_config`` merges any hydra config onto these dataclasses so that a
+typo'd key or a wrong type fails at once with the field's name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+
+@dataclass
+class EnvConfig:
+    name: str = "push_t"
+    obs_keys: list[str] = field(default_factory=lambda: ["keypoint"])  # what the policy observes
+    action_key: str = "action"
+    dataset: str = ""  # zarr store; "" -> <datasets dir>/<name>_expert.zarr, generated when missing
+    demo_episodes: int = 200  # successful expert episodes to generate when the store is missing
+    demo_seed: int = 100_000  # expert episodes reset with seeds demo_seed, demo_seed+1, ... (test seeds start at 0)
+
+    def __post_init__(self) -> None:
+        if not self.obs_keys:
+            raise ValueError("env.obs_keys: expected at least one observation key, got []")
+        if self.demo_episodes < 1:
+            raise ValueError(f"env.demo_episodes: expected >= 1, got {self.demo_episodes}")
+
+
+@dataclass
+class UNetConfig:
+    down_dims: list[int] = field(default_factory=lambda: [64, 128, 256])  # "paper" size: [256, 512, 1024]
+    embed_dim: int = 128  # width of the t and d embeddings
+    kernel_size: int = 5
+    n_groups: int = 8
+
+
+@dataclass
+class PolicyConfig:
+    backbone: str = "unet"
+    horizon: int = 16  # length of the predicted action chunk
+    n_obs_steps: int = 2  # observation frames the policy conditions on
+    n_action_steps: int = 8  # actions executed from each chunk before replanning
+    unet: UNetConfig = field(default_factory=UNetConfig)
+
+    def __post_init__(self) -> None:
+        if self.horizon < 1:
+            raise ValueError(f"policy.horizon: expected >= 1, got {self.horizon}")
+        if not 1 <= self.n_obs_steps <= self.horizon:
+            raise ValueError(f"policy.n_obs_steps: expected 1..horizon={self.horizon}, got {self.n_obs_steps}")
+        if self.n_action_steps < 1 or self.n_obs_steps - 1 + self.n_action_steps > self.horizon:
+            raise ValueError(
+                "policy.n_action_steps: expected 1 <= n_action_steps <= horizon - n_obs_steps + 1 = "
+                f"{self.horizon - self.n_obs_steps + 1}, got {self.n_action_steps}"
+            )
+        if self.backbone == "unet":
+            factor = 2 ** (len(self.unet.down_dims) - 1)
+            if self.horizon % factor:
+                raise ValueError(
+                    f"policy.horizon: the U-Net with {len(self.unet.down_dims)} levels needs a multiple of "
+                    f"{factor}, got {self.horizon}"
+                )
+
+    def backbone_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of the selected backbone's constructor."""
+        return dataclasses.asdict(getattr(self, self.backbone))
+
+
+@dataclass
+class TrainConfig:
+    seed: int = 0
+    device: str = "auto"  # "auto": cuda when available, else cpu
+    num_steps: int = 6000
+    batch_size: int = 256
+    lr: float = 1e-4
+    weight_decay: float = 1e-6
+    warmup_steps: int = 500
+    grad_clip: float = 1.0  # max gradient norm; 0 disables
+    ema_power: float = 0.75  # EMA decay warms up as 1 - (1 + step)^-power (Diffusion Policy's schedule)
+    ema_max_decay: float = 0.9999
+    val_ratio: float = 0.02  # share of episodes held out for the validation loss
+    log_every: int = 50
+    val_every: int = 500
+    checkpoint_every: int = 500
+    eval_every: int = 0  # periodic rollout evaluation (steps); 0 = only the final evaluation
+    eval_episodes: int = 50  # final evaluation episodes (test seeds 0..eval_episodes-1)
+    eval_steps: list[int] = field(default_factory=lambda: [1, 128])  # step budgets of the final evaluation
+    periodic_eval_episodes: int = 10
+    resume: bool = False  # continue from run_dir's train_state.safetensors
+
+    def __post_init__(self) -> None:
+        for name in ("num_steps", "batch_size", "log_every", "val_every", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"train.{name}: expected >= 1, got {getattr(self, name)}")
+        if self.batch_size < 2:
+            raise ValueError(f"train.batch_size: expected >= 2, got {self.batch_size}")
+        if not 0 <= self.val_ratio < 1:
+            raise ValueError(f"train.val_ratio: expected a value in [0, 1), got {self.val_ratio}")
+        if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
+            raise ValueError(f"train.device: expected 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}")
+
+
+@dataclass
+class RunConfig:
+    env: EnvConfig = field(default_factory=EnvConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    objective: dict[str, Any] = field(default_factory=lambda: {"name": "shortcut"})
+    train: TrainConfig = field(default_factory=TrainConfig)
+    run_dir: str = ""  # "" -> hydra's output directory
+
+
+def load_config(cfg: DictConfig | dict | None = None) -> RunConfig:
+    """Merge a hydra/omegaconf config onto the dataclass defaults, validating names and types."""
+    base = OmegaConf.structured(RunConfig)
+    if cfg is not None:
+        if isinstance(cfg, dict):
+            cfg = OmegaConf.create(cfg)
+        base = OmegaConf.merge(base, cfg)
+    return OmegaConf.to_object(base)
+
+
+def to_dict(config: RunConfig) -> dict[str, Any]:
+    return dataclasses.asdict(config)

@@ -1,0 +1,31 @@
+"""Training objectives, each a loss plus its own sampler, chosen by name in the config."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping
+
+from .base import Denoiser, Objective
+from .shortcut import ShortcutConfig, ShortcutObjective
+
+# name -> (config dataclass, objective class)
+OBJECTIVES: dict[str, tuple[type, type]] = {
+    "shortcut": (ShortcutConfig, ShortcutObjective),
+}
+
+
+def build_objective(config: Mapping[str, Any]) -> Objective:
+    """Build an objective from ``{"name": ..., **options}``; options are validated by its dataclass."""
+    options = dict(config)
+    name = options.pop("name", None)
+    if name not in OBJECTIVES:
+        raise ValueError(f"objective.name: expected one of {sorted(OBJECTIVES)}, got {name!r}")
+    config_cls, objective_cls = OBJECTIVES[name]
+    known = {f.name for f in dataclasses.fields(config_cls)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ValueError(f"objective ({name}): unknown options {unknown}; expected a subset of {sorted(known)}")
+    return objective_cls(config_cls(**options))
+
+
+__all__ = ["Denoiser", "Objective", "OBJECTIVES", "ShortcutConfig", "ShortcutObjective", "build_objective"]

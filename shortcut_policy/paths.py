@@ -1,0 +1,30 @@
+"""Where the library finds its shipped configs, wherever it is installed.
+
+In a wheel the top-level ``configs/`` folder is installed as ``shortcut_policy/configs``; in a source
+checkout (editable install, or plain ``PYTHONPATH``) it sits next to the package. Both are looked up
+here, so hydra entry points work the same in either case.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def config_dir() -> Path:
+    """The folder holding the hydra yaml configs (``train.yaml`` and its groups)."""
+    candidates = [_PACKAGE_DIR / "configs", _PACKAGE_DIR.parent / "configs"]
+    for candidate in candidates:
+        if (candidate / "train.yaml").is_file():
+            return candidate
+    raise FileNotFoundError(
+        "shortcut_policy configs not found: expected train.yaml in one of "
+        + ", ".join(str(c) for c in candidates)
+    )
+
+
+def datasets_dir() -> Path:
+    """Default folder for demonstration stores: ``$SHORTCUT_POLICY_DATA`` or ``./datasets``."""
+    return Path(os.environ.get("SHORTCUT_POLICY_DATA", "datasets")).expanduser()

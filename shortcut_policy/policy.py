@@ -1,0 +1,211 @@
+"""The one policy class: observation history in, actions out, whatever backbone or objective made it.
+
+``act`` is cheap to call every control tick: it keeps the last ``n_obs_steps`` observations and a
+queue of the predicted chunk, and runs the network only when the queue is empty (every
+``n_action_steps`` calls), as Diffusion Policy and LeRobot do.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from .checkpoint import POLICY_FILE, load_tensors, prefixed, resolve_checkpoint, save_tensors, unprefixed
+from .config import RunConfig, load_config, to_dict
+from .data.normalizer import MinMaxNormalizer
+from .models.network import ChunkDenoiser, build_network
+from .objectives import Objective, build_objective
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+class Policy:
+    """A trained network, its normalizer and the objective's sampler, behind ``act`` and ``predict_chunk``."""
+
+    def __init__(
+        self,
+        network: ChunkDenoiser,
+        normalizer: MinMaxNormalizer,
+        objective: Objective,
+        config: RunConfig,
+        obs_shapes: Mapping[str, tuple[int, ...]],
+        action_dim: int,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        self.device = resolve_device(str(device))
+        self.network = network.to(self.device).eval().requires_grad_(False)
+        self.normalizer = normalizer.to(self.device)
+        self.objective = objective
+        self.config = config
+        self.obs_keys = list(config.env.obs_keys)
+        self.obs_shapes = {k: tuple(obs_shapes[k]) for k in self.obs_keys}
+        self.action_dim = action_dim
+        self.horizon = config.policy.horizon
+        self.n_obs_steps = config.policy.n_obs_steps
+        self.n_action_steps = config.policy.n_action_steps
+        self._history: collections.deque = collections.deque(maxlen=self.n_obs_steps)
+        self._queue: collections.deque = collections.deque()
+        self._generator: torch.Generator | None = None
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike, device: str = "cpu") -> "Policy":
+        """Load a ``policy.safetensors`` (or a run folder holding one)."""
+        file = resolve_checkpoint(path, POLICY_FILE)
+        tensors, meta = load_tensors(file)
+        config = load_config(meta["config"])
+        objective = build_objective(config.objective)
+        obs_shapes = {k: tuple(v) for k, v in meta["obs_shapes"].items()}
+        network = build_network(
+            config.policy.backbone,
+            config.policy.backbone_kwargs(),
+            {k: obs_shapes[k] for k in config.env.obs_keys},
+            config.policy.n_obs_steps,
+            meta["action_dim"],
+            objective.n_levels,
+        )
+        network.load_state_dict(unprefixed("net", tensors), strict=True)
+        normalizer = MinMaxNormalizer.from_state_dict(unprefixed("normalizer", tensors))
+        policy = cls(network, normalizer, objective, config, obs_shapes, meta["action_dim"], device)
+        policy.meta = meta
+        return policy
+
+    def save(self, path: str | os.PathLike, extra_meta: Mapping[str, Any] | None = None) -> Path:
+        """Write this policy as one safetensors file (weights, normalizer, config), atomically."""
+        return save_policy(path, self.network, self.normalizer, self.config, self.obs_shapes, self.action_dim, extra_meta)
+
+    # ---------------------------------------------------------------- control
+    def reset(self, seed: int | None = None) -> None:
+        """Forget the observation history and the queued actions (call at every episode start)."""
+        self._history.clear()
+        self._queue.clear()
+        if seed is not None:
+            self._generator = torch.Generator().manual_seed(seed)
+
+    @property
+    def will_replan(self) -> bool:
+        """True when the next ``act`` call runs the network (the action queue is empty)."""
+        return not self._queue
+
+    def act(self, obs: Mapping[str, Any] | np.ndarray, steps: int = 1) -> np.ndarray:
+        """The next action (action_dim,) for a raw environment observation; replans when the queue is empty."""
+        self.objective.validate_steps(steps)
+        frame = self._validate_obs(obs)
+        if not self._history:
+            self._history.extend([frame] * self.n_obs_steps)  # pad the start by repeating the first frame
+        else:
+            self._history.append(frame)
+        if not self._queue:
+            batch = {k: np.stack([f[k] for f in self._history])[None] for k in self.obs_keys}  # (1, To, ...)
+            self._queue.extend(self.predict_chunk(batch, steps=steps, validate=False)[0])
+        return self._queue.popleft()
+
+    @torch.inference_mode()
+    def predict_chunk(
+        self,
+        obs: Mapping[str, Any],
+        steps: int = 1,
+        full: bool = False,
+        generator: torch.Generator | None = None,
+        validate: bool = True,
+    ) -> np.ndarray:
+        """Batched prediction from observation histories ``obs[key]`` (B, n_obs_steps, *shape).
+
+        Returns the ``n_action_steps`` actions to execute (B, n_action_steps, A), aligned with the
+        last observed frame as in Diffusion Policy, or the whole chunk (B, horizon, A) if ``full``.
+        """
+        if validate:
+            self.objective.validate_steps(steps)
+            obs = self._validate_batch(obs)
+        nobs = {
+            k: self.normalizer.normalize(k, torch.as_tensor(obs[k], device=self.device, dtype=torch.float32))
+            for k in self.obs_keys
+        }
+        cond = self.network.encode(nobs)
+        x = self.objective.sample(
+            self.network, cond, (self.horizon, self.action_dim), steps, generator or self._generator
+        )
+        actions = self.normalizer.unnormalize(self.config.env.action_key, x).cpu().numpy()  # (B, H, A)
+        if full:
+            return actions
+        start = self.n_obs_steps - 1
+        return actions[:, start : start + self.n_action_steps]
+
+    # ------------------------------------------------------------- validation
+    def _validate_obs(self, obs: Mapping[str, Any] | np.ndarray) -> dict[str, np.ndarray]:
+        if not isinstance(obs, Mapping):
+            if len(self.obs_keys) != 1:
+                raise TypeError(
+                    f"obs: expected a dict with keys {self.obs_keys}, got {type(obs).__name__}"
+                )
+            obs = {self.obs_keys[0]: obs}
+        frame = {}
+        for key in self.obs_keys:
+            if key not in obs:
+                raise KeyError(f"obs: expected key {key!r} (policy observes {self.obs_keys}), got keys {sorted(obs)}")
+            value = np.asarray(obs[key])
+            if value.shape != self.obs_shapes[key]:
+                raise ValueError(f"obs[{key!r}]: expected shape {self.obs_shapes[key]}, got {value.shape}")
+            _check_values(f"obs[{key!r}]", value)
+            frame[key] = value
+        return frame
+
+    def _validate_batch(self, obs: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        if not isinstance(obs, Mapping):
+            raise TypeError(f"obs: expected a dict with keys {self.obs_keys}, got {type(obs).__name__}")
+        out, batch = {}, None
+        for key in self.obs_keys:
+            if key not in obs:
+                raise KeyError(f"obs: expected key {key!r} (policy observes {self.obs_keys}), got keys {sorted(obs)}")
+            value = obs[key]
+            value = value.cpu().numpy() if torch.is_tensor(value) else np.asarray(value)
+            expected = (self.n_obs_steps, *self.obs_shapes[key])
+            if value.ndim != len(expected) + 1 or value.shape[1:] != expected:
+                raise ValueError(f"obs[{key!r}]: expected shape (B, {', '.join(map(str, expected))}), got {value.shape}")
+            if batch is not None and value.shape[0] != batch:
+                raise ValueError(f"obs[{key!r}]: expected batch size {batch} like the other keys, got {value.shape[0]}")
+            batch = value.shape[0]
+            _check_values(f"obs[{key!r}]", value)
+            out[key] = value
+        return out
+
+
+def _check_values(name: str, value: np.ndarray) -> None:
+    if value.dtype == bool or not (np.issubdtype(value.dtype, np.floating) or np.issubdtype(value.dtype, np.integer)):
+        raise TypeError(f"{name}: expected a real-valued numeric array, got dtype {value.dtype}")
+    if np.issubdtype(value.dtype, np.floating) and not np.isfinite(value).all():
+        raise ValueError(f"{name}: expected finite values, got NaN or inf")
+
+
+def save_policy(
+    path: str | os.PathLike,
+    network: torch.nn.Module,
+    normalizer: MinMaxNormalizer,
+    config: RunConfig,
+    obs_shapes: Mapping[str, tuple[int, ...]],
+    action_dim: int,
+    extra_meta: Mapping[str, Any] | None = None,
+) -> Path:
+    tensors = {**prefixed("net", network.state_dict()), **prefixed("normalizer", normalizer.state_dict())}
+    meta = {
+        "config": to_dict(config),
+        "objective": config.objective["name"],
+        "obs_shapes": {k: list(v) for k, v in obs_shapes.items()},
+        "action_dim": action_dim,
+        **(extra_meta or {}),
+    }
+    return save_tensors(path, tensors, meta)
+
+
+def load_policy(path: str | os.PathLike, device: str = "cpu") -> Policy:
+    """Load a trained policy from a ``policy.safetensors`` file or a run folder."""
+    return Policy.from_pretrained(path, device)
