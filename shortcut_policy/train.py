@@ -68,6 +68,7 @@ class Trainer:
     def __init__(self, config: RunConfig, run_dir: Path, progress: bool = True) -> None:
         self.config = config
         self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
         self.progress = progress
         tc = config.train
         self.device = resolve_device(tc.device)
@@ -262,10 +263,9 @@ class Trainer:
 def run(config: RunConfig, run_dir: str | Path, progress: bool = True) -> dict[str, Path]:
     """Train and evaluate; returns the paths of everything written."""
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     print(f"run folder: {run_dir.resolve()}")
-    write_json(run_dir / "config.json", to_dict(config))
     trainer = Trainer(config, run_dir, progress=progress)
+    write_json(run_dir / "config.json", to_dict(config))
     checkpoint = trainer.fit()
     paths = {"checkpoint": checkpoint, "train_state": run_dir / TRAIN_STATE_FILE, "metrics": run_dir / "metrics.jsonl"}
     paths.update(trainer.final_evaluation())

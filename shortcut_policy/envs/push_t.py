@@ -64,8 +64,11 @@ class PushTObservations(gym.ObservationWrapper):
         return obs
 
 
-def make_push_t(image: bool = False, render_mode: str = "rgb_array") -> gym.Env:
-    """gym-pusht's PushT-v0 (300-step limit) with the library's observation dict."""
+def make_push_t(image: bool = False, render_mode: str = "rgb_array", **kwargs) -> gym.Env:
+    """gym-pusht's PushT-v0 (300-step limit) with the library's observation dict.
+
+    ``kwargs`` go to gym-pusht's PushTEnv, e.g. ``visualization_width=256`` for smaller videos.
+    """
     import gym_pusht  # noqa: F401  (registers gym_pusht/PushT-v0)
 
     env = gym.make(
@@ -74,6 +77,7 @@ def make_push_t(image: bool = False, render_mode: str = "rgb_array") -> gym.Env:
         render_mode=render_mode,
         max_episode_steps=MAX_EPISODE_STEPS,
         disable_env_checker=True,
+        **kwargs,
     )
     return PushTObservations(env, image=image)
 

@@ -1,0 +1,95 @@
+"""A small end-to-end run: expert demos -> store -> train -> checkpoint -> act -> rollout; and resume."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from shortcut_policy import load_policy, make_env
+from shortcut_policy.config import load_config
+from shortcut_policy.data import ReplayBuffer
+from shortcut_policy.generate_demos import generate_demos
+from shortcut_policy.checkpoint import load_tensors as read_tensors
+from shortcut_policy.train import Trainer, run
+
+TINY = {"policy": {"unet": {"down_dims": [16, 32], "embed_dim": 16}}}
+
+
+@pytest.fixture(scope="module")
+def demo_store(tmp_path_factory):
+    path = tmp_path_factory.mktemp("demos") / "push_t.zarr"
+    generate_demos("push_t", episodes=2, seed=100_000, out=path, progress=False)
+    return path
+
+
+def smoke_config(store, run_dir, **train):
+    return load_config(
+        {
+            **TINY,
+            "env": {"dataset": str(store)},
+            "train": {"num_steps": 30, "batch_size": 16, "warmup_steps": 5, "log_every": 10, "val_every": 15,
+                      "checkpoint_every": 15, "eval_episodes": 1, "eval_steps": [1, 4], **train},
+            "run_dir": str(run_dir),
+        }
+    )
+
+
+def test_demo_store_layout_and_attributes(demo_store):
+    buffer = ReplayBuffer.open(demo_store)
+    assert set(buffer.keys) == {"state", "keypoint", "action"}
+    assert buffer.n_episodes == 2
+    assert buffer.data["keypoint"].shape[1:] == (18,)
+    attrs = buffer.attrs
+    assert attrs["expert_success_rate"] > 0 and attrs["seconds"] > 0
+    assert len(attrs["seeds_success"]) == 2
+
+
+def test_train_act_and_roll_out(demo_store, tmp_path):
+    paths = run(smoke_config(demo_store, tmp_path / "run"), tmp_path / "run", progress=False)
+    report = json.loads(paths["json"].read_text())
+    assert [r["steps"] for r in report["rows"]] == [1, 4]
+    for row in report["rows"]:
+        assert row["episodes"] == 1 and 0 <= row["score"] <= 1 and 1 <= row["mean_length"] <= 300
+        assert row["replan_median_ms"] > 0
+    assert paths["plot"].stat().st_size > 0
+    assert len(list((tmp_path / "run" / "eval" / "videos").glob("*.mp4"))) == 2
+    log = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert log[-1]["step"] == 30 and "val_loss" in log[-1]
+
+    policy = load_policy(paths["checkpoint"])
+    env = make_env("push_t")
+    obs, _ = env.reset(seed=0)
+    for steps in (1, 4):
+        policy.reset()
+        action = policy.act(obs, steps=steps)
+        assert action.shape == (2,) and np.isfinite(action).all()
+        obs, *_ = env.step(action)
+
+
+def test_resume_continues_a_killed_run_exactly(demo_store, tmp_path, monkeypatch):
+    straight = Trainer(smoke_config(demo_store, tmp_path / "a", eval_episodes=0), tmp_path / "a", progress=False)
+    straight.fit()
+
+    killed_dir = tmp_path / "b"
+    killed = Trainer(smoke_config(demo_store, killed_dir, eval_episodes=0), killed_dir, progress=False)
+    original = Trainer.train_step
+
+    def dying_step(self):
+        if self.step == 20:  # last checkpoint was at step 15
+            raise KeyboardInterrupt
+        return original(self)
+
+    monkeypatch.setattr(Trainer, "train_step", dying_step)
+    with pytest.raises(KeyboardInterrupt):
+        killed.fit()
+    monkeypatch.setattr(Trainer, "train_step", original)
+
+    resumed = Trainer(smoke_config(demo_store, killed_dir, eval_episodes=0, resume=True), killed_dir, progress=False)
+    assert resumed.step == 15
+    resumed.fit()
+    a, _ = read_tensors(tmp_path / "a" / "policy.safetensors")
+    b, _ = read_tensors(killed_dir / "policy.safetensors")
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)

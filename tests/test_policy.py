@@ -1,0 +1,130 @@
+"""Policy behaviour: action queue and history, input validation, save/load, no autograd."""
+
+import numpy as np
+import pytest
+import torch
+
+from shortcut_policy.config import load_config
+from shortcut_policy.data import MinMaxNormalizer
+from shortcut_policy.models.network import build_network
+from shortcut_policy.objectives import build_objective
+from shortcut_policy.policy import Policy, load_policy
+
+OBS_DIM, ACTION_DIM = 18, 2
+
+
+def make_policy(seed: int = 0) -> Policy:
+    torch.manual_seed(seed)
+    config = load_config({"policy": {"unet": {"down_dims": [16, 32], "embed_dim": 16}}})
+    objective = build_objective(config.objective)
+    network = build_network("unet", config.policy.backbone_kwargs(), {"keypoint": (OBS_DIM,)}, 2, ACTION_DIM, objective.n_levels)
+    rng = np.random.default_rng(seed)
+    normalizer = MinMaxNormalizer.fit(
+        {"keypoint": rng.uniform(0, 512, (100, OBS_DIM)), "action": rng.uniform(0, 512, (100, ACTION_DIM))}
+    )
+    return Policy(network, normalizer, objective, config, {"keypoint": (OBS_DIM,)}, ACTION_DIM)
+
+
+def obs(value: float = 100.0) -> dict:
+    return {"keypoint": np.full(OBS_DIM, value), "state": np.zeros(5)}
+
+
+class CallCounter:
+    def __init__(self, module):
+        self.calls, self.grad_enabled = 0, []
+        module.register_forward_hook(self.hook)
+
+    def hook(self, module, inputs, output):
+        self.calls += 1
+        self.grad_enabled.append(torch.is_grad_enabled())
+
+
+def test_act_replans_every_n_action_steps_and_reset_clears_the_queue():
+    policy = make_policy()
+    counter = CallCounter(policy.network.denoiser)
+    for i in range(3 * policy.n_action_steps):
+        action = policy.act(obs(i), steps=1)
+        assert action.shape == (ACTION_DIM,) and np.isfinite(action).all()
+    assert counter.calls == 3
+    policy.reset()
+    policy.act(obs(), steps=4)
+    assert counter.calls == 3 + 4  # reset emptied the queue; 4 steps = 4 network calls
+    assert not any(counter.grad_enabled)  # no autograd at inference
+
+
+def test_act_uses_the_last_n_obs_steps_frames_and_pads_the_first():
+    policy = make_policy()
+    seen = []
+    original = policy.predict_chunk
+    policy.predict_chunk = lambda batch, **kw: seen.append(batch["keypoint"].copy()) or original(batch, **kw)
+    for i in range(policy.n_action_steps + 1):
+        policy.act(obs(float(i)))
+    first, second = seen
+    np.testing.assert_array_equal(first[0, :, 0], [0.0, 0.0])  # start padded by repeating frame 0
+    np.testing.assert_array_equal(second[0, :, 0], [policy.n_action_steps - 1, policy.n_action_steps])
+
+
+def test_act_matches_predict_chunk_executed_slice():
+    policy = make_policy()
+    history = {"keypoint": np.stack([np.full(OBS_DIM, 7.0)] * 2)[None]}
+    chunk = policy.predict_chunk(history, steps=2, generator=torch.Generator().manual_seed(5))
+    full = policy.predict_chunk(history, steps=2, full=True, generator=torch.Generator().manual_seed(5))
+    assert chunk.shape == (1, policy.n_action_steps, ACTION_DIM)
+    assert full.shape == (1, policy.horizon, ACTION_DIM)
+    np.testing.assert_allclose(chunk[0], full[0, 1 : 1 + policy.n_action_steps])
+    policy.reset(seed=5)
+    policy._generator = torch.Generator().manual_seed(5)
+    actions = [policy.act(obs(7.0), steps=2) for _ in range(policy.n_action_steps)]
+    np.testing.assert_allclose(np.stack(actions), chunk[0], rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "bad_obs, error, match",
+    [
+        ({"keypoint": np.zeros(17)}, ValueError, r"obs\['keypoint'\]: expected shape \(18,\), got \(17,\)"),
+        ({"keypoint": np.full(18, np.nan)}, ValueError, "expected finite values"),
+        ({"keypoint": np.array(["a"] * 18)}, TypeError, "expected a real-valued numeric array"),
+        ({"keypoint": np.ones(18, dtype=bool)}, TypeError, "expected a real-valued numeric array"),
+        ({"state": np.zeros(5)}, KeyError, "expected key 'keypoint'"),
+    ],
+)
+def test_bad_observations_get_a_clear_error(bad_obs, error, match):
+    with pytest.raises(error, match=match):
+        make_policy().act(bad_obs)
+
+
+@pytest.mark.parametrize("steps", [0, 3, 256, 2.0])
+def test_bad_steps_get_a_clear_error(steps):
+    with pytest.raises(ValueError, match="steps: expected a power of two from 1 to 128"):
+        make_policy().act(obs(), steps=steps)
+
+
+def test_bare_array_accepted_for_a_single_key_policy():
+    assert make_policy().act(np.zeros(OBS_DIM)).shape == (ACTION_DIM,)
+
+
+def test_predict_chunk_validates_batched_shapes():
+    policy = make_policy()
+    with pytest.raises(ValueError, match=r"expected shape \(B, 2, 18\)"):
+        policy.predict_chunk({"keypoint": np.zeros((4, 3, OBS_DIM))})
+
+
+def test_save_and_load_round_trip_gives_identical_actions(tmp_path):
+    policy = make_policy()
+    path = policy.save(tmp_path / "policy.safetensors")
+    loaded = load_policy(tmp_path)  # a run folder resolves to its policy.safetensors
+    history = {"keypoint": np.random.default_rng(0).uniform(0, 512, (3, 2, OBS_DIM))}
+    a = policy.predict_chunk(history, steps=4, generator=torch.Generator().manual_seed(1))
+    b = loaded.predict_chunk(history, steps=4, generator=torch.Generator().manual_seed(1))
+    np.testing.assert_array_equal(a, b)
+    assert loaded.config == policy.config
+    # a safetensors file, readable without pickle
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        assert any(k.startswith("normalizer.") for k in f.keys())
+
+
+def test_missing_checkpoint_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="without policy.safetensors"):
+        load_policy(tmp_path)
