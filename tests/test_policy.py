@@ -128,3 +128,18 @@ def test_save_and_load_round_trip_gives_identical_actions(tmp_path):
 def test_missing_checkpoint_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="without policy.safetensors"):
         load_policy(tmp_path)
+
+
+def test_atomic_writes_leave_normal_permissions_and_no_temp_files(tmp_path):
+    import os
+    import stat
+
+    from shortcut_policy.io import write_json
+
+    mask = os.umask(0o022)
+    try:
+        path = write_json(tmp_path / "r.json", {"a": 1})
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
