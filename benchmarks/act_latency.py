@@ -35,7 +35,7 @@ def default_policy() -> Policy:
     config = load_config()
     objective = build_objective(config.objective)
     shapes = {"keypoint": (18,)}
-    network = build_network("unet", config.policy.backbone_kwargs(), shapes, config.policy.n_obs_steps, 2, objective.n_levels)
+    network = build_network(config.policy, shapes, 2, objective.n_levels)
     rng = np.random.default_rng(0)
     normalizer = MinMaxNormalizer.fit({"keypoint": rng.uniform(0, 512, (64, 18)), "action": rng.uniform(0, 512, (64, 2))})
     return Policy(network, normalizer, objective, config, shapes, 2)

@@ -33,9 +33,19 @@ class EnvConfig:
 @dataclass
 class UNetConfig:
     down_dims: list[int] = field(default_factory=lambda: [64, 128, 256])  # "paper" size: [256, 512, 1024]
-    embed_dim: int = 128  # width of the t and d embeddings
+    embed_dim: int = 64  # width of the t and d embeddings
     kernel_size: int = 5
     n_groups: int = 8
+
+
+@dataclass
+class TransformerConfig:
+    d_model: int = 128
+    n_heads: int = 4
+    n_layers: int = 4
+    n_cond_layers: int = 0  # 0: an MLP over the conditioning tokens; > 0: a transformer encoder
+    dropout: float = 0.1
+    causal: bool = True  # action tokens attend only to earlier ones (Diffusion Policy's default)
 
 
 @dataclass
@@ -45,8 +55,11 @@ class PolicyConfig:
     n_obs_steps: int = 2  # observation frames the policy conditions on
     n_action_steps: int = 8  # actions executed from each chunk before replanning
     unet: UNetConfig = field(default_factory=UNetConfig)
+    transformer: TransformerConfig = field(default_factory=TransformerConfig)
 
     def __post_init__(self) -> None:
+        if self.backbone not in ("unet", "transformer"):
+            raise ValueError(f"policy.backbone: expected 'unet' or 'transformer', got {self.backbone!r}")
         if self.horizon < 1:
             raise ValueError(f"policy.horizon: expected >= 1, got {self.horizon}")
         if not 1 <= self.n_obs_steps <= self.horizon:
@@ -73,11 +86,11 @@ class PolicyConfig:
 class TrainConfig:
     seed: int = 0
     device: str = "auto"  # "auto": cuda when available, else cpu
-    num_steps: int = 6000
-    batch_size: int = 256
-    lr: float = 1e-4
+    num_steps: int = 4500
+    batch_size: int = 128
+    lr: float = 3e-4
     weight_decay: float = 1e-6
-    warmup_steps: int = 500
+    warmup_steps: int = 300
     grad_clip: float = 1.0  # max gradient norm; 0 disables
     ema_power: float = 0.75  # EMA decay warms up as 1 - (1 + step)^-power (Diffusion Policy's schedule)
     ema_max_decay: float = 0.9999

@@ -66,12 +66,7 @@ class Policy:
         objective = build_objective(config.objective)
         obs_shapes = {k: tuple(v) for k, v in meta["obs_shapes"].items()}
         network = build_network(
-            config.policy.backbone,
-            config.policy.backbone_kwargs(),
-            {k: obs_shapes[k] for k in config.env.obs_keys},
-            config.policy.n_obs_steps,
-            meta["action_dim"],
-            objective.n_levels,
+            config.policy, {k: obs_shapes[k] for k in config.env.obs_keys}, meta["action_dim"], objective.n_levels
         )
         network.load_state_dict(unprefixed("net", tensors), strict=True)
         normalizer = MinMaxNormalizer.from_state_dict(unprefixed("normalizer", tensors))

@@ -99,14 +99,7 @@ class Trainer:
         self.action_dim = int(self.buffer.data[config.env.action_key].shape[-1])
 
         self.objective = build_objective(config.objective)
-        self.network = build_network(
-            config.policy.backbone,
-            config.policy.backbone_kwargs(),
-            self.obs_shapes,
-            config.policy.n_obs_steps,
-            self.action_dim,
-            self.objective.n_levels,
-        ).to(self.device)
+        self.network = build_network(config.policy, self.obs_shapes, self.action_dim, self.objective.n_levels).to(self.device)
         self.ema = EMA(self.network, tc.ema_power, tc.ema_max_decay)
         self.optimizer = torch.optim.AdamW(
             self.network.parameters(), lr=tc.lr, betas=(0.95, 0.999), weight_decay=tc.weight_decay

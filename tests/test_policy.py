@@ -17,7 +17,7 @@ def make_policy(seed: int = 0) -> Policy:
     torch.manual_seed(seed)
     config = load_config({"policy": {"unet": {"down_dims": [16, 32], "embed_dim": 16}}})
     objective = build_objective(config.objective)
-    network = build_network("unet", config.policy.backbone_kwargs(), {"keypoint": (OBS_DIM,)}, 2, ACTION_DIM, objective.n_levels)
+    network = build_network(config.policy, {"keypoint": (OBS_DIM,)}, ACTION_DIM, objective.n_levels)
     rng = np.random.default_rng(seed)
     normalizer = MinMaxNormalizer.fit(
         {"keypoint": rng.uniform(0, 512, (100, OBS_DIM)), "action": rng.uniform(0, 512, (100, ACTION_DIM))}

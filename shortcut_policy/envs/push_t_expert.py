@@ -29,6 +29,8 @@ from dataclasses import dataclass, fields
 import numpy as np
 import shapely.geometry as sg
 
+from .push_t import T_LOCAL_CORNERS
+
 # --- Environment constants (gym-pusht 0.1.8) -------------------------------------------------
 PUSHER_RADIUS = 15.0
 BLOCK_MASS = 1.0
@@ -39,9 +41,7 @@ WALL_INNER_LOW, WALL_INNER_HIGH = 7.0, 504.0  # wall segments at 5 / 506 with ra
 DEFAULT_GOAL_POSE = np.array([256.0, 256.0, np.pi / 4])
 
 # T geometry in the block frame: crossbar [-60, 60] x [0, 30], stem [-15, 15] x [30, 120].
-T_KEYPOINTS = np.array(
-    [[-60, 0], [60, 0], [60, 30], [-60, 30], [-15, 30], [15, 30], [15, 120], [-15, 120]], dtype=float
-)
+T_KEYPOINTS = T_LOCAL_CORNERS  # the 8 corners the observation uses, shared with envs/push_t.py
 T_RECTS = np.array([[0.0, 15.0, 60.0, 15.0], [0.0, 75.0, 15.0, 45.0]])  # centre x, y, half w, h
 T_HULL = [(-60, 0), (60, 0), (60, 30), (15, 120), (-15, 120), (-60, 30)]
 

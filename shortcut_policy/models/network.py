@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import torch
 from torch import nn
 
 from .obs_encoder import LowDimEncoder
+from .transformer import TransformerDenoiser
 from .unet1d import UNet1D
+
+if TYPE_CHECKING:
+    from ..config import PolicyConfig
+
+
+BACKBONES = ["unet", "transformer"]
 
 
 class ChunkDenoiser(nn.Module):
@@ -27,17 +34,18 @@ class ChunkDenoiser(nn.Module):
 
 
 def build_network(
-    backbone: str,
-    backbone_kwargs: Mapping,
+    policy: "PolicyConfig",
     obs_shapes: Mapping[str, Sequence[int]],
-    n_obs_steps: int,
     action_dim: int,
     n_levels: int,
 ) -> ChunkDenoiser:
-    """Build encoder + denoiser; ``n_levels`` is the objective's number of step-size levels."""
-    encoder = LowDimEncoder(obs_shapes, n_obs_steps)
-    if backbone == "unet":
-        denoiser = UNet1D(action_dim=action_dim, cond_dim=encoder.out_dim, n_levels=n_levels, **backbone_kwargs)
+    """Build encoder + the configured backbone; ``n_levels`` is the objective's number of step-size levels."""
+    encoder = LowDimEncoder(obs_shapes, policy.n_obs_steps)
+    common = dict(action_dim=action_dim, cond_dim=encoder.out_dim, n_levels=n_levels, **policy.backbone_kwargs())
+    if policy.backbone == "unet":
+        denoiser: nn.Module = UNet1D(**common)
+    elif policy.backbone == "transformer":
+        denoiser = TransformerDenoiser(horizon=policy.horizon, n_obs_steps=policy.n_obs_steps, **common)
     else:
-        raise ValueError(f"policy.backbone: expected one of ['unet'], got {backbone!r}")
+        raise ValueError(f"policy.backbone: expected one of {BACKBONES}, got {policy.backbone!r}")
     return ChunkDenoiser(encoder, denoiser)

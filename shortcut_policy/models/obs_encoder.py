@@ -11,7 +11,8 @@ from torch import nn
 class LowDimEncoder(nn.Module):
     """Concatenates low-dimensional observation keys over the history window, as Diffusion Policy does.
 
-    Input ``obs[key]``: (B, n_obs_steps, dim_key); output (B, n_obs_steps * sum(dim_key)).
+    Input ``obs[key]``: (B, n_obs_steps, dim_key); output (B, n_obs_steps * sum(dim_key)), frame-major
+    (all keys of frame 0, then frame 1, ...), so a backbone can view it as one token per frame.
     """
 
     def __init__(self, obs_shapes: Mapping[str, Sequence[int]], n_obs_steps: int) -> None:
@@ -25,4 +26,4 @@ class LowDimEncoder(nn.Module):
         self.out_dim = n_obs_steps * sum(int(shape[0]) for shape in obs_shapes.values())
 
     def forward(self, obs: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        return torch.cat([obs[key].flatten(1) for key in self.keys], dim=-1)
+        return torch.cat([obs[key] for key in self.keys], dim=-1).flatten(1)

@@ -6,11 +6,15 @@ import dataclasses
 from typing import Any, Mapping
 
 from .base import Denoiser, Objective
+from .ddpm import DDPMConfig, DDPMObjective
+from .flow_matching import FlowMatchingConfig, FlowMatchingObjective
 from .shortcut import ShortcutConfig, ShortcutObjective
 
 # name -> (config dataclass, objective class)
 OBJECTIVES: dict[str, tuple[type, type]] = {
     "shortcut": (ShortcutConfig, ShortcutObjective),
+    "flow_matching": (FlowMatchingConfig, FlowMatchingObjective),
+    "ddpm": (DDPMConfig, DDPMObjective),
 }
 
 
@@ -28,4 +32,15 @@ def build_objective(config: Mapping[str, Any]) -> Objective:
     return objective_cls(config_cls(**options))
 
 
-__all__ = ["Denoiser", "Objective", "OBJECTIVES", "ShortcutConfig", "ShortcutObjective", "build_objective"]
+__all__ = [
+    "DDPMConfig",
+    "DDPMObjective",
+    "Denoiser",
+    "FlowMatchingConfig",
+    "FlowMatchingObjective",
+    "OBJECTIVES",
+    "Objective",
+    "ShortcutConfig",
+    "ShortcutObjective",
+    "build_objective",
+]

@@ -60,3 +60,23 @@ class Objective(Protocol):
 def broadcast_to(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Reshape a per-row tensor (B,) so that it broadcasts against x (B, *shape)."""
     return v.reshape(v.shape[0], *([1] * (x.ndim - 1)))
+
+
+@torch.no_grad()
+def euler_sample(
+    net: Denoiser,
+    cond: torch.Tensor,
+    shape: tuple[int, ...],
+    steps: int,
+    level: int,
+    clip: bool,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Integrate x' = net(x, t, level) from noise at t = 0 to data at t = 1 in ``steps`` Euler steps of 1/steps."""
+    b = cond.shape[0]
+    x = torch.randn((b, *shape), generator=generator).to(cond.device)
+    levels = torch.full((b,), level, dtype=torch.long, device=cond.device)
+    for i in range(steps):
+        t = torch.full((b,), i / steps, device=cond.device)
+        x = x + net(x, t, levels, cond) / steps
+    return x.clamp(-1.0, 1.0) if clip else x

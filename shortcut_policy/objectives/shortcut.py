@@ -32,7 +32,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .base import Denoiser, broadcast_to
+from .base import Denoiser, broadcast_to, euler_sample
 
 
 @dataclass
@@ -176,11 +176,5 @@ class ShortcutObjective:
     ) -> torch.Tensor:
         """Euler integration from noise (t=0) to data (t=1) with ``steps`` steps of size d = 1/steps."""
         self.validate_steps(steps)
-        b = cond.shape[0]
-        x = torch.randn((b, *shape), generator=generator).to(cond.device)
-        d = 1.0 / steps
-        level = torch.full((b,), int(math.log2(steps)), dtype=torch.long, device=cond.device)  # d = 2^-level
-        for i in range(steps):
-            t = torch.full((b,), i * d, device=cond.device)
-            x = x + d * net(x, t, level, cond)
-        return x.clamp(-1.0, 1.0) if self.config.clip_sample else x
+        level = int(math.log2(steps))  # d = 1/steps = 2^-level
+        return euler_sample(net, cond, shape, steps, level, self.config.clip_sample, generator)

@@ -1,0 +1,216 @@
+"""Shortcut vs flow matching vs Diffusion Policy (DDPM/DDIM) on one backbone, the same data and budget.
+
+    python -m shortcut_policy.compare env=push_t                  # full setting (hours on a CPU)
+    python -m shortcut_policy.compare env=push_t preset=quick     # smoke setting, minutes
+    python -m shortcut_policy.compare env=push_t policy=transformer
+    python -m shortcut_policy.compare checkpoints.shortcut=[runA,runB] ...   # evaluate given runs instead
+
+Every method is trained with the same ``train`` settings for each training seed (or taken from
+given run folders), then rolled out at its step budgets on the same test seeds. Written to the
+output folder: ``compare.md`` (the table), ``compare.json``, and ``score_vs_nfe.png``,
+``latency_vs_nfe.png``, ``pareto.png``.
+
+Aggregates: the score is the mean over training seeds of each run's Push-T score, with a 95%
+Student-t interval across training seeds (none with one seed); success is pooled over all
+episodes of all seeds, with a 95% Wilson interval; latency is ``act()`` at batch 1 on the first
+seed's run; the achievable control frequency is 1 / (p95 of a replanning ``act()`` call), the rate
+at which even a slow replanning tick still fits in one control period.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import hydra
+import numpy as np
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from .config import load_config
+from .evaluate import evaluate_policy
+from .io import atomic_write, write_json, write_text
+from .paths import config_dir
+from .policy import load_policy
+from .stats import wilson_interval
+
+# two-sided 95% Student-t quantiles by degrees of freedom (n_seeds - 1)
+T_95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
+
+
+def seed_ci(values: list[float]) -> float:
+    """Half-width of the 95% t interval of the mean across training seeds (0 for one seed)."""
+    if len(values) < 2:
+        return 0.0
+    return T_95.get(len(values) - 1, 1.96) * float(np.std(values, ddof=1)) / np.sqrt(len(values))
+
+
+def train_runs(cfg: DictConfig, method: str, out_dir: Path) -> list[Path]:
+    """Train one run per training seed for ``method`` (or return the given checkpoints)."""
+    given = list(cfg.checkpoints.get(method, []) or [])
+    if given:
+        return [Path(p) for p in given]
+    from .train import Trainer
+
+    runs = []
+    for seed in cfg.seeds:
+        run_dir = out_dir / "runs" / f"{method}_seed{seed}"
+        base = OmegaConf.to_container(cfg, resolve=True)
+        config = load_config(
+            {"env": base["env"], "policy": base["policy"], "objective": dict(base["objectives"][method]),
+             "train": {**base["train"], "seed": seed, "eval_episodes": 0}, "run_dir": str(run_dir)}
+        )
+        if (run_dir / "policy.safetensors").is_file() and not cfg.retrain:
+            print(f"[{method} seed {seed}] reusing {run_dir}")
+        else:
+            print(f"[{method} seed {seed}] training -> {run_dir}")
+            Trainer(dataclasses.replace(config), run_dir).fit()
+        runs.append(run_dir)
+    return runs
+
+
+def aggregate(method: str, per_seed_rows: list[list[dict]]) -> list[dict]:
+    """One table row per step budget, across the training seeds' evaluation rows."""
+    rows = []
+    for i, first in enumerate(per_seed_rows[0]):
+        same = [seed_rows[i] for seed_rows in per_seed_rows]
+        scores = [r["score"] for r in same]
+        successes = sum(round(r["success_rate"] * r["episodes"]) for r in same)
+        episodes = sum(r["episodes"] for r in same)
+        low, high = wilson_interval(successes, episodes)
+        rows.append(
+            {
+                "method": method,
+                "steps": first["steps"],
+                "score_mean": float(np.mean(scores)),
+                "score_ci95": seed_ci(scores),
+                "scores_per_seed": scores,
+                "success_rate": successes / episodes,
+                "success_ci95": [low, high],
+                "episodes": episodes,
+                "act_median_ms": first.get("act_median_ms"),
+                "act_p95_ms": first.get("act_p95_ms"),
+                "replan_median_ms": first.get("replan_median_ms"),
+                "replan_p95_ms": first.get("replan_p95_ms"),
+                "control_hz": 1000.0 / first["replan_p95_ms"] if first.get("replan_p95_ms") else None,
+            }
+        )
+    return rows
+
+
+def markdown(rows: list[dict], n_seeds: int) -> str:
+    lines = [
+        f"| method | steps (NFE) | score (mean ± 95% CI, {n_seeds} training seed{'s' if n_seeds > 1 else ''}) | "
+        "success (95% Wilson) | act() median / p95 (ms) | replan median / p95 (ms) | control Hz (1/replan p95) |",
+        "|---|---:|---:|---|---:|---:|---:|",
+    ]
+    for r in rows:
+        low, high = r["success_ci95"]
+        lat = f"{r['act_median_ms']:.2f} / {r['act_p95_ms']:.2f}" if r["act_median_ms"] is not None else "-"
+        rep = f"{r['replan_median_ms']:.2f} / {r['replan_p95_ms']:.2f}" if r["replan_median_ms"] is not None else "-"
+        hz = f"{r['control_hz']:.0f}" if r["control_hz"] else "-"
+        lines.append(
+            f"| {r['method']} | {r['steps']} | {r['score_mean']:.3f} ± {r['score_ci95']:.3f} | "
+            f"{r['success_rate']:.0%} ({low:.0%}-{high:.0%}) | {lat} | {rep} | {hz} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of points (latency, score) that no other point beats on both (lower latency, higher score)."""
+    front = []
+    for i, (lat, score) in enumerate(points):
+        dominated = any(
+            (l2 <= lat and s2 >= score) and (l2 < lat or s2 > score) for j, (l2, s2) in enumerate(points) if j != i
+        )
+        if not dominated:
+            front.append(i)
+    return front
+
+
+def plot(out_dir: Path, rows: list[dict], title: str) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    paths = []
+
+    def save(fig, name):
+        path = atomic_write(out_dir / name, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
+        plt.close(fig)
+        paths.append(path)
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for m in methods:
+        mr = [r for r in rows if r["method"] == m]
+        ax.errorbar([r["steps"] for r in mr], [r["score_mean"] for r in mr], yerr=[r["score_ci95"] for r in mr], marker="o", capsize=3, label=m)
+    ax.set(xscale="log", xlabel="sampling steps (NFE)", ylabel="Push-T score", ylim=(0, 1.05), title=f"{title}: score vs NFE")
+    ax.legend()
+    save(fig, "score_vs_nfe.png")
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for m in methods:
+        mr = [r for r in rows if r["method"] == m and r["replan_median_ms"] is not None]
+        ax.plot([r["steps"] for r in mr], [r["replan_median_ms"] for r in mr], "o-", label=m)
+    ax.set(xscale="log", yscale="log", xlabel="sampling steps (NFE)", ylabel="replanning act() median (ms)", title=f"{title}: latency vs NFE")
+    ax.legend()
+    save(fig, "latency_vs_nfe.png")
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    pts = [(r["replan_median_ms"], r["score_mean"]) for r in rows if r["replan_median_ms"] is not None]
+    labelled = [r for r in rows if r["replan_median_ms"] is not None]
+    for m in methods:
+        mr = [r for r in labelled if r["method"] == m]
+        ax.scatter([r["replan_median_ms"] for r in mr], [r["score_mean"] for r in mr], label=m)
+        for r in mr:
+            ax.annotate(str(r["steps"]), (r["replan_median_ms"], r["score_mean"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    front = sorted((pts[i] for i in pareto_front(pts)), key=lambda p: p[0])
+    if front:
+        ax.step([p[0] for p in front], [p[1] for p in front], "k--", where="post", label="Pareto front")
+    ax.set(xscale="log", xlabel="replanning act() median (ms, batch 1)", ylabel="Push-T score", ylim=(0, 1.05), title=f"{title}: score vs latency")
+    ax.legend()
+    save(fig, "pareto.png")
+    return paths
+
+
+@hydra.main(config_path=str(config_dir()), config_name="compare", version_base=None)
+def main(cfg: DictConfig) -> None:
+    out_dir = Path(cfg.out or HydraConfig.get().runtime.output_dir)
+    print(f"comparison folder: {out_dir.resolve()}")
+    start = time.perf_counter()
+    rows, runs_by_method = [], {}
+    for method in cfg.methods:
+        if method not in cfg.objectives:
+            raise ValueError(f"methods: {method!r} has no entry under objectives ({sorted(cfg.objectives)})")
+        runs = train_runs(cfg, method, out_dir)
+        runs_by_method[method] = [str(r) for r in runs]
+        per_seed = []
+        for i, run in enumerate(runs):
+            policy = load_policy(run)
+            steps = list(cfg.steps[method]) if method in cfg.steps else policy.objective.valid_steps()
+            print(f"[{method}] evaluating {run} at steps {steps} on {cfg.episodes} test seeds")
+            per_seed.append(
+                evaluate_policy(policy, cfg.env.name, steps, cfg.episodes, cfg.seed_start,
+                                latency_calls=cfg.latency_calls if i == 0 else 0, progress=False)
+            )
+        rows.extend(aggregate(method, per_seed))
+    n_seeds = len(cfg.seeds)
+    table = markdown(rows, n_seeds)
+    title = f"{cfg.env.name} · {cfg.policy.backbone}"
+    paths = [
+        write_text(out_dir / "compare.md", table),
+        write_json(out_dir / "compare.json", {"rows": rows, "runs": runs_by_method, "seconds": time.perf_counter() - start,
+                                              "config": OmegaConf.to_container(cfg, resolve=True)}),
+        *plot(out_dir, rows, title),
+    ]
+    print(table)
+    print(f"done in {time.perf_counter() - start:.0f}s; wrote:")
+    for path in paths:
+        print(f"  {path}")
+
+
+if __name__ == "__main__":
+    main()

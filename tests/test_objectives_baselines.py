@@ -1,0 +1,128 @@
+"""The baseline objectives: flow matching and Diffusion Policy's DDPM/DDIM, checked against diffusers."""
+
+import math
+
+import pytest
+import torch
+
+from shortcut_policy.config import load_config
+from shortcut_policy.models.network import build_network
+from shortcut_policy.objectives import DDPMObjective, FlowMatchingObjective, ShortcutObjective, build_objective
+from shortcut_policy.objectives.ddpm import cosine_betas
+
+
+class FixedNet(torch.nn.Module):
+    """A deterministic stand-in network that counts its calls."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def encode(self, cond_input):
+        return cond_input
+
+    def forward(self, x, t, level, cond):
+        self.calls += 1
+        shape = (-1,) + (1,) * (x.ndim - 1)
+        return 0.5 * torch.tanh(x) + 0.3 * t.view(shape) + 0.1 * cond.mean(1).view(shape)
+
+
+@pytest.mark.parametrize(
+    "objective, steps, nfe",
+    [
+        (ShortcutObjective(), 1, 1), (ShortcutObjective(), 8, 8), (ShortcutObjective(), 128, 128),
+        (FlowMatchingObjective(), 1, 1), (FlowMatchingObjective(), 16, 16),
+        (DDPMObjective(), 1, 1), (DDPMObjective(), 16, 16), (DDPMObjective(), 100, 100),
+    ],
+)
+def test_sampler_network_calls_equal_nfe(objective, steps, nfe):
+    net = FixedNet()
+    out = objective.sample(net, torch.zeros(2, 3), (16, 2), steps, torch.Generator().manual_seed(0))
+    assert out.shape == (2, 16, 2) and torch.isfinite(out).all()
+    assert net.calls == nfe
+
+
+@pytest.mark.parametrize("name, bad", [("flow_matching", 0), ("flow_matching", 2000), ("ddpm", 101), ("ddpm", 0), ("shortcut", 5)])
+def test_steps_an_objective_cannot_honour_get_a_clear_error(name, bad):
+    with pytest.raises(ValueError, match=f"steps: expected .*{name if name != 'shortcut' else 'shortcut'}"):
+        build_objective({"name": name}).validate_steps(bad)
+
+
+@pytest.mark.parametrize("name", ["shortcut", "flow_matching", "ddpm"])
+@pytest.mark.parametrize("backbone", ["unet", "transformer"])
+def test_each_objective_loss_decreases_on_a_tiny_fixed_batch(name, backbone):
+    torch.manual_seed(0)
+    options = {"name": name, **({"sc_target": "online", "max_steps": 16} if name == "shortcut" else {})}
+    objective = build_objective(options)
+    policy = load_config(
+        {"policy": {"backbone": backbone, "horizon": 8, "n_action_steps": 4, "unet": {"down_dims": [16, 32], "embed_dim": 16},
+                    "transformer": {"d_model": 32, "n_layers": 2, "dropout": 0.0}}}
+    ).policy
+    net = build_network(policy, {"k": (4,)}, 2, objective.n_levels)
+    x1 = torch.rand(16, 8, 2) * 2 - 1
+    obs = {"k": torch.randn(16, 2, 4)}
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+
+    def fixed_loss():
+        return objective.loss(net, x1, obs, generator=torch.Generator().manual_seed(0))[0].item()
+
+    before = fixed_loss()
+    for _ in range(120):  # the same batch, noise and t every step: the network can fit it
+        loss, _ = objective.loss(net, x1, obs, generator=torch.Generator().manual_seed(0))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert fixed_loss() < 0.3 * before
+
+
+diffusers = pytest.importorskip("diffusers")
+
+
+def reference_scheduler(kind: str):
+    cls = diffusers.DDIMScheduler if kind == "ddim" else diffusers.DDPMScheduler
+    kwargs = dict(num_train_timesteps=100, beta_schedule="squaredcos_cap_v2", clip_sample=True, prediction_type="epsilon")
+    if kind == "ddim":
+        kwargs.update(set_alpha_to_one=True, steps_offset=0)
+    else:
+        kwargs.update(variance_type="fixed_small")
+    return cls(**kwargs)
+
+
+def test_cosine_schedule_matches_diffusers():
+    torch.testing.assert_close(cosine_betas(100).float(), reference_scheduler("ddpm").betas, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("steps", [1, 2, 4, 8, 16])
+def test_ddim_k_steps_matches_diffusers(steps):
+    objective = DDPMObjective()
+    net = FixedNet()
+    cond = torch.randn(3, 5)
+    ours = objective.sample(net, cond, (16, 2), steps, torch.Generator().manual_seed(7))
+
+    scheduler = reference_scheduler("ddim")
+    scheduler.set_timesteps(steps)
+    assert scheduler.timesteps.tolist() == objective.ddim_timesteps(steps)
+    x = torch.randn((3, 16, 2), generator=torch.Generator().manual_seed(7))
+    for k in scheduler.timesteps:
+        eps = net(x, torch.full((3,), 1.0 - int(k) / 100), torch.zeros(3, dtype=torch.long), cond)
+        x = scheduler.step(eps, k, x).prev_sample
+    torch.testing.assert_close(ours, x, rtol=1e-4, atol=1e-5)
+
+
+def test_ddpm_steps_match_diffusers_with_the_same_noise():
+    objective = DDPMObjective()
+    scheduler = reference_scheduler("ddpm")
+    scheduler.set_timesteps(100)
+    x = torch.randn(4, 16, 2, generator=torch.Generator().manual_seed(1))
+    for k in (99, 50, 10, 1, 0):
+        eps = torch.randn(4, 16, 2, generator=torch.Generator().manual_seed(k + 100))
+        ours = objective.step(x, eps, k, k - 1, stochastic=True, generator=torch.Generator().manual_seed(k))
+        ref = scheduler.step(eps, k, x, generator=torch.Generator().manual_seed(k)).prev_sample
+        torch.testing.assert_close(ours, ref, rtol=1e-4, atol=1e-5, msg=f"timestep {k}")
+
+
+def test_ddpm_training_noise_level_follows_the_schedule():
+    objective = DDPMObjective()
+    abar = objective.alpha_bars
+    assert abar[0] > 0.99 and abar[-1] < 1e-3  # clean at k=0, (almost) pure noise at k=T-1
+    assert math.isclose(float(objective._t_input(torch.tensor(0))), 1.0)
