@@ -1,0 +1,32 @@
+"""The comparison report's arithmetic: Pareto front, aggregation across training seeds."""
+
+import pytest
+
+from shortcut_policy.compare import aggregate, pareto_front, seed_ci
+
+
+def test_pareto_front_keeps_only_undominated_points():
+    # (latency, score): the 3rd is beaten by the 2nd (faster and better); the 4th is slowest but best
+    points = [(1.0, 0.5), (2.0, 0.8), (3.0, 0.7), (10.0, 0.9)]
+    assert pareto_front(points) == [0, 1, 3]
+
+
+def test_seed_ci_is_zero_for_one_seed_and_student_t_for_three():
+    assert seed_ci([0.7]) == 0.0
+    # std (ddof=1) of [0.6, 0.7, 0.8] is 0.1; t(0.975, 2) = 4.303
+    assert seed_ci([0.6, 0.7, 0.8]) == pytest.approx(4.303 * 0.1 / 3**0.5)
+
+
+def test_aggregate_pools_success_over_seeds_and_averages_scores():
+    def row(steps, score, rate, lat=None):
+        r = {"steps": steps, "score": score, "success_rate": rate, "episodes": 10}
+        if lat:
+            r.update(act_median_ms=0.1, act_p95_ms=0.2, replan_median_ms=lat, replan_p95_ms=2 * lat)
+        return r
+
+    rows = aggregate("shortcut", [[row(1, 0.8, 0.5, lat=5.0), row(8, 0.9, 0.7, lat=20.0)], [row(1, 0.6, 0.3), row(8, 0.9, 0.9)]])
+    one, eight = rows
+    assert one["steps"] == 1 and one["score_mean"] == pytest.approx(0.7)
+    assert one["success_rate"] == pytest.approx(8 / 20) and one["episodes"] == 20
+    assert one["control_hz"] == pytest.approx(100.0)  # 1 / (2 * 5 ms)
+    assert eight["score_ci95"] == pytest.approx(0.0)
