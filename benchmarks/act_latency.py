@@ -52,6 +52,22 @@ def timed(fn, n: int, warmup: int = 20) -> np.ndarray:
     return out * 1e3  # ms
 
 
+def interleaved(a, b, n: int, warmup: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """Time ``a`` and ``b`` alternately, n times each (ms)."""
+    for _ in range(warmup):
+        a()
+        b()
+    ta, tb = np.empty(n), np.empty(n)
+    for i in range(n):
+        start = time.perf_counter()
+        a()
+        ta[i] = time.perf_counter() - start
+        start = time.perf_counter()
+        b()
+        tb[i] = time.perf_counter() - start
+    return ta * 1e3, tb * 1e3
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", default="", help="policy.safetensors or run folder (default: random default policy)")
@@ -72,36 +88,40 @@ def main() -> None:
     with torch.inference_mode():
         cond = net.encode({k: torch.zeros(1, policy.n_obs_steps, *policy.obs_shapes[k]) for k in policy.obs_keys})
 
-        def bare():
+    def bare():
+        with torch.inference_mode():
             net(x, t, level, cond)
 
-        forward = timed(bare, args.calls)
+    counter = iter(range(10**9))
 
+    def next_frame():
+        return frames[next(counter) % len(frames)]
+
+    forward = np.array([])
     rows = []
     for steps in args.steps:
-        counter = iter(range(10**9))
 
         def replan():
             policy.reset()  # empty queue: this call runs the sampler
-            policy.act(frames[next(counter) % len(frames)], steps=steps)
+            policy.act(next_frame(), steps=steps)
 
-        def every_call():
-            policy.act(frames[next(counter) % len(frames)], steps=steps)
-
+        # interleave bare forwards and replanning calls so that drift in the machine's speed hits both alike
         n = max(20, args.calls // max(1, steps // 8))  # fewer calls at high step counts
-        replans = timed(replan, n, warmup=5)
+        fwd_k, replans = interleaved(bare, replan, n)
+        forward = np.concatenate([forward, fwd_k])
         policy.reset()
-        amortized = timed(every_call, n * policy.n_action_steps, warmup=policy.n_action_steps)
+        amortized = timed(lambda: policy.act(next_frame(), steps=steps), n * policy.n_action_steps, warmup=policy.n_action_steps)
         rows.append(
             {
                 "steps": steps,
+                "forward_median_ms": float(np.median(fwd_k)),
                 "replan_median_ms": float(np.median(replans)),
                 "replan_p95_ms": float(np.percentile(replans, 95)),
                 "act_median_ms": float(np.median(amortized)),
                 "act_mean_ms": float(np.mean(amortized)),
                 "act_p95_ms": float(np.percentile(amortized, 95)),
-                "replan_over_forward": float(np.median(replans) / np.median(forward)),
-                "replan_over_steps_x_forward": float(np.median(replans) / (steps * np.median(forward))),
+                "replan_over_forward": float(np.median(replans) / np.median(fwd_k)),
+                "replan_over_steps_x_forward": float(np.median(replans) / (steps * np.median(fwd_k))),
             }
         )
     result = {

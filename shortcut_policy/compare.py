@@ -19,7 +19,6 @@ at which even a slow replanning tick still fits in one control period.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from pathlib import Path
 
@@ -65,7 +64,7 @@ def train_runs(cfg: DictConfig, method: str, out_dir: Path) -> list[Path]:
             print(f"[{method} seed {seed}] reusing {run_dir}")
         else:
             print(f"[{method} seed {seed}] training -> {run_dir}")
-            Trainer(dataclasses.replace(config), run_dir).fit()
+            Trainer(config, run_dir).fit()
         runs.append(run_dir)
     return runs
 
