@@ -1,6 +1,7 @@
 """act() latency at batch 1 on this machine, against one bare forward pass of the denoiser.
 
     python benchmarks/act_latency.py [--checkpoint outputs/.../policy.safetensors] [--calls 300]
+    python benchmarks/act_latency.py --objective ddpm --steps 1 100 --out benchmarks/results/act_latency_ddpm.json
 
 Without a checkpoint it builds the default policy (env=push_t, policy=unet) with random weights:
 latency does not depend on the weights. Reports, per step budget, the median and p95 of
@@ -31,8 +32,8 @@ from shortcut_policy.policy import Policy, load_policy
 RESULTS = Path(__file__).resolve().parent / "results" / "act_latency.json"
 
 
-def default_policy() -> Policy:
-    config = load_config()
+def default_policy(objective_name: str = "shortcut") -> Policy:
+    config = load_config({"objective": {"name": objective_name}})
     objective = build_objective(config.objective)
     shapes = {"keypoint": (18,)}
     network = build_network(config.policy, shapes, 2, objective.n_levels)
@@ -72,11 +73,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", default="", help="policy.safetensors or run folder (default: random default policy)")
     parser.add_argument("--calls", type=int, default=300, help="timed calls per measurement")
+    parser.add_argument("--objective", default="shortcut", help="objective of the random default policy (ignored with --checkpoint)")
     parser.add_argument("--steps", type=int, nargs="+", default=[1, 128])
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args()
 
-    policy = load_policy(args.checkpoint) if args.checkpoint else default_policy()
+    policy = load_policy(args.checkpoint) if args.checkpoint else default_policy(args.objective)
     rng = np.random.default_rng(0)
     frames = [{k: rng.uniform(100, 400, policy.obs_shapes[k]) for k in policy.obs_keys} for _ in range(64)]
 
@@ -125,7 +127,7 @@ def main() -> None:
             }
         )
     result = {
-        "policy": args.checkpoint or "default config, random weights",
+        "policy": args.checkpoint or f"default config, {args.objective}, random weights",
         "params_M": sum(p.numel() for p in net.parameters()) / 1e6,
         "device": "cpu",
         "torch_threads": torch.get_num_threads(),

@@ -27,6 +27,7 @@ import numpy as np
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from .checkpoint import TRAIN_STATE_FILE
 from .config import load_config
 from .evaluate import evaluate_policy
 from .io import atomic_write, write_json, write_text
@@ -45,7 +46,7 @@ def seed_ci(values: list[float]) -> float:
     return T_95.get(len(values) - 1, 1.96) * float(np.std(values, ddof=1)) / np.sqrt(len(values))
 
 
-def train_runs(cfg: DictConfig, method: str, out_dir: Path) -> list[Path]:
+def train_runs(cfg: DictConfig, method: str, out_dir: Path, progress: bool = True) -> list[Path]:
     """Train one run per training seed for ``method`` (or return the given checkpoints)."""
     given = list(cfg.checkpoints.get(method, []) or [])
     if given:
@@ -60,11 +61,10 @@ def train_runs(cfg: DictConfig, method: str, out_dir: Path) -> list[Path]:
             {"env": base["env"], "policy": base["policy"], "objective": dict(base["objectives"][method]),
              "train": {**base["train"], "seed": seed, "eval_episodes": 0}, "run_dir": str(run_dir)}
         )
-        if (run_dir / "policy.safetensors").is_file() and not cfg.retrain:
-            print(f"[{method} seed {seed}] reusing {run_dir}")
-        else:
-            print(f"[{method} seed {seed}] training -> {run_dir}")
-            Trainer(config, run_dir).fit()
+        # an interrupted comparison picks up where each run stopped (a finished run resumes at its last step)
+        config.train.resume = (run_dir / TRAIN_STATE_FILE).is_file() and not cfg.retrain
+        print(f"[{method} seed {seed}] {'resuming' if config.train.resume else 'training'} -> {run_dir}")
+        Trainer(config, run_dir, progress=progress).fit()
         runs.append(run_dir)
     return runs
 
@@ -175,16 +175,16 @@ def plot(out_dir: Path, rows: list[dict], title: str) -> list[Path]:
     return paths
 
 
-@hydra.main(config_path=str(config_dir()), config_name="compare", version_base=None)
-def main(cfg: DictConfig) -> None:
-    out_dir = Path(cfg.out or HydraConfig.get().runtime.output_dir)
+def compare(cfg: DictConfig, out_dir: str | Path, progress: bool = True) -> list[Path]:
+    """Train (or load) every method, evaluate each at its step budgets, write the report; returns its files."""
+    out_dir = Path(out_dir)
     print(f"comparison folder: {out_dir.resolve()}")
     start = time.perf_counter()
     rows, runs_by_method = [], {}
     for method in cfg.methods:
         if method not in cfg.objectives:
             raise ValueError(f"methods: {method!r} has no entry under objectives ({sorted(cfg.objectives)})")
-        runs = train_runs(cfg, method, out_dir)
+        runs = train_runs(cfg, method, out_dir, progress)
         runs_by_method[method] = [str(r) for r in runs]
         per_seed = []
         for i, run in enumerate(runs):
@@ -193,22 +193,26 @@ def main(cfg: DictConfig) -> None:
             print(f"[{method}] evaluating {run} at steps {steps} on {cfg.episodes} test seeds")
             per_seed.append(
                 evaluate_policy(policy, cfg.env.name, steps, cfg.episodes, cfg.seed_start,
-                                latency_calls=cfg.latency_calls if i == 0 else 0, progress=False)
+                                latency_calls=cfg.latency_calls if i == 0 else 0, progress=progress)
             )
         rows.extend(aggregate(method, per_seed))
-    n_seeds = len(cfg.seeds)
-    table = markdown(rows, n_seeds)
-    title = f"{cfg.env.name} · {cfg.policy.backbone}"
+    table = markdown(rows, len(cfg.seeds))
     paths = [
         write_text(out_dir / "compare.md", table),
         write_json(out_dir / "compare.json", {"rows": rows, "runs": runs_by_method, "seconds": time.perf_counter() - start,
                                               "config": OmegaConf.to_container(cfg, resolve=True)}),
-        *plot(out_dir, rows, title),
+        *plot(out_dir, rows, f"{cfg.env.name} · {cfg.policy.backbone}"),
     ]
     print(table)
     print(f"done in {time.perf_counter() - start:.0f}s; wrote:")
     for path in paths:
         print(f"  {path}")
+    return paths
+
+
+@hydra.main(config_path=str(config_dir()), config_name="compare", version_base=None)
+def main(cfg: DictConfig) -> None:
+    compare(cfg, cfg.out or HydraConfig.get().runtime.output_dir)
 
 
 if __name__ == "__main__":

@@ -30,3 +30,32 @@ def test_aggregate_pools_success_over_seeds_and_averages_scores():
     assert one["success_rate"] == pytest.approx(8 / 20) and one["episodes"] == 20
     assert one["control_hz"] == pytest.approx(100.0)  # 1 / (2 * 5 ms)
     assert eight["score_ci95"] == pytest.approx(0.0)
+
+
+def test_quick_comparison_trains_evaluates_and_reports(tmp_path):
+    """Every method on one backbone, a few steps each, through the hydra config the command uses."""
+    import json
+
+    from hydra import compose, initialize_config_dir
+
+    from shortcut_policy.compare import compare
+    from shortcut_policy.generate_demos import generate_demos
+    from shortcut_policy.paths import config_dir
+
+    store = generate_demos("push_t", episodes=2, seed=100_000, out=tmp_path / "demos.zarr", progress=False)
+    overrides = [
+        "preset=quick", f"env.dataset={store}", "train.num_steps=3", "train.batch_size=8", "train.warmup_steps=1",
+        "train.val_every=3", "train.checkpoint_every=3", "episodes=1", "latency_calls=8",
+        "policy.unet.down_dims=[16,32]", "policy.unet.embed_dim=16",
+        "steps.shortcut=[1,2]", "steps.flow_matching=[1,2]", "steps.ddpm=[1,100]",
+    ]
+    with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
+        cfg = compose("compare", overrides=overrides)
+    paths = compare(cfg, tmp_path / "out", progress=False)
+    assert {p.name for p in paths} == {"compare.md", "compare.json", "score_vs_nfe.png", "latency_vs_nfe.png", "pareto.png"}
+    rows = json.loads((tmp_path / "out" / "compare.json").read_text())["rows"]
+    assert [(r["method"], r["steps"]) for r in rows] == [
+        ("shortcut", 1), ("shortcut", 2), ("flow_matching", 1), ("flow_matching", 2), ("ddpm", 1), ("ddpm", 100)
+    ]
+    ddpm_1, ddpm_100 = rows[-2], rows[-1]
+    assert ddpm_100["replan_median_ms"] > ddpm_1["replan_median_ms"]  # 100 network calls cost more than one
