@@ -59,3 +59,15 @@ def test_quick_comparison_trains_evaluates_and_reports(tmp_path):
     ]
     ddpm_1, ddpm_100 = rows[-2], rows[-1]
     assert ddpm_100["replan_median_ms"] > ddpm_1["replan_median_ms"]  # 100 network calls cost more than one
+
+
+def test_presets_override_the_comparison_defaults():
+    from hydra import compose, initialize_config_dir
+
+    from shortcut_policy.paths import config_dir
+
+    with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
+        quick = compose("compare", overrides=["preset=quick"])
+        full = compose("compare")
+    assert list(quick.steps.shortcut) == [1, 4, 128] and quick.train.num_steps == 300 and list(quick.seeds) == [0]
+    assert list(full.steps.shortcut) == [1, 2, 4, 8, 16, 32, 64, 128] and list(full.seeds) == [0, 1, 2]
