@@ -138,6 +138,7 @@ def plot(out_dir: Path, rows: list[dict], title: str) -> list[Path]:
     paths = []
 
     def save(fig, name):
+        fig.tight_layout()
         path = atomic_write(out_dir / name, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
         plt.close(fig)
         paths.append(path)
