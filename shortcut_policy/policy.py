@@ -145,23 +145,24 @@ class Policy:
             obs = {self.obs_keys[0]: obs}
         frame = {}
         for key in self.obs_keys:
-            if key not in obs:
-                raise KeyError(f"obs: expected key {key!r} (policy observes {self.obs_keys}), got keys {sorted(obs)}")
-            value = np.asarray(obs[key])
+            value = np.asarray(self._lookup(obs, key))
             if value.shape != self.obs_shapes[key]:
                 raise ValueError(f"obs[{key!r}]: expected shape {self.obs_shapes[key]}, got {value.shape}")
             _check_values(f"obs[{key!r}]", value)
             frame[key] = value
         return frame
 
+    def _lookup(self, obs: Mapping[str, Any], key: str) -> Any:
+        if key not in obs:
+            raise KeyError(f"obs: expected key {key!r} (policy observes {self.obs_keys}), got keys {sorted(obs)}")
+        return obs[key]
+
     def _validate_batch(self, obs: Mapping[str, Any]) -> dict[str, np.ndarray]:
         if not isinstance(obs, Mapping):
             raise TypeError(f"obs: expected a dict with keys {self.obs_keys}, got {type(obs).__name__}")
         out, batch = {}, None
         for key in self.obs_keys:
-            if key not in obs:
-                raise KeyError(f"obs: expected key {key!r} (policy observes {self.obs_keys}), got keys {sorted(obs)}")
-            value = obs[key]
+            value = self._lookup(obs, key)
             value = value.cpu().numpy() if torch.is_tensor(value) else np.asarray(value)
             expected = (self.n_obs_steps, *self.obs_shapes[key])
             if value.ndim != len(expected) + 1 or value.shape[1:] != expected:

@@ -48,7 +48,7 @@ def test_flow_rows_regress_on_data_minus_noise_at_finest_level():
     b = 64
     x1, x0 = torch.randn(b, 16, 2), torch.randn(b, 16, 2)
     cond = torch.randn(b, 3)
-    x_t, t, level, v, n_sc = obj.make_targets(x1, x0, cond, ToyNet(), cond, torch.Generator().manual_seed(0))
+    x_t, t, level, v, n_sc = obj.make_targets(x1, x0, ToyNet(), cond, torch.Generator().manual_seed(0))
     flow = slice(n_sc, None)
     assert n_sc == 16
     torch.testing.assert_close(v[flow], (x1 - x0)[flow])
@@ -62,8 +62,8 @@ def test_self_consistency_rows_use_the_target_network_not_the_trained_one():
     obj = ShortcutObjective(ShortcutConfig(max_steps=16, sc_fraction=0.5))
     x1, x0, cond = torch.randn(8, 4, 2), torch.randn(8, 4, 2), torch.randn(8, 3)
     g = lambda: torch.Generator().manual_seed(3)  # noqa: E731
-    _, _, _, v_a, n_sc = obj.make_targets(x1, x0, cond, ToyNet(1.0), cond, g())
-    _, _, _, v_b, _ = obj.make_targets(x1, x0, cond, ToyNet(2.0), cond, g())
+    _, _, _, v_a, n_sc = obj.make_targets(x1, x0, ToyNet(1.0), cond, g())
+    _, _, _, v_b, _ = obj.make_targets(x1, x0, ToyNet(2.0), cond, g())
     assert not torch.allclose(v_a[:n_sc], v_b[:n_sc])
     torch.testing.assert_close(v_a[n_sc:], v_b[n_sc:])
 
@@ -76,7 +76,7 @@ def test_every_row_used_levels_balanced_and_all_levels_covered(batch_size):
     seen = set()
     for _ in range(n_levels_sc):
         x1, x0, cond = torch.randn(batch_size, 16, 2), torch.randn(batch_size, 16, 2), torch.randn(batch_size, 3)
-        x_t, t, level, v, n_sc = obj.make_targets(x1, x0, cond, ToyNet(), cond, gen)
+        x_t, t, level, v, n_sc = obj.make_targets(x1, x0, ToyNet(), cond, gen)
         assert x_t.shape[0] == t.shape[0] == level.shape[0] == v.shape[0] == batch_size  # no row is dropped
         assert n_sc == max(1, round(0.25 * batch_size))
         sc_levels = level[:n_sc]
@@ -113,12 +113,10 @@ def test_euler_sampler_is_exact_for_a_constant_velocity():
         def forward(self, x, t, level, cond):
             return torch.full_like(x, 0.3)
 
-    gen = torch.Generator().manual_seed(1)
     x0 = torch.randn((2, 5, 1), generator=torch.Generator().manual_seed(1))
     for steps in (1, 2, 8):
         out = obj.sample(Const(), torch.zeros(2, 1), (5, 1), steps, torch.Generator().manual_seed(1))
         torch.testing.assert_close(out, x0 + 0.3)
-    del gen
 
 
 @pytest.mark.parametrize("bad", [0, 3, 6, 256, -1, 1.0, "1", True])

@@ -92,7 +92,6 @@ class ShortcutObjective:
         self,
         x1: torch.Tensor,
         x0: torch.Tensor,
-        cond: torch.Tensor,
         target_net: Denoiser,
         target_cond: torch.Tensor,
         generator: torch.Generator | None = None,
@@ -154,7 +153,7 @@ class ShortcutObjective:
         cond = net.encode(cond_input)
         with torch.no_grad():
             target_cond = cond.detach() if target_net is net else target_net.encode(cond_input)
-        x_t, t, level, v_target, n_sc = self.make_targets(x1, x0, cond, target_net, target_cond, generator)
+        x_t, t, level, v_target, n_sc = self.make_targets(x1, x0, target_net, target_cond, generator)
         v_pred = net(x_t, t, level, cond)
         per_row = F.mse_loss(v_pred, v_target, reduction="none").flatten(1).mean(1)  # (B,)
         loss = per_row.mean()
