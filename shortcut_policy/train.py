@@ -10,49 +10,29 @@ evaluation at ``train.eval_steps`` whose table, JSON and plot land in the run fo
 
 from __future__ import annotations
 
-import json
-import math
-import time
 from pathlib import Path
 
 import hydra
 import numpy as np
 import torch
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from tqdm import tqdm
 
-from .checkpoint import (
-    TRAIN_STATE_FILE,
-    POLICY_FILE,
-    load_tensors,
-    optimizer_from_tensors,
-    optimizer_to_tensors,
-    prefixed,
-    save_tensors,
-    unprefixed,
-)
+from .checkpoint import POLICY_FILE, TRAIN_STATE_FILE
 from .config import RunConfig, load_config, to_dict
 from .data import MinMaxNormalizer, ReplayBuffer, SequenceSampler, split_episodes
 from .envs import get_env_spec
-from .ema import EMA
 from .evaluate import evaluate_policy, format_row, markdown_table, write_report
 from .generate_demos import default_dataset_path, generate_demos
 from .io import write_json
 from .models.network import build_network
 from .objectives import build_objective
 from .paths import config_dir
-from .policy import Policy, resolve_device, save_policy
+from .policy import Policy, save_policy
+from .training import TrainLoop
 
 IMAGE_RANGE = (0.0, 255.0)  # uint8 images are scaled by a fixed range, not per-pixel statistics
-
-
-def lr_at(step: int, base_lr: float, warmup: int, total: int) -> float:
-    """Linear warmup to ``base_lr``, then cosine decay to zero at ``total``."""
-    if step < warmup:
-        return base_lr * (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    return base_lr * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 def to_batch(sample: dict, normalizer: MinMaxNormalizer, action_key: str, device: torch.device):
@@ -62,20 +42,14 @@ def to_batch(sample: dict, normalizer: MinMaxNormalizer, action_key: str, device
     return obs, actions
 
 
-class Trainer:
-    """One training loop for every objective and backbone."""
+class Trainer(TrainLoop):
+    """Trains a policy on demonstrations: any objective, any backbone, any registered env."""
+
+    artifact_file = POLICY_FILE
 
     def __init__(self, config: RunConfig, run_dir: Path, progress: bool = True) -> None:
-        self.config = config
-        self.run_dir = Path(run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.progress = progress
+        super().__init__(config, run_dir, progress)
         tc = config.train
-        self.device = resolve_device(tc.device)
-        torch.manual_seed(tc.seed)
-        self.rng = np.random.default_rng(tc.seed)
-        self.generator = torch.Generator().manual_seed(tc.seed)
-
         self.spec = get_env_spec(config.env.name)
         for key in config.env.obs_keys:
             if key not in self.spec.obs_shapes:
@@ -91,22 +65,16 @@ class Trainer:
             obs_keys=config.env.obs_keys,
             action_key=config.env.action_key,
         )
-        self.train_sampler = SequenceSampler(self.buffer, episodes=train_eps, **window)
-        self.val_sampler = SequenceSampler(self.buffer, episodes=val_eps, **window) if len(val_eps) else None
+        self.samplers = {"train": SequenceSampler(self.buffer, episodes=train_eps, **window)}
+        if len(val_eps):
+            self.samplers["val"] = SequenceSampler(self.buffer, episodes=val_eps, **window)
         fixed = {k: IMAGE_RANGE for k in config.env.obs_keys if self.buffer.data[k].dtype == np.uint8}
         self.normalizer = MinMaxNormalizer.fit({k: self.buffer.data[k] for k in keys}, fixed_ranges=fixed).to(self.device)
         self.obs_shapes = {k: tuple(self.buffer.data[k].shape[1:]) for k in config.env.obs_keys}
         self.action_dim = int(self.buffer.data[config.env.action_key].shape[-1])
 
-        self.objective = build_objective(config.objective)
-        self.network = build_network(config.policy, self.obs_shapes, self.action_dim, self.objective.n_levels).to(self.device)
-        self.ema = EMA(self.network, tc.ema_power, tc.ema_max_decay)
-        self.optimizer = torch.optim.AdamW(
-            self.network.parameters(), lr=tc.lr, betas=(0.95, 0.999), weight_decay=tc.weight_decay
-        )
-        self.step = 0
-        if tc.resume:
-            self.load_train_state()
+        objective = build_objective(config.objective)
+        self.setup(objective, build_network(config.policy, self.obs_shapes, self.action_dim, objective.n_levels))
 
     # ------------------------------------------------------------------ data
     def ensure_dataset(self) -> Path:
@@ -119,119 +87,42 @@ class Trainer:
         image = any(len(self.spec.obs_shapes[k]) == 3 for k in env.obs_keys)
         return generate_demos(env.name, env.demo_episodes, env.demo_seed, path, image=image, progress=self.progress)
 
-    def sample_batch(self, sampler: SequenceSampler, batch_size: int, rng: np.random.Generator):
+    def sample_batch(self, split: str, batch_size: int, rng: np.random.Generator):
+        sampler = self.samplers[split]
         idx = rng.integers(0, len(sampler), size=batch_size)
-        return to_batch(sampler.sample(idx), self.normalizer, self.config.env.action_key, self.device)
+        obs, actions = to_batch(sampler.sample(idx), self.normalizer, self.config.env.action_key, self.device)
+        return actions, obs
+
+    def has_validation(self) -> bool:
+        return "val" in self.samplers
 
     # ----------------------------------------------------------------- state
     def policy(self) -> Policy:
         """The EMA network as an acting policy (shares weights; no copy)."""
         return Policy(self.ema.model, self.normalizer, self.objective, self.config, self.obs_shapes, self.action_dim, self.device)
 
-    def save(self) -> None:
-        meta = {"step": self.step, "dataset": str(self.dataset_path)}
-        save_policy(self.run_dir / POLICY_FILE, self.ema.model, self.normalizer, self.config, self.obs_shapes, self.action_dim, meta)
-        optim_tensors, optim_meta = optimizer_to_tensors(self.optimizer)
-        tensors = {
-            **prefixed("net", self.network.state_dict()),
-            **prefixed("ema", self.ema.model.state_dict()),
-            **prefixed("optim", optim_tensors),
-            "rng.torch": torch.get_rng_state(),
-            "rng.generator": self.generator.get_state(),
-        }
-        train_meta = {
-            **meta,
-            "ema_step": self.ema.step,
-            "optimizer": optim_meta,
-            "numpy_rng": self.rng.bit_generator.state,
-            "config": to_dict(self.config),
-        }
-        save_tensors(self.run_dir / TRAIN_STATE_FILE, tensors, train_meta)
+    def artifact_meta(self) -> dict:
+        return {"dataset": str(self.dataset_path)}
 
-    def load_train_state(self) -> None:
-        path = self.run_dir / TRAIN_STATE_FILE
-        if not path.is_file():
-            raise FileNotFoundError(f"train.resume: no {TRAIN_STATE_FILE} in run_dir {self.run_dir}")
-        tensors, meta = load_tensors(path)
-        self.network.load_state_dict(unprefixed("net", tensors))
-        self.ema.model.load_state_dict(unprefixed("ema", tensors))
-        self.ema.step = meta["ema_step"]
-        optimizer_from_tensors(self.optimizer, unprefixed("optim", tensors), meta["optimizer"])
-        torch.set_rng_state(tensors["rng.torch"])
-        self.generator.set_state(tensors["rng.generator"])
-        self.rng.bit_generator.state = meta["numpy_rng"]
-        self.step = meta["step"]
-        print(f"resumed from {path} at step {self.step}")
-
-    # ------------------------------------------------------------------ loop
-    def train_step(self) -> dict[str, float]:
-        tc = self.config.train
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr_at(self.step, tc.lr, tc.warmup_steps, tc.num_steps)
-        obs, actions = self.sample_batch(self.train_sampler, tc.batch_size, self.rng)
-        self.network.train()
-        loss, metrics = self.objective.loss(self.network, actions, obs, target_net=self.ema.model, generator=self.generator)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if tc.grad_clip > 0:
-            metrics["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(self.network.parameters(), tc.grad_clip))
-        self.optimizer.step()
-        self.ema.update(self.network)
-        self.step += 1
-        return metrics
-
-    @torch.no_grad()
-    def validation_loss(self, n_batches: int = 4) -> float | None:
-        """EMA network's loss on held-out episodes, with fixed noise so successive values compare."""
-        if self.val_sampler is None:
-            return None
-        rng = np.random.default_rng(0)
-        generator = torch.Generator().manual_seed(0)
-        losses = []
-        for _ in range(n_batches):
-            obs, actions = self.sample_batch(self.val_sampler, self.config.train.batch_size, rng)
-            loss, _ = self.objective.loss(self.ema.model, actions, obs, target_net=self.ema.model, generator=generator)
-            losses.append(loss.item())
-        return float(np.mean(losses))
-
-    def fit(self) -> Path:
-        tc = self.config.train
-        log_path = self.run_dir / "metrics.jsonl"
-        n_params = sum(p.numel() for p in self.network.parameters())
-        print(
-            f"training {self.config.objective['name']} / {self.config.policy.backbone} ({n_params / 1e6:.2f}M params) "
-            f"on {self.device}: {self.buffer.n_episodes} episodes, {len(self.train_sampler)} windows"
+    def save_artifact(self, meta: dict) -> Path:
+        return save_policy(
+            self.run_dir / POLICY_FILE, self.ema.model, self.normalizer, self.config, self.obs_shapes, self.action_dim, meta
         )
-        bar = tqdm(total=tc.num_steps, initial=self.step, desc="train", unit="step", disable=not self.progress)
-        start = time.perf_counter()
-        with open(log_path, "a") as log:
-            while self.step < tc.num_steps:
-                metrics = self.train_step()
-                record = None
-                if self.step % tc.log_every == 0 or self.step == tc.num_steps:
-                    record = {"step": self.step, "lr": self.optimizer.param_groups[0]["lr"], **metrics}
-                    bar.set_postfix(loss=f"{metrics['loss']:.4f}")
-                if self.step % tc.val_every == 0 or self.step == tc.num_steps:
-                    val = self.validation_loss()
-                    if val is not None:
-                        record = {**(record or {"step": self.step}), "val_loss": val}
-                if tc.eval_every and self.step % tc.eval_every == 0 and self.step < tc.num_steps:
-                    rows = evaluate_policy(
-                        self.policy(), self.config.env.name, [1], tc.periodic_eval_episodes,
-                        latency_calls=0, progress=False,
-                    )
-                    record = {**(record or {"step": self.step}), "eval_score_1step": rows[0]["score"]}
-                    tqdm.write(f"step {self.step}: " + format_row(rows[0]))
-                if record is not None:
-                    record["elapsed_s"] = time.perf_counter() - start
-                    log.write(json.dumps(record) + "\n")
-                    log.flush()
-                if self.step % tc.checkpoint_every == 0 or self.step == tc.num_steps:
-                    self.save()
-                bar.update(1)
-        bar.close()
-        print(f"trained {tc.num_steps} steps in {time.perf_counter() - start:.0f}s; checkpoint {self.run_dir / POLICY_FILE}")
-        return self.run_dir / POLICY_FILE
+
+    def describe(self) -> str:
+        n_params = sum(p.numel() for p in self.network.parameters())
+        return (
+            f"{self.config.objective['name']} / {self.config.policy.backbone} ({n_params / 1e6:.2f}M params): "
+            f"{self.buffer.n_episodes} episodes, {len(self.samplers['train'])} windows"
+        )
+
+    def periodic_eval(self) -> dict:
+        rows = evaluate_policy(
+            self.policy(), self.config.env.name, [1], self.config.train.periodic_eval_episodes,
+            latency_calls=0, progress=False,
+        )
+        tqdm.write(f"step {self.step}: " + format_row(rows[0]))
+        return {"eval_score_1step": rows[0]["score"]}
 
     def final_evaluation(self) -> dict[str, Path]:
         tc = self.config.train

@@ -22,6 +22,10 @@ class Denoiser(Protocol):
 
     def __call__(self, x: torch.Tensor, t: torch.Tensor, level: torch.Tensor, cond: torch.Tensor) -> torch.Tensor: ...
 
+    # Optional, for classifier-free guidance and condition dropout (class-conditional denoisers such as
+    # the DiT): the encoded "no condition" features, shaped like ``cond``.
+    # def null_cond(self, cond: torch.Tensor) -> torch.Tensor: ...
+
 
 class Objective(Protocol):
     name: str
@@ -55,6 +59,55 @@ class Objective(Protocol):
     def valid_steps(self) -> list[int]:
         """The step budgets this objective can sample with (for evaluation sweeps and messages)."""
         ...
+
+
+def null_cond_of(net: Denoiser, cond: torch.Tensor, option: str) -> torch.Tensor:
+    """``net.null_cond(cond)``, or a clear error naming the objective ``option`` that needs it."""
+    null_cond = getattr(net, "null_cond", None)
+    if null_cond is None:
+        raise ValueError(
+            f"objective.{option}: needs a denoiser with a null condition (null_cond), such as the class-conditional "
+            f"DiT; got {type(net).__name__}"
+        )
+    return null_cond(cond)
+
+
+def drop_cond(net: Denoiser, cond: torch.Tensor, prob: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Replace each row of ``cond`` (B, C) by the null condition with probability ``prob`` (label dropout)."""
+    drop = torch.rand(cond.shape[0], generator=generator).to(cond.device) < prob
+    return torch.where(drop[:, None], null_cond_of(net, cond, "cond_drop_prob"), cond)
+
+
+class Guided:
+    """A denoiser under classifier-free guidance: v = v_null + scale * (v_cond - v_null).
+
+    Both halves run as one doubled batch, so one guided evaluation is one (twice as wide) NFE.
+    """
+
+    def __init__(self, net: Denoiser, scale: float) -> None:
+        self.net = net
+        self.scale = scale
+
+    def __call__(self, x: torch.Tensor, t: torch.Tensor, level: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        null = null_cond_of(self.net, cond, "cfg_scale")
+        both = self.net(torch.cat([x, x]), torch.cat([t, t]), torch.cat([level, level]), torch.cat([cond, null]))
+        v_cond, v_null = both.chunk(2)
+        return v_null + self.scale * (v_cond - v_null)
+
+
+def maybe_guided(net: Denoiser, scale: float, min_steps: int, steps: int) -> Denoiser:
+    """``net`` guided with ``scale`` when sampling with at least ``min_steps`` steps (and scale != 1)."""
+    return Guided(net, scale) if scale != 1.0 and steps >= min_steps else net
+
+
+def check_guidance(cond_drop_prob: float, cfg_scale: float, cfg_min_steps: int) -> None:
+    """Validate the guidance options every Euler-sampled objective shares."""
+    if not 0.0 <= cond_drop_prob < 1.0:
+        raise ValueError(f"objective.cond_drop_prob: expected a value in [0, 1), got {cond_drop_prob}")
+    if cfg_scale < 0:
+        raise ValueError(f"objective.cfg_scale: expected >= 0 (1 = no guidance), got {cfg_scale}")
+    if cfg_min_steps < 1:
+        raise ValueError(f"objective.cfg_min_steps: expected >= 1, got {cfg_min_steps}")
 
 
 def broadcast_to(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

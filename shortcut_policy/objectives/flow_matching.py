@@ -13,7 +13,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .base import Denoiser, broadcast_to, euler_sample
+from .base import Denoiser, broadcast_to, check_guidance, drop_cond, euler_sample, maybe_guided
 
 MAX_SAMPLING_STEPS = 1024  # a sanity bound for the Euler sampler
 
@@ -21,6 +21,12 @@ MAX_SAMPLING_STEPS = 1024  # a sanity bound for the Euler sampler
 @dataclass
 class FlowMatchingConfig:
     clip_sample: bool = True  # clamp the final sample to the normalized data range [-1, 1]
+    cond_drop_prob: float = 0.0  # label dropout (class-conditional denoisers; image setting: 0.1)
+    cfg_scale: float = 1.0  # classifier-free guidance weight; 1 = none
+    cfg_min_steps: int = 128  # guide sampling only with >= this many steps (as the shortcut objective)
+
+    def __post_init__(self) -> None:
+        check_guidance(self.cond_drop_prob, self.cfg_scale, self.cfg_min_steps)
 
 
 class FlowMatchingObjective:
@@ -42,7 +48,10 @@ class FlowMatchingObjective:
         x0 = torch.randn(x1.shape, generator=generator).to(x1.device)
         t = torch.rand(b, generator=generator).to(x1.device)
         x_t = (1 - broadcast_to(t, x1)) * x0 + broadcast_to(t, x1) * x1
-        v_pred = net(x_t, t, torch.zeros(b, dtype=torch.long, device=x1.device), net.encode(cond_input))
+        cond = net.encode(cond_input)
+        if self.config.cond_drop_prob > 0:
+            cond = drop_cond(net, cond, self.config.cond_drop_prob, generator)
+        v_pred = net(x_t, t, torch.zeros(b, dtype=torch.long, device=x1.device), cond)
         loss = F.mse_loss(v_pred, x1 - x0)
         return loss, {"loss": loss.item(), "loss_flow": loss.item()}
 
@@ -63,4 +72,5 @@ class FlowMatchingObjective:
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
         self.validate_steps(steps)
+        net = maybe_guided(net, self.config.cfg_scale, self.config.cfg_min_steps, steps)
         return euler_sample(net, cond, shape, steps, 0, self.config.clip_sample, generator)

@@ -29,6 +29,17 @@ Level allocation: every self-consistency row is used and levels are dealt round-
 offset, so within a batch the level counts differ by at most one and, over consecutive batches,
 every level is trained for any batch size (the paper's code drops the last eighth of a batch and,
 at batch 32, puts every self-consistency row on one level: its issues #10 and #11).
+
+Class-conditional options of the paper's image setting (all off by default; the image configs turn
+them on, and they need a denoiser with ``null_cond``, such as the DiT):
+
+* ``cond_drop_prob``: label dropout on the flow rows only, so the finest level also learns the
+  unconditional velocity that guidance needs.
+* ``cfg_target``: the self-consistency rows of the finest bootstrap level (d = 2/M) build their two
+  half steps with the guided velocity ``v_null + cfg_scale (v_cond - v_null)``; every coarser level
+  bootstraps from them, so few-step sampling is guided without extra evaluations.
+* ``cfg_min_steps``: guidance at sampling only with at least this many steps (the paper guides only
+  its many-step setting, M = 128, whose finest level was trained unguided).
 """
 
 from __future__ import annotations
@@ -40,7 +51,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .base import Denoiser, broadcast_to, euler_sample
+from .base import Denoiser, Guided, broadcast_to, check_guidance, drop_cond, euler_sample, maybe_guided
 
 
 @dataclass
@@ -52,8 +63,13 @@ class ShortcutConfig:
     sc_fraction: float = 0.25  # share of each batch given to self-consistency rows
     sc_target: str = "online"  # "online": targets from the trained network; "ema": from its EMA (paper)
     clip_sample: bool = True  # clamp the final sample to the normalized data range [-1, 1]
+    cond_drop_prob: float = 0.0  # label dropout on the flow rows (image setting: 0.1)
+    cfg_scale: float = 1.0  # classifier-free guidance weight; 1 = none
+    cfg_target: bool = False  # fold guidance into the finest-level self-consistency targets
+    cfg_min_steps: int = 128  # guide sampling only with >= this many steps
 
     def __post_init__(self) -> None:
+        check_guidance(self.cond_drop_prob, self.cfg_scale, self.cfg_min_steps)
         if self.max_steps < 1 or self.max_steps & (self.max_steps - 1):
             raise ValueError(f"objective.max_steps: expected a power of two >= 1, got {self.max_steps}")
         if not 0.0 <= self.sc_fraction < 1.0:
@@ -119,9 +135,11 @@ class ShortcutObjective:
         v_target = x1 - x0  # flow target, overwritten below for the self-consistency rows
         if n_sc:
             v_target = v_target.clone()
-            v_target[:n_sc] = self.self_consistency_target(
-                target_net, x_t[:n_sc], t_sc, level_sc, target_cond[:n_sc]
-            )
+            v_target[:n_sc] = self.self_consistency_target(target_net, x_t[:n_sc], t_sc, level_sc, target_cond[:n_sc])
+            if self.config.cfg_target:  # the finest bootstrap level (d = 2/M) learns the guided velocity
+                rows = (level_sc == self.finest_level - 1).nonzero().flatten()
+                guided = Guided(target_net, self.config.cfg_scale)
+                v_target[rows] = self.self_consistency_target(guided, x_t[rows], t_sc[rows], level_sc[rows], target_cond[rows])
         return x_t, t, level, v_target, n_sc
 
     @torch.no_grad()
@@ -154,6 +172,8 @@ class ShortcutObjective:
         with torch.no_grad():
             target_cond = cond.detach() if target_net is net else target_net.encode(cond_input)
         x_t, t, level, v_target, n_sc = self.make_targets(x1, x0, target_net, target_cond, generator)
+        if self.config.cond_drop_prob > 0:  # label dropout on the flow rows only
+            cond = torch.cat([cond[:n_sc], drop_cond(net, cond[n_sc:], self.config.cond_drop_prob, generator)])
         v_pred = net(x_t, t, level, cond)
         per_row = F.mse_loss(v_pred, v_target, reduction="none").flatten(1).mean(1)  # (B,)
         loss = per_row.mean()
@@ -185,4 +205,5 @@ class ShortcutObjective:
         """Euler integration from noise (t=0) to data (t=1) with ``steps`` steps of size d = 1/steps."""
         self.validate_steps(steps)
         level = int(math.log2(steps))  # d = 1/steps = 2^-level
+        net = maybe_guided(net, self.config.cfg_scale, self.config.cfg_min_steps, steps)
         return euler_sample(net, cond, shape, steps, level, self.config.clip_sample, generator)

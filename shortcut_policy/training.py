@@ -1,0 +1,200 @@
+"""The one training loop: objective(network) -> AdamW (warmup + cosine) -> EMA -> atomic checkpoints -> resume.
+
+It knows nothing about robots or images. A task subclasses :class:`TrainLoop` and supplies the data
+(``sample_batch``), what is saved for inference (``save_artifact``) and, optionally, a periodic
+evaluation; the Push-T policy trainer (``train.py``) and the image trainer (``train_image.py``) are
+the two tasks, so every objective, EMA and checkpoint feature serves both.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from .checkpoint import (
+    TRAIN_STATE_FILE,
+    load_tensors,
+    optimizer_from_tensors,
+    optimizer_to_tensors,
+    prefixed,
+    save_tensors,
+    unprefixed,
+)
+from .config import TrainConfig
+from .ema import EMA
+from .objectives import Objective
+from .policy import resolve_device
+
+
+def lr_at(step: int, base_lr: float, warmup: int, total: int) -> float:
+    """Linear warmup to ``base_lr``, then cosine decay to zero at ``total``."""
+    if step < warmup:
+        return base_lr * (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return base_lr * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+class TrainLoop:
+    """Seeding, optimizer, EMA, train state and the loop; subclasses build data and network, then call ``setup``.
+
+    ``self.config`` is the subclass's run config dataclass (written into every checkpoint) and must
+    have a ``train`` field of type :class:`TrainConfig`.
+    """
+
+    artifact_file = "model.safetensors"  # what save_artifact writes; subclasses name their own
+
+    def __init__(self, config: Any, run_dir: str | Path, progress: bool = True) -> None:
+        self.config = config
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.progress = progress
+        tc: TrainConfig = config.train
+        self.device = resolve_device(tc.device)
+        torch.manual_seed(tc.seed)
+        self.rng = np.random.default_rng(tc.seed)
+        self.generator = torch.Generator().manual_seed(tc.seed)
+
+    def setup(self, objective: Objective, network: nn.Module) -> None:
+        """Attach the objective and the (freshly built) network; make the EMA and optimizer; resume if asked."""
+        tc: TrainConfig = self.config.train
+        self.objective = objective
+        self.network = network.to(self.device)
+        self.ema = EMA(self.network, tc.ema_power, tc.ema_max_decay)
+        self.optimizer = torch.optim.AdamW(
+            self.network.parameters(), lr=tc.lr, betas=(0.95, 0.999), weight_decay=tc.weight_decay
+        )
+        self.step = 0
+        if tc.resume:
+            self.load_train_state()
+
+    # ----------------------------------------------------------- task hooks
+    def sample_batch(self, split: str, batch_size: int, rng: np.random.Generator) -> tuple[torch.Tensor, Any]:
+        """(x1 (B, *shape) normalized clean samples, conditioning input) from split 'train' or 'val'."""
+        raise NotImplementedError
+
+    def has_validation(self) -> bool:
+        return False
+
+    def save_artifact(self, meta: dict[str, Any]) -> Path:
+        """Write what inference needs (EMA weights, config, ...) to ``run_dir / artifact_file``."""
+        raise NotImplementedError
+
+    def periodic_eval(self) -> dict[str, float] | None:
+        """Metrics to log every ``train.eval_every`` steps (None: nothing)."""
+        return None
+
+    def describe(self) -> str:
+        return f"{self.config.objective['name']} ({sum(p.numel() for p in self.network.parameters()) / 1e6:.2f}M params)"
+
+    # ----------------------------------------------------------------- state
+    def save(self) -> None:
+        meta = {"step": self.step, **self.artifact_meta()}
+        self.save_artifact(meta)
+        optim_tensors, optim_meta = optimizer_to_tensors(self.optimizer)
+        tensors = {
+            **prefixed("net", self.network.state_dict()),
+            **prefixed("ema", self.ema.model.state_dict()),
+            **prefixed("optim", optim_tensors),
+            "rng.torch": torch.get_rng_state(),
+            "rng.generator": self.generator.get_state(),
+        }
+        train_meta = {
+            **meta,
+            "ema_step": self.ema.step,
+            "optimizer": optim_meta,
+            "numpy_rng": self.rng.bit_generator.state,
+            "config": dataclasses.asdict(self.config),
+        }
+        save_tensors(self.run_dir / TRAIN_STATE_FILE, tensors, train_meta)
+
+    def artifact_meta(self) -> dict[str, Any]:
+        """Extra JSON metadata for both checkpoint files (e.g. which dataset was used)."""
+        return {}
+
+    def load_train_state(self) -> None:
+        path = self.run_dir / TRAIN_STATE_FILE
+        if not path.is_file():
+            raise FileNotFoundError(f"train.resume: no {TRAIN_STATE_FILE} in run_dir {self.run_dir}")
+        tensors, meta = load_tensors(path)
+        self.network.load_state_dict(unprefixed("net", tensors))
+        self.ema.model.load_state_dict(unprefixed("ema", tensors))
+        self.ema.step = meta["ema_step"]
+        optimizer_from_tensors(self.optimizer, unprefixed("optim", tensors), meta["optimizer"])
+        torch.set_rng_state(tensors["rng.torch"])
+        self.generator.set_state(tensors["rng.generator"])
+        self.rng.bit_generator.state = meta["numpy_rng"]
+        self.step = meta["step"]
+        print(f"resumed from {path} at step {self.step}")
+
+    # ------------------------------------------------------------------ loop
+    def train_step(self) -> dict[str, float]:
+        tc: TrainConfig = self.config.train
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr_at(self.step, tc.lr, tc.warmup_steps, tc.num_steps)
+        x1, cond_input = self.sample_batch("train", tc.batch_size, self.rng)
+        self.network.train()
+        loss, metrics = self.objective.loss(self.network, x1, cond_input, target_net=self.ema.model, generator=self.generator)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if tc.grad_clip > 0:
+            metrics["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(self.network.parameters(), tc.grad_clip))
+        self.optimizer.step()
+        self.ema.update(self.network)
+        self.step += 1
+        return metrics
+
+    @torch.no_grad()
+    def validation_loss(self, n_batches: int = 4) -> float | None:
+        """EMA network's loss on held-out data, with fixed noise so successive values compare."""
+        if not self.has_validation():
+            return None
+        rng = np.random.default_rng(0)
+        generator = torch.Generator().manual_seed(0)
+        losses = []
+        for _ in range(n_batches):
+            x1, cond_input = self.sample_batch("val", self.config.train.batch_size, rng)
+            loss, _ = self.objective.loss(self.ema.model, x1, cond_input, target_net=self.ema.model, generator=generator)
+            losses.append(loss.item())
+        return float(np.mean(losses))
+
+    def fit(self) -> Path:
+        tc: TrainConfig = self.config.train
+        log_path = self.run_dir / "metrics.jsonl"
+        print(f"training {self.describe()} on {self.device}")
+        bar = tqdm(total=tc.num_steps, initial=self.step, desc="train", unit="step", disable=not self.progress)
+        start = time.perf_counter()
+        with open(log_path, "a") as log:
+            while self.step < tc.num_steps:
+                metrics = self.train_step()
+                record = None
+                if self.step % tc.log_every == 0 or self.step == tc.num_steps:
+                    record = {"step": self.step, "lr": self.optimizer.param_groups[0]["lr"], **metrics}
+                    bar.set_postfix(loss=f"{metrics['loss']:.4f}")
+                if self.step % tc.val_every == 0 or self.step == tc.num_steps:
+                    val = self.validation_loss()
+                    if val is not None:
+                        record = {**(record or {"step": self.step}), "val_loss": val}
+                if tc.eval_every and self.step % tc.eval_every == 0 and self.step < tc.num_steps:
+                    evaluated = self.periodic_eval()
+                    if evaluated:
+                        record = {**(record or {"step": self.step}), **evaluated}
+                if record is not None:
+                    record["elapsed_s"] = time.perf_counter() - start
+                    log.write(json.dumps(record) + "\n")
+                    log.flush()
+                if self.step % tc.checkpoint_every == 0 or self.step == tc.num_steps:
+                    self.save()
+                bar.update(1)
+        bar.close()
+        artifact = self.run_dir / self.artifact_file
+        print(f"trained {tc.num_steps} steps in {time.perf_counter() - start:.0f}s; checkpoint {artifact}")
+        return artifact
