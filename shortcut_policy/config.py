@@ -125,9 +125,73 @@ class RunConfig:
     run_dir: str = ""  # "" -> hydra's output directory
 
 
-def load_config(cfg: DictConfig | dict | None = None) -> RunConfig:
-    """Merge a hydra/omegaconf config onto the dataclass defaults, validating names and types."""
-    base = OmegaConf.structured(RunConfig)
+# ------------------------------------------------------------------ image path (DiT)
+@dataclass
+class ImageDataConfig:
+    name: str = "digits"  # digits (scikit-learn's, offline) | folder (one subfolder per class)
+    root: str = ""  # folder datasets only
+    image_size: int = 8  # digits are 8 x 8; larger sizes upsample
+    channels: int = 1  # folder datasets: 1 (grey) or 3 (RGB); digits are grey
+    test_fraction: float = 0.2  # held out per class: the feature classifier's test accuracy
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.name not in ("digits", "folder"):
+            raise ValueError(f"dataset.name: expected 'digits' or 'folder', got {self.name!r}")
+        if self.name == "folder" and not self.root:
+            raise ValueError("dataset.root: expected the dataset folder for dataset.name=folder, got ''")
+        if self.image_size < 2:
+            raise ValueError(f"dataset.image_size: expected >= 2, got {self.image_size}")
+        if not 0 < self.test_fraction < 1:
+            raise ValueError(f"dataset.test_fraction: expected a value in (0, 1), got {self.test_fraction}")
+
+
+@dataclass
+class DiTConfig:
+    """CPU size by default; the paper's DiT-B is hidden 768, depth 12, 12 heads, patch 2 (configs/model/dit_b.yaml)."""
+
+    hidden: int = 128
+    depth: int = 4
+    heads: int = 4
+    patch_size: int = 2
+    mlp_ratio: float = 4.0
+
+
+@dataclass
+class ImageEvalConfig:
+    steps: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 16, 32, 64, 128])
+    samples_per_class: int = 100  # generated images per class and step budget for the Fréchet distance
+    batch_size: int = 500
+    grid_per_class: int = 10  # columns of the saved sample grids
+    classifier_epochs: int = 30
+    feature_extractor: str = ""  # a local TorchScript Inception (FID features); "" -> the trained classifier
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.steps or any(s < 1 for s in self.steps):
+            raise ValueError(f"eval.steps: expected a non-empty list of step counts >= 1, got {self.steps}")
+        if self.samples_per_class < 2:
+            raise ValueError(f"eval.samples_per_class: expected >= 2, got {self.samples_per_class}")
+
+
+def _image_train() -> TrainConfig:
+    return TrainConfig(num_steps=4000, batch_size=128, lr=5e-4, warmup_steps=200, ema_max_decay=0.999,
+                       val_every=500, checkpoint_every=500, eval_steps=[])
+
+
+@dataclass
+class ImageRunConfig:
+    dataset: ImageDataConfig = field(default_factory=ImageDataConfig)
+    model: DiTConfig = field(default_factory=DiTConfig)
+    objective: dict[str, Any] = field(default_factory=lambda: {"name": "shortcut"})
+    train: TrainConfig = field(default_factory=_image_train)
+    eval: ImageEvalConfig = field(default_factory=ImageEvalConfig)
+    run_dir: str = ""
+
+
+def load_config(cfg: DictConfig | dict | None = None, schema: type = RunConfig) -> Any:
+    """Merge a hydra/omegaconf config onto the dataclass defaults (``schema``), validating names and types."""
+    base = OmegaConf.structured(schema)
     if cfg is not None:
         if isinstance(cfg, dict):
             cfg = OmegaConf.create(cfg)
@@ -135,5 +199,5 @@ def load_config(cfg: DictConfig | dict | None = None) -> RunConfig:
     return OmegaConf.to_object(base)
 
 
-def to_dict(config: RunConfig) -> dict[str, Any]:
+def to_dict(config: Any) -> dict[str, Any]:
     return dataclasses.asdict(config)

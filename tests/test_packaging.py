@@ -26,8 +26,13 @@ with initialize_config_dir(config_dir=str(cdir), version_base=None):
     cfg = compose("train", overrides=["env=push_t", "policy=unet_paper"])
     assert cfg.policy.unet.down_dims == [256, 512, 1024], cfg.policy
     compose("evaluate"); compose("generate_demos")
-from shortcut_policy.config import load_config
+    image = compose("train_image", overrides=["model=dit_b", "objective=flow_matching_image"])
+    assert image.model.hidden == 768 and image.objective.name == "flow_matching", image
+    parity = compose("image_parity")
+    assert parity.objectives.shortcut.cfg_target is True, parity
+from shortcut_policy.config import ImageRunConfig, load_config
 load_config(cfg)
+load_config(image, ImageRunConfig)
 print("ok", cdir)
 """
 
@@ -46,7 +51,8 @@ def wheel(tmp_path_factory) -> Path:
 def test_wheel_contains_the_configs(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     for name in ("train.yaml", "evaluate.yaml", "generate_demos.yaml", "env/push_t.yaml", "policy/unet.yaml",
-                 "objective/shortcut.yaml", "train/default.yaml"):
+                 "objective/shortcut.yaml", "train/default.yaml", "train_image.yaml", "image_parity.yaml",
+                 "model/dit_b.yaml", "dataset/digits.yaml", "eval/image.yaml", "objective/shortcut_image.yaml"):
         assert f"shortcut_policy/configs/{name}" in names, name
 
 
