@@ -231,3 +231,22 @@ def test_dit_b_builds_and_runs_one_training_step(tmp_path):
     metrics = trainer.train_step()
     assert np.isfinite(metrics["loss"]) and trainer.step == 1
     assert not torch.equal(before, trainer.network.final.linear.weight)
+
+
+def test_a_local_torchscript_feature_extractor_replaces_the_classifier_features(tmp_path):
+    from shortcut_policy.image_metrics import FeatureClassifier, FeatureSpace
+
+    class Pool(torch.nn.Module):  # stands in for a TorchScript FID Inception: (B, 3, 299, 299) in [0, 255] -> (B, F)
+        def forward(self, x):
+            return torch.stack([x.mean((1, 2, 3)), x.amax((1, 2, 3)), x.shape[-1] * torch.ones(len(x))], dim=1)
+
+    path = tmp_path / "features.pt"
+    torch.jit.script(Pool()).save(str(path))
+    space = FeatureSpace(FeatureClassifier(1, 10), path)
+    images = torch.full((2, 1, 8, 8), -1.0)
+    images[1] = 1.0
+    feats = space(images)
+    assert feats.shape == (2, 3) and "features.pt" in space.name
+    assert feats[:, 0] == pytest.approx([0.0, 255.0]) and feats[0, 2] == 299  # RGB in [0, 255], resized to 299
+    with pytest.raises(FileNotFoundError, match="eval.feature_extractor"):
+        FeatureSpace(FeatureClassifier(1, 10), tmp_path / "missing.pt")
