@@ -19,18 +19,17 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 from tqdm import tqdm
 
-from .checkpoint import POLICY_FILE, TRAIN_STATE_FILE
+from .checkpoint import POLICY_FILE
 from .config import RunConfig, load_config, to_dict
 from .data import MinMaxNormalizer, ReplayBuffer, SequenceSampler, split_episodes
 from .envs import get_env_spec
 from .evaluate import evaluate_policy, format_row, markdown_table, write_report
 from .generate_demos import default_dataset_path, generate_demos
-from .io import write_json
 from .models.network import build_network
 from .objectives import build_objective
 from .paths import config_dir
 from .policy import Policy, save_policy
-from .training import TrainLoop
+from .training import TrainLoop, train_and_evaluate
 
 IMAGE_RANGE = (0.0, 255.0)  # uint8 images are scaled by a fixed range, not per-pixel statistics
 
@@ -109,12 +108,11 @@ class Trainer(TrainLoop):
             self.run_dir / POLICY_FILE, self.ema.model, self.normalizer, self.config, self.obs_shapes, self.action_dim, meta
         )
 
-    def describe(self) -> str:
-        n_params = sum(p.numel() for p in self.network.parameters())
-        return (
-            f"{self.config.objective['name']} / {self.config.policy.backbone} ({n_params / 1e6:.2f}M params): "
-            f"{self.buffer.n_episodes} episodes, {len(self.samplers['train'])} windows"
-        )
+    def model_name(self) -> str:
+        return self.config.policy.backbone
+
+    def data_summary(self) -> str:
+        return f"{self.buffer.n_episodes} episodes, {len(self.samplers['train'])} windows"
 
     def periodic_eval(self) -> dict:
         rows = evaluate_policy(
@@ -146,17 +144,7 @@ class Trainer(TrainLoop):
 
 def run(config: RunConfig, run_dir: str | Path, progress: bool = True) -> dict[str, Path]:
     """Train and evaluate; returns the paths of everything written."""
-    run_dir = Path(run_dir)
-    print(f"run folder: {run_dir.resolve()}")
-    trainer = Trainer(config, run_dir, progress=progress)
-    write_json(run_dir / "config.json", to_dict(config))
-    checkpoint = trainer.fit()
-    paths = {"checkpoint": checkpoint, "train_state": run_dir / TRAIN_STATE_FILE, "metrics": run_dir / "metrics.jsonl"}
-    paths.update(trainer.final_evaluation())
-    print(f"run folder: {run_dir.resolve()}")
-    for name, path in paths.items():
-        print(f"  {name}: {path}")
-    return paths
+    return train_and_evaluate(lambda: Trainer(config, run_dir, progress=progress), config, run_dir)
 
 
 @hydra.main(config_path=str(config_dir()), config_name="train", version_base=None)

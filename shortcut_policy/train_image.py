@@ -32,8 +32,9 @@ from .image_metrics import FeatureSpace, accuracy, feature_stats, frechet_distan
 from .io import atomic_write, write_json, write_text
 from .models.dit import DiT
 from .objectives import Objective, build_objective
+from .objectives.base import GuidanceConfig
 from .paths import config_dir
-from .training import TrainLoop
+from .training import TrainLoop, train_and_evaluate
 
 MODEL_FILE = "model.safetensors"
 
@@ -75,13 +76,24 @@ class ImageTrainer(TrainLoop):
             {**meta, "config": to_dict(self.config), "shape": list(self.data.shape), "class_names": self.data.class_names},
         )
 
-    def describe(self) -> str:
-        n_params = sum(p.numel() for p in self.network.parameters())
+    def data_summary(self) -> str:
         c, s, _ = self.data.shape
         return (
-            f"{self.config.objective['name']} / DiT ({n_params / 1e6:.2f}M params): {self.config.dataset.name} "
-            f"{len(self.data.train_images)} train images {c}x{s}x{s}, {self.data.num_classes} classes"
+            f"{self.config.dataset.name} {len(self.data.train_images)} train images {c}x{s}x{s}, "
+            f"{self.data.num_classes} classes"
         )
+
+    def final_evaluation(self) -> dict[str, Path]:
+        eval_dir = self.run_dir / "eval"
+        report = evaluate_image_model(self.ema.model.eval(), self.objective, self.config, self.data, eval_dir, self.progress)
+        report.update({"checkpoint": str(self.run_dir / MODEL_FILE), "step": self.step, "config": to_dict(self.config)})
+        table = image_table(report) + "\n\n" + report_footer(report)
+        print(table)
+        return {
+            "json": write_json(eval_dir / "eval.json", report),
+            "markdown": write_text(eval_dir / "eval.md", table + "\n"),
+            "grids": eval_dir / "grids",
+        }
 
 
 def load_image_model(path: str | Path, device: str = "cpu") -> tuple[DiT, Objective, ImageRunConfig, dict]:
@@ -112,8 +124,7 @@ def generate(
 
 def is_guided(objective: Objective, steps: int) -> bool:
     """Whether ``objective.sample`` applies classifier-free guidance at this step count."""
-    scale = getattr(objective.config, "cfg_scale", 1.0)
-    return scale != 1.0 and steps >= getattr(objective.config, "cfg_min_steps", 1)
+    return isinstance(objective.config, GuidanceConfig) and objective.config.guided_at(steps)
 
 
 def save_grid(path: Path, images: torch.Tensor, rows: int, scale: int = 4) -> Path:
@@ -196,25 +207,7 @@ def report_footer(report: dict[str, Any]) -> str:
 
 def run_image(config: ImageRunConfig, run_dir: str | Path, progress: bool = True) -> dict[str, Path]:
     """Train (or resume) and evaluate one image model; returns the paths of everything written."""
-    run_dir = Path(run_dir)
-    print(f"run folder: {run_dir.resolve()}")
-    trainer = ImageTrainer(config, run_dir, progress=progress)
-    write_json(run_dir / "config.json", to_dict(config))
-    checkpoint = trainer.fit()
-    report = evaluate_image_model(trainer.ema.model.eval(), trainer.objective, config, trainer.data, run_dir / "eval", progress)
-    report.update({"checkpoint": str(checkpoint), "step": trainer.step, "config": to_dict(config)})
-    paths = {
-        "checkpoint": checkpoint,
-        "json": write_json(run_dir / "eval" / "eval.json", report),
-        "markdown": write_text(run_dir / "eval" / "eval.md", image_table(report) + "\n\n" + report_footer(report) + "\n"),
-        "grids": run_dir / "eval" / "grids",
-    }
-    print(image_table(report))
-    print(report_footer(report))
-    print(f"run folder: {run_dir.resolve()}")
-    for name, path in paths.items():
-        print(f"  {name}: {path}")
-    return paths
+    return train_and_evaluate(lambda: ImageTrainer(config, run_dir, progress=progress), config, run_dir)
 
 
 @hydra.main(config_path=str(config_dir()), config_name="train_image", version_base=None)

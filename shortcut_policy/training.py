@@ -13,6 +13,7 @@ import json
 import math
 import time
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -31,6 +32,7 @@ from .checkpoint import (
 )
 from .config import TrainConfig
 from .ema import EMA
+from .io import write_json
 from .objectives import Objective
 from .policy import resolve_device
 
@@ -92,8 +94,19 @@ class TrainLoop:
         """Metrics to log every ``train.eval_every`` steps (None: nothing)."""
         return None
 
+    def model_name(self) -> str:
+        return type(self.network).__name__
+
+    def data_summary(self) -> str:
+        return ""
+
     def describe(self) -> str:
-        return f"{self.config.objective['name']} ({sum(p.numel() for p in self.network.parameters()) / 1e6:.2f}M params)"
+        n_params = sum(p.numel() for p in self.network.parameters())
+        return f"{self.config.objective['name']} / {self.model_name()} ({n_params / 1e6:.2f}M params): {self.data_summary()}"
+
+    def final_evaluation(self) -> dict[str, Path]:
+        """Evaluate the trained EMA network; returns the paths of the reports written (none by default)."""
+        return {}
 
     # ----------------------------------------------------------------- state
     def save(self) -> None:
@@ -198,3 +211,17 @@ class TrainLoop:
         artifact = self.run_dir / self.artifact_file
         print(f"trained {tc.num_steps} steps in {time.perf_counter() - start:.0f}s; checkpoint {artifact}")
         return artifact
+
+
+def train_and_evaluate(make_trainer: Callable[[], TrainLoop], config: Any, run_dir: str | Path) -> dict[str, Path]:
+    """The shape of every training command: build the trainer, train (or resume), evaluate, say where it all went."""
+    run_dir = Path(run_dir)
+    print(f"run folder: {run_dir.resolve()}")
+    trainer = make_trainer()
+    write_json(run_dir / "config.json", dataclasses.asdict(config))
+    paths = {"checkpoint": trainer.fit(), "train_state": run_dir / TRAIN_STATE_FILE, "metrics": run_dir / "metrics.jsonl"}
+    paths.update(trainer.final_evaluation())
+    print(f"run folder: {run_dir.resolve()}")
+    for name, path in paths.items():
+        print(f"  {name}: {path}")
+    return paths

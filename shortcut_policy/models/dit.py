@@ -156,7 +156,3 @@ class DiT(nn.Module):
         out = self.final(h, c)  # (B, N, p * p * C)
         return unpatchify(out, self.patch_size, self.channels, self.image_size, self.image_size)
 
-
-def n_params(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
-

@@ -6,6 +6,7 @@ Any network that follows :class:`Denoiser` can be trained by any objective; the 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
@@ -95,19 +96,32 @@ class Guided:
         return v_null + self.scale * (v_cond - v_null)
 
 
-def maybe_guided(net: Denoiser, scale: float, min_steps: int, steps: int) -> Denoiser:
-    """``net`` guided with ``scale`` when sampling with at least ``min_steps`` steps (and scale != 1)."""
-    return Guided(net, scale) if scale != 1.0 and steps >= min_steps else net
+@dataclass
+class GuidanceConfig:
+    """Condition dropout and classifier-free guidance options, shared by the Euler-sampled objectives.
 
+    All off by default; they need a denoiser with ``null_cond`` (the class-conditional DiT).
+    """
 
-def check_guidance(cond_drop_prob: float, cfg_scale: float, cfg_min_steps: int) -> None:
-    """Validate the guidance options every Euler-sampled objective shares."""
-    if not 0.0 <= cond_drop_prob < 1.0:
-        raise ValueError(f"objective.cond_drop_prob: expected a value in [0, 1), got {cond_drop_prob}")
-    if cfg_scale < 0:
-        raise ValueError(f"objective.cfg_scale: expected >= 0 (1 = no guidance), got {cfg_scale}")
-    if cfg_min_steps < 1:
-        raise ValueError(f"objective.cfg_min_steps: expected >= 1, got {cfg_min_steps}")
+    cond_drop_prob: float = 0.0  # label dropout on the flow rows (image setting: 0.1)
+    cfg_scale: float = 1.0  # classifier-free guidance weight; 1 = none
+    cfg_min_steps: int = 128  # guide sampling only with >= this many steps (the paper's many-step setting)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.cond_drop_prob < 1.0:
+            raise ValueError(f"objective.cond_drop_prob: expected a value in [0, 1), got {self.cond_drop_prob}")
+        if self.cfg_scale < 0:
+            raise ValueError(f"objective.cfg_scale: expected >= 0 (1 = no guidance), got {self.cfg_scale}")
+        if self.cfg_min_steps < 1:
+            raise ValueError(f"objective.cfg_min_steps: expected >= 1, got {self.cfg_min_steps}")
+
+    def guided_at(self, steps: int) -> bool:
+        """Whether sampling with ``steps`` steps applies guidance."""
+        return self.cfg_scale != 1.0 and steps >= self.cfg_min_steps
+
+    def sampling_net(self, net: Denoiser, steps: int) -> Denoiser:
+        """``net``, guided when sampling with ``steps`` steps calls for it."""
+        return Guided(net, self.cfg_scale) if self.guided_at(steps) else net
 
 
 def broadcast_to(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

@@ -13,20 +13,14 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .base import Denoiser, broadcast_to, check_guidance, drop_cond, euler_sample, maybe_guided
+from .base import Denoiser, GuidanceConfig, broadcast_to, drop_cond, euler_sample
 
 MAX_SAMPLING_STEPS = 1024  # a sanity bound for the Euler sampler
 
 
 @dataclass
-class FlowMatchingConfig:
+class FlowMatchingConfig(GuidanceConfig):
     clip_sample: bool = True  # clamp the final sample to the normalized data range [-1, 1]
-    cond_drop_prob: float = 0.0  # label dropout (class-conditional denoisers; image setting: 0.1)
-    cfg_scale: float = 1.0  # classifier-free guidance weight; 1 = none
-    cfg_min_steps: int = 128  # guide sampling only with >= this many steps (as the shortcut objective)
-
-    def __post_init__(self) -> None:
-        check_guidance(self.cond_drop_prob, self.cfg_scale, self.cfg_min_steps)
 
 
 class FlowMatchingObjective:
@@ -72,5 +66,5 @@ class FlowMatchingObjective:
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
         self.validate_steps(steps)
-        net = maybe_guided(net, self.config.cfg_scale, self.config.cfg_min_steps, steps)
+        net = self.config.sampling_net(net, steps)
         return euler_sample(net, cond, shape, steps, 0, self.config.clip_sample, generator)

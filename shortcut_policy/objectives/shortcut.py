@@ -51,11 +51,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .base import Denoiser, Guided, broadcast_to, check_guidance, drop_cond, euler_sample, maybe_guided
+from .base import Denoiser, Guided, GuidanceConfig, broadcast_to, drop_cond, euler_sample
 
 
 @dataclass
-class ShortcutConfig:
+class ShortcutConfig(GuidanceConfig):
     """Options of the shortcut objective: M=128 and a quarter of each batch self-consistent, as in the paper;
     online self-consistency targets, which train the one-step level far faster on a CPU budget (see above)."""
 
@@ -63,13 +63,10 @@ class ShortcutConfig:
     sc_fraction: float = 0.25  # share of each batch given to self-consistency rows
     sc_target: str = "online"  # "online": targets from the trained network; "ema": from its EMA (paper)
     clip_sample: bool = True  # clamp the final sample to the normalized data range [-1, 1]
-    cond_drop_prob: float = 0.0  # label dropout on the flow rows (image setting: 0.1)
-    cfg_scale: float = 1.0  # classifier-free guidance weight; 1 = none
     cfg_target: bool = False  # fold guidance into the finest-level self-consistency targets
-    cfg_min_steps: int = 128  # guide sampling only with >= this many steps
 
     def __post_init__(self) -> None:
-        check_guidance(self.cond_drop_prob, self.cfg_scale, self.cfg_min_steps)
+        super().__post_init__()
         if self.max_steps < 1 or self.max_steps & (self.max_steps - 1):
             raise ValueError(f"objective.max_steps: expected a power of two >= 1, got {self.max_steps}")
         if not 0.0 <= self.sc_fraction < 1.0:
@@ -205,5 +202,5 @@ class ShortcutObjective:
         """Euler integration from noise (t=0) to data (t=1) with ``steps`` steps of size d = 1/steps."""
         self.validate_steps(steps)
         level = int(math.log2(steps))  # d = 1/steps = 2^-level
-        net = maybe_guided(net, self.config.cfg_scale, self.config.cfg_min_steps, steps)
+        net = self.config.sampling_net(net, steps)
         return euler_sample(net, cond, shape, steps, level, self.config.clip_sample, generator)
