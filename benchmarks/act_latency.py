@@ -2,6 +2,7 @@
 
     python benchmarks/act_latency.py [--checkpoint outputs/.../policy.safetensors] [--calls 300]
     python benchmarks/act_latency.py --objective ddpm --steps 1 100 --out benchmarks/results/act_latency_ddpm.json
+    python benchmarks/act_latency.py --device cuda --objective ddpm --steps 1 100 --out ...   # on a GPU
 
 Without a checkpoint it builds the default policy (env=push_t, policy=unet) with random weights:
 latency does not depend on the weights. Reports, per step budget, the median and p95 of
@@ -32,14 +33,14 @@ from shortcut_policy.policy import Policy, load_policy
 RESULTS = Path(__file__).resolve().parent / "results" / "act_latency.json"
 
 
-def default_policy(objective_name: str = "shortcut") -> Policy:
+def default_policy(objective_name: str = "shortcut", device: str = "cpu") -> Policy:
     config = load_config({"objective": {"name": objective_name}})
     objective = build_objective(config.objective)
     shapes = {"keypoint": (18,)}
     network = build_network(config.policy, shapes, 2, objective.n_levels)
     rng = np.random.default_rng(0)
     normalizer = MinMaxNormalizer.fit({"keypoint": rng.uniform(0, 512, (64, 18)), "action": rng.uniform(0, 512, (64, 2))})
-    return Policy(network, normalizer, objective, config, shapes, 2)
+    return Policy(network, normalizer, objective, config, shapes, 2, device)
 
 
 def timed(fn, n: int, warmup: int = 20) -> np.ndarray:
@@ -75,24 +76,28 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=300, help="timed calls per measurement")
     parser.add_argument("--objective", default="shortcut", help="objective of the random default policy (ignored with --checkpoint)")
     parser.add_argument("--steps", type=int, nargs="+", default=[1, 128])
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (timings on cuda synchronize after each call)")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args()
 
-    policy = load_policy(args.checkpoint) if args.checkpoint else default_policy(args.objective)
+    device = torch.device(args.device)
+    policy = load_policy(args.checkpoint, args.device) if args.checkpoint else default_policy(args.objective, args.device)
     rng = np.random.default_rng(0)
     frames = [{k: rng.uniform(100, 400, policy.obs_shapes[k]) for k in policy.obs_keys} for _ in range(64)]
 
     # the bare forward: prepared inputs, one denoiser call
     net = policy.network
-    x = torch.randn(1, policy.horizon, policy.action_dim)
-    t = torch.zeros(1)
-    level = torch.zeros(1, dtype=torch.long)
+    x = torch.randn(1, policy.horizon, policy.action_dim, device=device)
+    t = torch.zeros(1, device=device)
+    level = torch.zeros(1, dtype=torch.long, device=device)
     with torch.inference_mode():
-        cond = net.encode({k: torch.zeros(1, policy.n_obs_steps, *policy.obs_shapes[k]) for k in policy.obs_keys})
+        cond = net.encode({k: torch.zeros(1, policy.n_obs_steps, *policy.obs_shapes[k], device=device) for k in policy.obs_keys})
 
     def bare():
         with torch.inference_mode():
             net(x, t, level, cond)
+        if device.type == "cuda":
+            torch.cuda.synchronize()  # act() returns numpy, so it waits for the GPU; the bare call must too
 
     counter = iter(range(10**9))
 
@@ -129,7 +134,7 @@ def main() -> None:
     result = {
         "policy": args.checkpoint or f"default config, {args.objective}, random weights",
         "params_M": sum(p.numel() for p in net.parameters()) / 1e6,
-        "device": "cpu",
+        "device": str(device) if device.type != "cuda" else f"cuda ({torch.cuda.get_device_name(device)})",
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "machine": platform.processor() or platform.machine(),

@@ -4,6 +4,7 @@
     python -m shortcut_policy.compare env=push_t preset=quick     # smoke setting, minutes
     python -m shortcut_policy.compare env=push_t policy=transformer
     python -m shortcut_policy.compare checkpoints.shortcut=[runA,runB] ...   # evaluate given runs instead
+    python -m shortcut_policy.compare train.device=cuda evaluate=false out=F  # train only (e.g. on a GPU)
 
 Every method is trained with the same ``train`` settings for each training seed (or taken from
 given run folders), then rolled out at its step budgets on the same test seeds. Written to the
@@ -185,8 +186,11 @@ def compare(cfg: DictConfig, out_dir: str | Path, progress: bool = True) -> list
     for method in cfg.methods:
         if method not in cfg.objectives:
             raise ValueError(f"methods: {method!r} has no entry under objectives ({sorted(cfg.objectives)})")
+    for method in cfg.methods:
         runs = train_runs(cfg, method, out_dir, progress)
         runs_by_method[method] = [str(r) for r in runs]
+        if not cfg.evaluate:
+            continue
         per_seed = []
         for i, run in enumerate(runs):
             policy = load_policy(run)
@@ -197,6 +201,11 @@ def compare(cfg: DictConfig, out_dir: str | Path, progress: bool = True) -> list
                                 latency_calls=cfg.latency_calls if i == 0 else 0, progress=progress)
             )
         rows.extend(aggregate(method, per_seed))
+    if not cfg.evaluate:
+        print(f"trained in {time.perf_counter() - start:.0f}s (evaluate=false); evaluate these runs with")
+        print("  python -m shortcut_policy.compare " + " ".join(
+            f"checkpoints.{m}=[{','.join(r)}]" for m, r in runs_by_method.items()))
+        return [Path(r) for runs in runs_by_method.values() for r in runs]
     table = markdown(rows, len(cfg.seeds))
     paths = [
         write_text(out_dir / "compare.md", table),

@@ -50,7 +50,13 @@ def test_quick_comparison_trains_evaluates_and_reports(tmp_path):
         "steps.shortcut=[1,2]", "steps.flow_matching=[1,2]", "steps.ddpm=[1,100]",
     ]
     with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
+        train_only = compose("compare", overrides=[*overrides, "evaluate=false"])
         cfg = compose("compare", overrides=overrides)
+    # stage 1 (e.g. on a GPU machine): train only, no report
+    runs = compare(train_only, tmp_path / "out", progress=False)
+    assert [p.name for p in runs] == [f"{m}_seed0" for m in ("shortcut", "flow_matching", "ddpm")]
+    assert all((p / "policy.safetensors").is_file() for p in runs) and not (tmp_path / "out" / "compare.md").exists()
+    # stage 2: the same command evaluates, reusing the finished runs
     paths = compare(cfg, tmp_path / "out", progress=False)
     assert {p.name for p in paths} == {"compare.md", "compare.json", "score_vs_nfe.png", "latency_vs_nfe.png", "pareto.png"}
     rows = json.loads((tmp_path / "out" / "compare.json").read_text())["rows"]
