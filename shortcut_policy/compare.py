@@ -86,6 +86,7 @@ def aggregate(method: str, per_seed_rows: list[list[dict]]) -> list[dict]:
                 "score_mean": float(np.mean(scores)),
                 "score_ci95": seed_ci(scores),
                 "scores_per_seed": scores,
+                "seeds": len(scores),
                 "success_rate": successes / episodes,
                 "success_ci95": [low, high],
                 "episodes": episodes,
@@ -99,9 +100,11 @@ def aggregate(method: str, per_seed_rows: list[list[dict]]) -> list[dict]:
     return rows
 
 
-def markdown(rows: list[dict], n_seeds: int) -> str:
+def markdown(rows: list[dict]) -> str:
+    counts = sorted({r["seeds"] for r in rows})
+    n_seeds = str(counts[0]) if len(counts) == 1 else "n"  # given checkpoints may differ in number per method
     lines = [
-        f"| method | steps (NFE) | score (mean ± 95% CI, {n_seeds} training seed{'s' if n_seeds > 1 else ''}) | "
+        f"| method | steps (NFE) | score (mean ± 95% CI, {n_seeds} training seed{'' if n_seeds == '1' else 's'}) | "
         "success (95% Wilson) | act() median / p95 (ms) | replan median / p95 (ms) | control Hz (1/replan p95) |",
         "|---|---:|---:|---|---:|---:|---:|",
     ]
@@ -110,8 +113,9 @@ def markdown(rows: list[dict], n_seeds: int) -> str:
         lat = f"{r['act_median_ms']:.2f} / {r['act_p95_ms']:.2f}" if r["act_median_ms"] is not None else "-"
         rep = f"{r['replan_median_ms']:.2f} / {r['replan_p95_ms']:.2f}" if r["replan_median_ms"] is not None else "-"
         hz = f"{r['control_hz']:.0f}" if r["control_hz"] else "-"
+        n_note = "" if len(counts) == 1 else f" (n={r['seeds']})"
         lines.append(
-            f"| {r['method']} | {r['steps']} | {r['score_mean']:.3f} ± {r['score_ci95']:.3f} | "
+            f"| {r['method']} | {r['steps']} | {r['score_mean']:.3f} ± {r['score_ci95']:.3f}{n_note} | "
             f"{r['success_rate']:.0%} ({low:.0%}-{high:.0%}) | {lat} | {rep} | {hz} |"
         )
     return "\n".join(lines) + "\n"
@@ -206,7 +210,7 @@ def compare(cfg: DictConfig, out_dir: str | Path, progress: bool = True) -> list
         print("  python -m shortcut_policy.compare " + " ".join(
             f"checkpoints.{m}=[{','.join(r)}]" for m, r in runs_by_method.items()))
         return [Path(r) for runs in runs_by_method.values() for r in runs]
-    table = markdown(rows, len(cfg.seeds))
+    table = markdown(rows)
     paths = [
         write_text(out_dir / "compare.md", table),
         write_json(out_dir / "compare.json", {"rows": rows, "runs": runs_by_method, "seconds": time.perf_counter() - start,

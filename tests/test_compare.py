@@ -2,7 +2,7 @@
 
 import pytest
 
-from shortcut_policy.compare import aggregate, pareto_front, seed_ci
+from shortcut_policy.compare import aggregate, markdown, pareto_front, seed_ci
 
 
 def test_pareto_front_keeps_only_undominated_points():
@@ -30,6 +30,17 @@ def test_aggregate_pools_success_over_seeds_and_averages_scores():
     assert one["success_rate"] == pytest.approx(8 / 20) and one["episodes"] == 20
     assert one["control_hz"] == pytest.approx(100.0)  # 1 / (2 * 5 ms)
     assert eight["score_ci95"] == pytest.approx(0.0)
+
+
+def test_table_names_the_number_of_training_seeds_behind_each_score():
+    def row(score):
+        return {"steps": 1, "score": score, "success_rate": 0.0, "episodes": 5}
+
+    three = aggregate("shortcut", [[row(0.5)], [row(0.6)], [row(0.7)]])
+    one = aggregate("ddpm", [[row(0.4)]])
+    assert "3 training seeds" in markdown(three)
+    mixed = markdown(three + one)  # given checkpoints can differ in number per method
+    assert "(n=3)" in mixed and "(n=1)" in mixed and "3 training seeds" not in mixed
 
 
 def test_quick_comparison_trains_evaluates_and_reports(tmp_path):
@@ -77,3 +88,15 @@ def test_presets_override_the_comparison_defaults():
         full = compose("compare")
     assert list(quick.steps.shortcut) == [1, 4, 128] and quick.train.num_steps == 300 and list(quick.seeds) == [0]
     assert list(full.steps.shortcut) == [1, 2, 4, 8, 16, 32, 64, 128] and list(full.seeds) == [0, 1, 2]
+
+
+def test_given_checkpoints_override_from_the_command_line():
+    """The documented ``checkpoints.<method>=[runs]`` override composes (the keys exist in the config)."""
+    from hydra import compose, initialize_config_dir
+
+    from shortcut_policy.paths import config_dir
+
+    with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
+        cfg = compose("compare", overrides=["checkpoints.shortcut=[runs/a,runs/b]", "checkpoints.ddpm=[runs/c]"])
+    assert list(cfg.checkpoints.shortcut) == ["runs/a", "runs/b"] and list(cfg.checkpoints.ddpm) == ["runs/c"]
+    assert list(cfg.checkpoints.flow_matching) == []  # not given: trained
