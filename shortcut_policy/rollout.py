@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from .envs import get_env_spec
@@ -35,9 +36,15 @@ def rollout(
     n_videos: int = 0,
     video_size: int = 256,
     progress: bool = True,
+    noise_seed: int = 0,
 ) -> list[EpisodeResult]:
-    """Run one episode per seed, all side by side; the first ``n_videos`` episodes keep RGB frames."""
+    """Run one episode per seed, all side by side; the first ``n_videos`` episodes keep RGB frames.
+
+    The sampler's initial noise comes from its own generator seeded with ``noise_seed``, so a
+    rollout's result depends only on (policy, seeds, steps, noise_seed), not on what ran before it.
+    """
     spec = get_env_spec(env_name)
+    generator = torch.Generator().manual_seed(noise_seed)
     policy.objective.validate_steps(steps)
     n = len(seeds)
     envs = [
@@ -61,7 +68,7 @@ def rollout(
                 k: np.stack([np.stack([o[k] for o in histories[i][-policy.n_obs_steps:]]) for i in replan])
                 for k in policy.obs_keys
             }  # (b, To, *shape)
-            chunks = policy.predict_chunk(batch, steps=steps, validate=False)  # (b, Ta, A)
+            chunks = policy.predict_chunk(batch, steps=steps, validate=False, generator=generator)  # (b, Ta, A)
             for i, chunk in zip(replan, chunks):
                 queues[i] = list(chunk)
         still_live = []

@@ -143,3 +143,16 @@ def test_atomic_writes_leave_normal_permissions_and_no_temp_files(tmp_path):
         os.umask(mask)
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
     assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
+
+
+def test_rollout_noise_is_its_own_so_results_do_not_depend_on_what_ran_before():
+    """Evaluation seeds its sampler noise itself: an unseeded global RNG would make tables irreproducible."""
+    from shortcut_policy.rollout import rollout
+
+    policy = make_policy()
+    runs = []
+    for global_seed in (1, 2):
+        torch.manual_seed(global_seed)  # a different global state before each rollout
+        results = rollout(policy, "push_t", seeds=[0, 1], steps=1, progress=False)
+        runs.append([(r.max_reward, r.length) for r in results])
+    assert runs[0] == runs[1]
