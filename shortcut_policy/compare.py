@@ -182,19 +182,24 @@ def plot(out_dir: Path, rows: list[dict], title: str) -> list[Path]:
 
 
 def compare(cfg: DictConfig, out_dir: str | Path, progress: bool = True) -> list[Path]:
-    """Train (or load) every method, evaluate each at its step budgets, write the report; returns its files."""
+    """Train (or load) every method, then evaluate each at its step budgets and write the report.
+
+    Returns the report's files, or the run folders when ``evaluate`` is false.
+    """
     out_dir = Path(out_dir)
     print(f"comparison folder: {out_dir.resolve()}")
     start = time.perf_counter()
-    rows, runs_by_method = [], {}
     for method in cfg.methods:
         if method not in cfg.objectives:
             raise ValueError(f"methods: {method!r} has no entry under objectives ({sorted(cfg.objectives)})")
-    for method in cfg.methods:
-        runs = train_runs(cfg, method, out_dir, progress)
-        runs_by_method[method] = [str(r) for r in runs]
-        if not cfg.evaluate:
-            continue
+    runs_by_method = {method: train_runs(cfg, method, out_dir, progress) for method in cfg.methods}
+    if not cfg.evaluate:
+        print(f"trained in {time.perf_counter() - start:.0f}s (evaluate=false); evaluate these runs with")
+        print("  python -m shortcut_policy.compare " + " ".join(
+            f"checkpoints.{m}=[{','.join(map(str, runs))}]" for m, runs in runs_by_method.items()))
+        return [run for runs in runs_by_method.values() for run in runs]
+    rows = []
+    for method, runs in runs_by_method.items():
         per_seed = []
         for i, run in enumerate(runs):
             policy = load_policy(run)
@@ -205,15 +210,11 @@ def compare(cfg: DictConfig, out_dir: str | Path, progress: bool = True) -> list
                                 latency_calls=cfg.latency_calls if i == 0 else 0, progress=progress)
             )
         rows.extend(aggregate(method, per_seed))
-    if not cfg.evaluate:
-        print(f"trained in {time.perf_counter() - start:.0f}s (evaluate=false); evaluate these runs with")
-        print("  python -m shortcut_policy.compare " + " ".join(
-            f"checkpoints.{m}=[{','.join(r)}]" for m, r in runs_by_method.items()))
-        return [Path(r) for runs in runs_by_method.values() for r in runs]
     table = markdown(rows)
+    runs_json = {method: [str(run) for run in runs] for method, runs in runs_by_method.items()}
     paths = [
         write_text(out_dir / "compare.md", table),
-        write_json(out_dir / "compare.json", {"rows": rows, "runs": runs_by_method, "seconds": time.perf_counter() - start,
+        write_json(out_dir / "compare.json", {"rows": rows, "runs": runs_json, "seconds": time.perf_counter() - start,
                                               "config": OmegaConf.to_container(cfg, resolve=True)}),
         *plot(out_dir, rows, f"{cfg.env.name} · {cfg.policy.backbone}"),
     ]
