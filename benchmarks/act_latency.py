@@ -28,7 +28,7 @@ from shortcut_policy.data import MinMaxNormalizer
 from shortcut_policy.io import write_json
 from shortcut_policy.models.network import build_network
 from shortcut_policy.objectives import build_objective
-from shortcut_policy.policy import Policy, load_policy
+from shortcut_policy.policy import Policy, describe_device, load_policy
 
 RESULTS = Path(__file__).resolve().parent / "results" / "act_latency.json"
 
@@ -134,7 +134,7 @@ def main() -> None:
     result = {
         "policy": args.checkpoint or f"default config, {args.objective}, random weights",
         "params_M": sum(p.numel() for p in net.parameters()) / 1e6,
-        "device": str(device) if device.type != "cuda" else f"cuda ({torch.cuda.get_device_name(device)})",
+        "device": describe_device(device),
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "machine": platform.processor() or platform.machine(),

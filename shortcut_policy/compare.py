@@ -47,6 +47,12 @@ def seed_ci(values: list[float]) -> float:
     return T_95.get(len(values) - 1, 1.96) * float(np.std(values, ddof=1)) / np.sqrt(len(values))
 
 
+def report_path(path: Path, out_dir: Path) -> str:
+    """``path`` relative to ``out_dir`` when it lies inside it, else as an absolute path."""
+    path, out_dir = Path(path).resolve(), Path(out_dir).resolve()
+    return str(path.relative_to(out_dir)) if path.is_relative_to(out_dir) else str(path)
+
+
 def train_runs(cfg: DictConfig, method: str, out_dir: Path, progress: bool = True) -> list[Path]:
     """Train one run per training seed for ``method`` (or return the given checkpoints)."""
     given = list(cfg.checkpoints.get(method, []) or [])
@@ -211,7 +217,8 @@ def compare(cfg: DictConfig, out_dir: str | Path, progress: bool = True) -> list
             )
         rows.extend(aggregate(method, per_seed))
     table = markdown(rows)
-    runs_json = {method: [str(run) for run in runs] for method, runs in runs_by_method.items()}
+    # runs inside the report folder are recorded relative to it, so the folder can be moved or shared
+    runs_json = {method: [report_path(run, out_dir) for run in runs] for method, runs in runs_by_method.items()}
     paths = [
         write_text(out_dir / "compare.md", table),
         write_json(out_dir / "compare.json", {"rows": rows, "runs": runs_json, "seconds": time.perf_counter() - start,

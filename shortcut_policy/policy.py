@@ -28,6 +28,12 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+def describe_device(device: str | torch.device) -> str:
+    """The device as reports name it: ``cpu``, or ``cuda (NVIDIA H100 ...)`` with the card's name."""
+    device = resolve_device(str(device))
+    return f"cuda ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else str(device)
+
+
 class Policy:
     """A trained network, its normalizer and the objective's sampler, behind ``act`` and ``predict_chunk``."""
 

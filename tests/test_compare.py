@@ -70,7 +70,9 @@ def test_quick_comparison_trains_evaluates_and_reports(tmp_path):
     # stage 2: the same command evaluates, reusing the finished runs
     paths = compare(cfg, tmp_path / "out", progress=False)
     assert {p.name for p in paths} == {"compare.md", "compare.json", "score_vs_nfe.png", "latency_vs_nfe.png", "pareto.png"}
-    rows = json.loads((tmp_path / "out" / "compare.json").read_text())["rows"]
+    report = json.loads((tmp_path / "out" / "compare.json").read_text())
+    rows = report["rows"]
+    assert report["runs"]["ddpm"] == ["runs/ddpm_seed0"]  # inside the report folder: relative, so it can move
     assert [(r["method"], r["steps"]) for r in rows] == [
         ("shortcut", 1), ("shortcut", 2), ("flow_matching", 1), ("flow_matching", 2), ("ddpm", 1), ("ddpm", 100)
     ]
