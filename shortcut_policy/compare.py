@@ -110,7 +110,7 @@ def markdown(rows: list[dict]) -> str:
     counts = sorted({r["seeds"] for r in rows})
     n_seeds = str(counts[0]) if len(counts) == 1 else "n"  # given checkpoints may differ in number per method
     lines = [
-        f"| method | steps (NFE) | score (mean ± 95% CI, {n_seeds} training seed{'' if n_seeds == '1' else 's'}) | "
+        f"| method | steps (NFE) | score ({'1 training seed, no CI' if n_seeds == '1' else f'mean ± 95% CI, {n_seeds} training seeds'}) | "
         "success (95% Wilson) | act() median / p95 (ms) | replan median / p95 (ms) | control Hz (1/replan p95) |",
         "|---|---:|---:|---|---:|---:|---:|",
     ]
@@ -120,8 +120,10 @@ def markdown(rows: list[dict]) -> str:
         rep = f"{r['replan_median_ms']:.2f} / {r['replan_p95_ms']:.2f}" if r["replan_median_ms"] is not None else "-"
         hz = f"{r['control_hz']:.0f}" if r["control_hz"] else "-"
         n_note = "" if len(counts) == 1 else f" (n={r['seeds']})"
+        # one training seed has no spread to show: a "± 0.000" would read as certainty
+        ci = f" ± {r['score_ci95']:.3f}" if r["seeds"] > 1 else ""
         lines.append(
-            f"| {r['method']} | {r['steps']} | {r['score_mean']:.3f} ± {r['score_ci95']:.3f}{n_note} | "
+            f"| {r['method']} | {r['steps']} | {r['score_mean']:.3f}{ci}{n_note} | "
             f"{r['success_rate']:.0%} ({low:.0%}-{high:.0%}) | {lat} | {rep} | {hz} |"
         )
     return "\n".join(lines) + "\n"

@@ -41,6 +41,9 @@ def test_table_names_the_number_of_training_seeds_behind_each_score():
     assert "3 training seeds" in markdown(three)
     mixed = markdown(three + one)  # given checkpoints can differ in number per method
     assert "(n=3)" in mixed and "(n=1)" in mixed and "3 training seeds" not in mixed
+    single = markdown(one)  # one seed: no interval to show, and none is printed
+    assert "1 training seed, no CI" in single and "| 0.400 |" in single and "±" not in single
+    assert "0.600 ± 0.248" in markdown(three)
 
 
 def test_quick_comparison_trains_evaluates_and_reports(tmp_path):
