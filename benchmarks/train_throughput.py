@@ -60,10 +60,11 @@ def make_workloads(policy: PolicyConfig, batch_size: int, device: str) -> tuple[
     """Training steps per objective, plus the shortcut breakdown; returns (workloads, n_sc, n_params)."""
     obs, x1 = make_batch(policy, batch_size, device)
     workloads: dict[str, Callable[[], None]] = {}
+    nets = {}
     for name in OBJECTIVES:
         objective = build_objective({"name": name})
         torch.manual_seed(0)
-        net = build_network(policy, {"keypoint": (OBS_DIM,)}, ACTION_DIM, objective.n_levels).to(device)
+        net = nets[name] = build_network(policy, {"keypoint": (OBS_DIM,)}, ACTION_DIM, objective.n_levels).to(device)
         ema = EMA(net)
         opt = torch.optim.AdamW(net.parameters(), lr=1e-4)
         gen = torch.Generator().manual_seed(0)
@@ -77,10 +78,9 @@ def make_workloads(policy: PolicyConfig, batch_size: int, device: str) -> tuple[
 
         workloads[name] = step
 
-    # the shortcut's extra work on its own, on the shortcut network in training mode (as in its loss)
+    # the shortcut's extra work on its own, on the shortcut's network in training mode (as in its loss)
     objective_sc = build_objective({"name": "shortcut"})
-    torch.manual_seed(0)
-    net = build_network(policy, {"keypoint": (OBS_DIM,)}, ACTION_DIM, objective_sc.n_levels).to(device)
+    net = nets["shortcut"]
     n_sc = objective_sc.split(batch_size)
     gen = torch.Generator().manual_seed(1)
     with torch.no_grad():
