@@ -1,6 +1,7 @@
 """Training throughput per objective on the same network: what the self-consistency targets cost.
 
-    python benchmarks/train_throughput.py [--policy unet] [--batch-size 128 [256 ...]] [--steps 30] [--repeats 7] [--device cuda]
+    python benchmarks/train_throughput.py [--policy unet] [--batch-size 128 [256 ...]] [--sc-fraction 0.25]
+                                          [--steps 30] [--repeats 7] [--device cuda]
 
 Each objective runs the full training step (loss, backward, AdamW, EMA update) on the network of
 one policy config (``configs/policy/<name>.yaml``) and one fixed batch. Within a round every
@@ -33,7 +34,7 @@ from shortcut_policy.config import PolicyConfig, load_config
 from shortcut_policy.ema import EMA
 from shortcut_policy.io import write_json
 from shortcut_policy.models.network import build_network
-from shortcut_policy.objectives import build_objective
+from shortcut_policy.objectives import ShortcutConfig, build_objective
 from shortcut_policy.paths import config_dir
 from shortcut_policy.policy import describe_device
 
@@ -56,13 +57,16 @@ def make_batch(policy: PolicyConfig, batch_size: int, device: str) -> tuple[dict
     return obs, x1
 
 
-def make_workloads(policy: PolicyConfig, batch_size: int, device: str) -> tuple[dict[str, Callable[[], None]], int, int]:
+def make_workloads(
+    policy: PolicyConfig, batch_size: int, device: str, sc_fraction: float
+) -> tuple[dict[str, Callable[[], None]], int, int]:
     """Training steps per objective, plus the shortcut breakdown; returns (workloads, n_sc, n_params)."""
     obs, x1 = make_batch(policy, batch_size, device)
     workloads: dict[str, Callable[[], None]] = {}
     nets = {}
+    options = {"shortcut": {"sc_fraction": sc_fraction}}
     for name in OBJECTIVES:
-        objective = build_objective({"name": name})
+        objective = build_objective({"name": name, **options.get(name, {})})
         torch.manual_seed(0)
         net = nets[name] = build_network(policy, {"keypoint": (OBS_DIM,)}, ACTION_DIM, objective.n_levels).to(device)
         ema = EMA(net)
@@ -79,7 +83,7 @@ def make_workloads(policy: PolicyConfig, batch_size: int, device: str) -> tuple[
         workloads[name] = step
 
     # the shortcut's extra work on its own, on the shortcut's network in training mode (as in its loss)
-    objective_sc = build_objective({"name": "shortcut"})
+    objective_sc = build_objective({"name": "shortcut", **options["shortcut"]})
     net = nets["shortcut"]
     n_sc = objective_sc.split(batch_size)
     gen = torch.Generator().manual_seed(1)
@@ -153,6 +157,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--policy", default="unet", choices=policies, help="policy config, as policy=<name> in training")
     parser.add_argument("--batch-size", type=int, nargs="+", default=[128])
+    parser.add_argument("--sc-fraction", type=float, default=ShortcutConfig.sc_fraction,
+                        help="share of each shortcut batch given to self-consistency rows (objective.sc_fraction)")
     parser.add_argument("--steps", type=int, default=30, help="timed calls per workload per round")
     parser.add_argument("--repeats", type=int, default=7, help="rounds")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
@@ -164,17 +170,22 @@ def main() -> None:
     if min(args.batch_size) < 2:
         parser.error(f"--batch-size: expected integers >= 2 (a batch holds flow and self-consistency rows), got {args.batch_size}")
 
+    try:
+        ShortcutConfig(sc_fraction=args.sc_fraction)
+    except ValueError as err:
+        parser.error(f"--sc-fraction: {err}")
     policy = policy_config(args.policy)
     batches = []
     n_params = 0
     for batch_size in args.batch_size:
-        workloads, n_sc, n_params = make_workloads(policy, batch_size, args.device)
+        workloads, n_sc, n_params = make_workloads(policy, batch_size, args.device, args.sc_fraction)
         print(f"batch {batch_size}: {args.repeats} rounds x {args.steps} calls of {len(workloads)} workloads ...", flush=True)
         batches.append(summarize(measure(workloads, args.steps, args.repeats, args.device), batch_size, n_sc))
 
     result = {
         "policy": args.policy,
         "backbone": policy.backbone,
+        "sc_fraction": args.sc_fraction,
         "params_M": n_params / 1e6,
         "device": describe_device(args.device),
         "torch_threads": torch.get_num_threads(),
@@ -184,7 +195,7 @@ def main() -> None:
         "steps_per_round": args.steps,
         "batches": batches,
     }
-    print(f"\npolicy={args.policy} ({policy.backbone}, {result['params_M']:.2f}M params), {result['device']}, "
+    print(f"\npolicy={args.policy} ({policy.backbone}, {result['params_M']:.2f}M params), sc_fraction={args.sc_fraction}, {result['device']}, "
           f"{result['torch_threads']} threads, {args.repeats} rounds x {args.steps} steps")
     print(f"{'batch':>5} | {'samples/s: flow':>15} | {'shortcut':>8} | {'ddpm':>6} | {'shortcut/flow (range)':>23} | "
           f"{'SC target':>16} | {'fwd(n_sc)/fwd(B)':>16}")
