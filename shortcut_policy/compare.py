@@ -5,6 +5,7 @@
     python -m shortcut_policy.compare env=push_t policy=transformer
     python -m shortcut_policy.compare checkpoints.shortcut=[runA,runB] ...   # evaluate given runs instead
     python -m shortcut_policy.compare train.device=cuda evaluate=false out=F  # train only (e.g. on a GPU)
+    python -m shortcut_policy.compare env=push_t jobs=2           # two training runs at a time
 
 Every method is trained with the same ``train`` settings for each training seed (or taken from
 given run folders), then rolled out at its step budgets on the same test seeds. Written to the
@@ -20,21 +21,31 @@ at which even a slow replanning tick still fits in one control period.
 
 from __future__ import annotations
 
+import contextlib
+import json
+import multiprocessing
+import os
 import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 
 import hydra
 import numpy as np
+import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
 
 from .checkpoint import TRAIN_STATE_FILE
-from .config import load_config
+from .config import RunConfig, load_config
 from .evaluate import evaluate_policy
+from .generate_demos import ensure_dataset
 from .io import atomic_write, write_json, write_text
 from .paths import config_dir
 from .policy import load_policy
 from .stats import wilson_interval
+
+TRAIN_LOG = "train.log"  # a run trained in a worker process writes its output here
 
 # two-sided 95% Student-t quantiles by degrees of freedom (n_seeds - 1)
 T_95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
@@ -53,27 +64,87 @@ def report_path(path: Path, out_dir: Path) -> str:
     return str(path.relative_to(out_dir)) if path.is_relative_to(out_dir) else str(path)
 
 
-def train_runs(cfg: DictConfig, method: str, out_dir: Path, progress: bool = True) -> list[Path]:
-    """Train one run per training seed for ``method`` (or return the given checkpoints)."""
-    given = list(cfg.checkpoints.get(method, []) or [])
-    if given:
-        return [Path(p) for p in given]
+def plan_runs(cfg: DictConfig, out_dir: Path) -> tuple[dict[str, list[Path]], list[tuple[str, RunConfig, Path]]]:
+    """Run folders per method, and the (label, config, folder) of each run still to train.
+
+    Given checkpoints are used as they are; otherwise one run per training seed, in ``out_dir/runs``.
+    """
+    runs_by_method: dict[str, list[Path]] = {}
+    todo = []
+    base = OmegaConf.to_container(cfg, resolve=True)
+    for method in cfg.methods:
+        given = list(cfg.checkpoints.get(method, []) or [])
+        if given:
+            runs_by_method[method] = [Path(p) for p in given]
+            continue
+        runs_by_method[method] = []
+        for seed in cfg.seeds:
+            run_dir = out_dir / "runs" / f"{method}_seed{seed}"
+            config = load_config(
+                {"env": base["env"], "policy": base["policy"], "objective": dict(base["objectives"][method]),
+                 "train": {**base["train"], "seed": seed, "eval_episodes": 0}, "run_dir": str(run_dir)}
+            )
+            # an interrupted comparison picks up where each run stopped (a finished run resumes at its last step)
+            config.train.resume = (run_dir / TRAIN_STATE_FILE).is_file() and not cfg.retrain
+            runs_by_method[method].append(run_dir)
+            todo.append((f"{method} seed {seed}", config, run_dir))
+    return runs_by_method, todo
+
+
+def train_all(todo: list[tuple[str, RunConfig, Path]], jobs: int, progress: bool = True) -> None:
+    """Train every planned run, ``jobs`` at a time in their own processes (one at a time in this one for 1).
+
+    Several runs side by side use a small machine better than one run on all its cores: on 2 CPU cores,
+    two single-threaded runs of the default U-Net made 1.4x the steps per second of one two-threaded run.
+    Each process gets ``cpu_count // jobs`` threads and writes its output to ``<run>/train.log``.
+    """
     from .train import Trainer
 
-    runs = []
-    for seed in cfg.seeds:
-        run_dir = out_dir / "runs" / f"{method}_seed{seed}"
-        base = OmegaConf.to_container(cfg, resolve=True)
-        config = load_config(
-            {"env": base["env"], "policy": base["policy"], "objective": dict(base["objectives"][method]),
-             "train": {**base["train"], "seed": seed, "eval_episodes": 0}, "run_dir": str(run_dir)}
-        )
-        # an interrupted comparison picks up where each run stopped (a finished run resumes at its last step)
-        config.train.resume = (run_dir / TRAIN_STATE_FILE).is_file() and not cfg.retrain
-        print(f"[{method} seed {seed}] {'resuming' if config.train.resume else 'training'} -> {run_dir}")
-        Trainer(config, run_dir, progress=progress).fit()
-        runs.append(run_dir)
-    return runs
+    if jobs == 1 or len(todo) <= 1:
+        for label, config, run_dir in todo:
+            print(f"[{label}] {'resuming' if config.train.resume else 'training'} -> {run_dir}")
+            Trainer(config, run_dir, progress=progress).fit()
+        return
+    ensure_dataset(todo[0][1].env, progress)  # every run reads the same store: make it once, before the workers
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    print(f"training {len(todo)} runs, {jobs} at a time, {threads} thread(s) each:")
+    for label, config, run_dir in todo:
+        print(f"  [{label}] {'resuming' if config.train.resume else 'training'} -> {run_dir} (log: {run_dir / TRAIN_LOG})")
+    total = sum(config.train.num_steps for _, config, _ in todo)
+    context = multiprocessing.get_context("spawn")  # fork after torch has started threads can hang
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool, tqdm(
+        total=total, desc="train (all runs)", unit="step", disable=not progress
+    ) as bar:
+        futures = {pool.submit(train_in_process, config, run_dir, threads): (label, run_dir) for label, config, run_dir in todo}
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, timeout=5.0, return_when=FIRST_COMPLETED)
+            for future in done:
+                label, run_dir = futures[future]
+                future.result()  # a run's error stops the comparison here, with its traceback
+                tqdm.write(f"[{label}] done: {run_dir}")
+            bar.n = sum(last_logged_step(run_dir) for _, run_dir in futures.values())
+            bar.refresh()
+
+
+def train_in_process(config: RunConfig, run_dir: Path, threads: int) -> None:
+    """One run in a worker process, its output in ``<run>/train.log``."""
+    from .train import Trainer
+
+    torch.set_num_threads(threads)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / TRAIN_LOG, "a") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+        Trainer(config, run_dir, progress=False).fit()
+
+
+def last_logged_step(run_dir: Path) -> int:
+    """The step of a run's last metrics record (0 before its first)."""
+    path = run_dir / "metrics.jsonl"
+    try:
+        lines = path.read_text().splitlines()
+        return int(json.loads(lines[-1])["step"]) if lines else 0
+    except (OSError, ValueError, KeyError):
+        return 0  # not written yet, or a record being written
 
 
 def aggregate(method: str, per_seed_rows: list[list[dict]]) -> list[dict]:
@@ -200,7 +271,10 @@ def compare(cfg: DictConfig, out_dir: str | Path, progress: bool = True) -> list
     for method in cfg.methods:
         if method not in cfg.objectives:
             raise ValueError(f"methods: {method!r} has no entry under objectives ({sorted(cfg.objectives)})")
-    runs_by_method = {method: train_runs(cfg, method, out_dir, progress) for method in cfg.methods}
+    if isinstance(cfg.jobs, bool) or not isinstance(cfg.jobs, int) or cfg.jobs < 1:
+        raise ValueError(f"jobs: expected an integer >= 1 (training runs side by side), got {cfg.jobs!r}")
+    runs_by_method, todo = plan_runs(cfg, out_dir)
+    train_all(todo, cfg.jobs, progress)
     if not cfg.evaluate:
         print(f"trained in {time.perf_counter() - start:.0f}s (evaluate=false); evaluate these runs with")
         print("  python -m shortcut_policy.compare " + " ".join(

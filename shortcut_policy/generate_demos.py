@@ -19,6 +19,7 @@ import numpy as np
 from omegaconf import DictConfig
 from tqdm import tqdm
 
+from .config import EnvConfig
 from .data.replay_buffer import ReplayBuffer
 from .envs import get_env_spec
 from .paths import config_dir, datasets_dir
@@ -29,6 +30,18 @@ MAX_ATTEMPTS_PER_EPISODE = 3
 
 def default_dataset_path(env_name: str) -> Path:
     return datasets_dir() / f"{env_name}_expert.zarr"
+
+
+def ensure_dataset(env: EnvConfig, progress: bool = True) -> Path:
+    """The env's demonstration store (``env.dataset``, else the default path), generated there when missing."""
+    path = Path(env.dataset) if env.dataset else default_dataset_path(env.name)
+    if path.exists():
+        print(f"using demonstrations at {path}")
+        return path
+    print(f"no demonstrations at {path}: generating {env.demo_episodes} expert episodes")
+    spec = get_env_spec(env.name)
+    image = any(len(spec.obs_shapes[k]) == 3 for k in env.obs_keys)
+    return generate_demos(env.name, env.demo_episodes, env.demo_seed, path, image=image, progress=progress)
 
 
 def run_expert_episode(env, expert, seed: int, image: bool) -> tuple[dict[str, np.ndarray], bool]:

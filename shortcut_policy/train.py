@@ -24,7 +24,7 @@ from .config import RunConfig, load_config, to_dict
 from .data import MinMaxNormalizer, ReplayBuffer, SequenceSampler, split_episodes
 from .envs import get_env_spec
 from .evaluate import evaluate_policy, format_row, markdown_table, write_report
-from .generate_demos import default_dataset_path, generate_demos
+from .generate_demos import ensure_dataset
 from .models.network import build_network
 from .objectives import build_objective
 from .paths import config_dir
@@ -53,7 +53,7 @@ class Trainer(TrainLoop):
         for key in config.env.obs_keys:
             if key not in self.spec.obs_shapes:
                 raise ValueError(f"env.obs_keys: {key!r} is not an observation of {self.spec.name} ({sorted(self.spec.obs_shapes)})")
-        self.dataset_path = self.ensure_dataset()
+        self.dataset_path = ensure_dataset(config.env, self.progress)
         keys = [*config.env.obs_keys, config.env.action_key]
         self.buffer = ReplayBuffer.open(self.dataset_path, keys=keys)
         train_eps, val_eps = split_episodes(self.buffer.n_episodes, tc.val_ratio, tc.seed)
@@ -76,16 +76,6 @@ class Trainer(TrainLoop):
         self.setup(objective, build_network(config.policy, self.obs_shapes, self.action_dim, objective.n_levels))
 
     # ------------------------------------------------------------------ data
-    def ensure_dataset(self) -> Path:
-        env = self.config.env
-        path = Path(env.dataset) if env.dataset else default_dataset_path(env.name)
-        if path.exists():
-            print(f"using demonstrations at {path}")
-            return path
-        print(f"no demonstrations at {path}: generating {env.demo_episodes} expert episodes")
-        image = any(len(self.spec.obs_shapes[k]) == 3 for k in env.obs_keys)
-        return generate_demos(env.name, env.demo_episodes, env.demo_seed, path, image=image, progress=self.progress)
-
     def sample_batch(self, split: str, batch_size: int, rng: np.random.Generator):
         sampler = self.samplers[split]
         idx = rng.integers(0, len(sampler), size=batch_size)

@@ -105,3 +105,42 @@ def test_given_checkpoints_override_from_the_command_line():
         cfg = compose("compare", overrides=["checkpoints.shortcut=[runs/a,runs/b]", "checkpoints.ddpm=[runs/c]"])
     assert list(cfg.checkpoints.shortcut) == ["runs/a", "runs/b"] and list(cfg.checkpoints.ddpm) == ["runs/c"]
     assert list(cfg.checkpoints.flow_matching) == []  # not given: trained
+
+
+def test_runs_trained_side_by_side_match_runs_trained_in_process(tmp_path):
+    """jobs=2 trains each run in its own process (output in train.log) and gets the same weights."""
+    import os
+
+    import torch
+    from hydra import compose, initialize_config_dir
+    from safetensors.torch import load_file
+
+    from shortcut_policy.compare import compare
+    from shortcut_policy.generate_demos import generate_demos
+    from shortcut_policy.paths import config_dir
+
+    store = generate_demos("push_t", episodes=2, seed=100_000, out=tmp_path / "demos.zarr", progress=False)
+    overrides = [
+        "preset=quick", f"env.dataset={store}", "train.num_steps=3", "train.batch_size=8", "train.warmup_steps=1",
+        "train.val_every=3", "train.checkpoint_every=3", "policy.unet.down_dims=[16,32]", "policy.unet.embed_dim=16",
+        "methods=[shortcut,flow_matching]", "evaluate=false",
+    ]
+    with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
+        parallel = compose("compare", overrides=[*overrides, "jobs=2"])
+        serial = compose("compare", overrides=[*overrides, "jobs=1"])
+        bad = compose("compare", overrides=[*overrides, "jobs=0"])
+    runs = compare(parallel, tmp_path / "parallel", progress=False)
+    assert [p.name for p in runs] == ["shortcut_seed0", "flow_matching_seed0"]
+    for run in runs:
+        assert "trained 3 steps" in (run / "train.log").read_text()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // 2))  # the workers' thread count: same arithmetic
+    try:
+        reference = compare(serial, tmp_path / "serial", progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    for run, ref in zip(runs, reference):
+        got, want = load_file(run / "policy.safetensors"), load_file(ref / "policy.safetensors")
+        assert got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in got)
+    with pytest.raises(ValueError, match="jobs: expected an integer >= 1"):
+        compare(bad, tmp_path / "bad", progress=False)
