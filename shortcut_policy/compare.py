@@ -121,7 +121,12 @@ def train_all(todo: list[tuple[str, RunConfig, Path]], jobs: int, progress: bool
             done, pending = wait(pending, timeout=5.0, return_when=FIRST_COMPLETED)
             for future in done:
                 label, run_dir = futures[future]
-                future.result()  # a run's error stops the comparison here, with its traceback
+                try:
+                    future.result()
+                except Exception as err:  # runs not started are dropped; the pool waits for running ones to end
+                    for other in pending:
+                        other.cancel()
+                    raise RuntimeError(f"[{label}] training failed; its output is in {run_dir / TRAIN_LOG}") from err
                 tqdm.write(f"[{label}] done: {run_dir}")
             bar.n = sum(last_logged_step(run_dir) for _, run_dir in futures.values())
             bar.refresh()

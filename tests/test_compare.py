@@ -144,3 +144,21 @@ def test_runs_trained_side_by_side_match_runs_trained_in_process(tmp_path):
         assert got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in got)
     with pytest.raises(ValueError, match="jobs: expected an integer >= 1"):
         compare(bad, tmp_path / "bad", progress=False)
+
+
+def test_a_failing_run_in_a_worker_names_the_run_and_its_log(tmp_path):
+    from hydra import compose, initialize_config_dir
+
+    from shortcut_policy.compare import compare
+    from shortcut_policy.generate_demos import generate_demos
+    from shortcut_policy.paths import config_dir
+
+    store = generate_demos("push_t", episodes=2, seed=100_000, out=tmp_path / "demos.zarr", progress=False)
+    with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
+        cfg = compose("compare", overrides=[
+            "preset=quick", f"env.dataset={store}", "train.num_steps=2", "train.batch_size=8",
+            "policy.unet.down_dims=[16,32]", "policy.unet.embed_dim=16", "methods=[shortcut]", "seeds=[0,1]",
+            "evaluate=false", "jobs=2", "env.obs_keys=[no_such_key]",  # only the worker's Trainer checks this
+        ])
+    with pytest.raises(RuntimeError, match=r"\[shortcut seed 0\] training failed; its output is in .*train.log"):
+        compare(cfg, tmp_path / "out", progress=False)
