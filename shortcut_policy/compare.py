@@ -5,7 +5,7 @@
     python -m shortcut_policy.compare env=push_t policy=transformer
     python -m shortcut_policy.compare checkpoints.shortcut=[runA,runB] ...   # evaluate given runs instead
     python -m shortcut_policy.compare train.device=cuda evaluate=false out=F  # train only (e.g. on a GPU)
-    python -m shortcut_policy.compare env=push_t jobs=2           # two training runs at a time
+    python -m shortcut_policy.compare env=push_t jobs=2           # two runs trained (and evaluated) at a time
 
 Every method is trained with the same ``train`` settings for each training seed (or taken from
 given run folders), then rolled out at its step budgets on the same test seeds. Written to the
@@ -28,6 +28,7 @@ import os
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
+from typing import Any, Callable
 
 import hydra
 import numpy as np
@@ -43,6 +44,7 @@ from .generate_demos import ensure_dataset
 from .io import atomic_write, write_json, write_text
 from .paths import config_dir
 from .policy import load_policy
+from .rollout import measure_act_latency
 from .stats import wilson_interval
 
 TRAIN_LOG = "train.log"  # a run trained in a worker process writes its output here
@@ -91,55 +93,75 @@ def plan_runs(cfg: DictConfig, out_dir: Path) -> tuple[dict[str, list[Path]], li
     return runs_by_method, todo
 
 
-def train_all(todo: list[tuple[str, RunConfig, Path]], jobs: int, progress: bool = True) -> None:
-    """Train every planned run, ``jobs`` at a time in their own processes (one at a time in this one for 1).
+def side_by_side(
+    calls: list[tuple[str, Path, Callable[..., Any], tuple]],
+    jobs: int,
+    progress: bool,
+    desc: str,
+    total: int | None = None,
+    done_so_far: Callable[[], int] | None = None,
+) -> list[Any]:
+    """Run ``(label, log file, function, args)`` calls ``jobs`` at a time, each in its own process; results in order.
 
-    Several runs side by side use a small machine better than one run on all its cores: on 2 CPU cores,
-    two single-threaded runs of the default U-Net made 1.4x the steps per second of one two-threaded run.
-    Each process gets ``cpu_count // jobs`` threads and writes its output to ``<run>/train.log``.
+    Several runs side by side use a small machine better than one run on all its cores (on 2 CPU cores,
+    see the README). Each process gets ``cpu_count // jobs`` threads and writes its output to its log
+    file. The bar counts ``done_so_far()`` out of ``total`` (default: calls finished).
     """
-    from .train import Trainer
-
-    if jobs == 1 or len(todo) <= 1:
-        for label, config, run_dir in todo:
-            print(f"[{label}] {'resuming' if config.train.resume else 'training'} -> {run_dir}")
-            Trainer(config, run_dir, progress=progress).fit()
-        return
-    ensure_dataset(todo[0][1].env, progress)  # every run reads the same store: make it once, before the workers
     threads = max(1, (os.cpu_count() or 1) // jobs)
-    print(f"training {len(todo)} runs, {jobs} at a time, {threads} thread(s) each:")
-    for label, config, run_dir in todo:
-        print(f"  [{label}] {'resuming' if config.train.resume else 'training'} -> {run_dir} (log: {run_dir / TRAIN_LOG})")
-    total = sum(config.train.num_steps for _, config, _ in todo)
+    print(f"{desc}: {len(calls)} processes, {jobs} at a time, {threads} thread(s) each")
+    for label, log, _, _ in calls:
+        print(f"  [{label}] output in {log}")
     context = multiprocessing.get_context("spawn")  # fork after torch has started threads can hang
     with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool, tqdm(
-        total=total, desc="train (all runs)", unit="step", disable=not progress
+        total=total if total is not None else len(calls), desc=desc, disable=not progress
     ) as bar:
-        futures = {pool.submit(train_in_process, config, run_dir, threads): (label, run_dir) for label, config, run_dir in todo}
+        futures = {pool.submit(in_worker, fn, args, threads, log): (i, label, log) for i, (label, log, fn, args) in enumerate(calls)}
+        results: list[Any] = [None] * len(calls)
         pending = set(futures)
         while pending:
             done, pending = wait(pending, timeout=5.0, return_when=FIRST_COMPLETED)
             for future in done:
-                label, run_dir = futures[future]
+                i, label, log = futures[future]
                 try:
-                    future.result()
-                except Exception as err:  # runs not started are dropped; the pool waits for running ones to end
+                    results[i] = future.result()
+                except Exception as err:  # calls not started are dropped; the pool waits for running ones to end
                     for other in pending:
                         other.cancel()
-                    raise RuntimeError(f"[{label}] training failed; its output is in {run_dir / TRAIN_LOG}") from err
-                tqdm.write(f"[{label}] done: {run_dir}")
-            bar.n = sum(last_logged_step(run_dir) for _, run_dir in futures.values())
+                    raise RuntimeError(f"[{label}] failed; its output is in {log}") from err
+                tqdm.write(f"[{label}] done")
+            bar.n = done_so_far() if done_so_far else len(futures) - len(pending)
             bar.refresh()
+    return results
 
 
-def train_in_process(config: RunConfig, run_dir: Path, threads: int) -> None:
-    """One run in a worker process, its output in ``<run>/train.log``."""
+def in_worker(fn: Callable[..., Any], args: tuple, threads: int, log: Path) -> Any:
+    """``fn(*args)`` in a worker process with ``threads`` threads, its output appended to ``log``."""
+    torch.set_num_threads(threads)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "a") as out, contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        return fn(*args)
+
+
+def train_run(config: RunConfig, run_dir: Path, progress: bool = False) -> None:
     from .train import Trainer
 
-    torch.set_num_threads(threads)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / TRAIN_LOG, "a") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-        Trainer(config, run_dir, progress=False).fit()
+    Trainer(config, run_dir, progress=progress).fit()
+
+
+def train_all(todo: list[tuple[str, RunConfig, Path]], jobs: int, progress: bool = True) -> None:
+    """Train every planned run: in this process one after another for ``jobs=1``, else side by side."""
+    if jobs == 1 or len(todo) <= 1:
+        for label, config, run_dir in todo:
+            print(f"[{label}] {'resuming' if config.train.resume else 'training'} -> {run_dir}")
+            train_run(config, run_dir, progress)
+        return
+    ensure_dataset(todo[0][1].env, progress)  # every run reads the same store: make it once, before the workers
+    side_by_side(
+        [(label, run_dir / TRAIN_LOG, train_run, (config, run_dir)) for label, config, run_dir in todo],
+        jobs, progress, "train (steps, all runs)",
+        total=sum(config.train.num_steps for _, config, _ in todo),
+        done_so_far=lambda: sum(last_logged_step(run_dir) for _, _, run_dir in todo),
+    )
 
 
 def last_logged_step(run_dir: Path) -> int:
@@ -150,6 +172,41 @@ def last_logged_step(run_dir: Path) -> int:
         return int(json.loads(lines[-1])["step"]) if lines else 0
     except (OSError, ValueError, KeyError):
         return 0  # not written yet, or a record being written
+
+
+def evaluate_run(run: Path, env_name: str, steps: list[int] | None, episodes: int, seed_start: int, progress: bool = False) -> list[dict]:
+    """Rollout rows of one run at ``steps`` (None: every step budget its objective allows); no latency."""
+    policy = load_policy(run)
+    steps = steps or policy.objective.valid_steps()
+    print(f"evaluating {run} at steps {steps} on {episodes} test seeds")
+    return evaluate_policy(policy, env_name, steps, episodes, seed_start, latency_calls=0, progress=progress)
+
+
+def evaluate_all(cfg: DictConfig, runs_by_method: dict[str, list[Path]], out_dir: Path, progress: bool = True) -> list[dict]:
+    """Every run at its method's step budgets (``jobs`` at a time), then ``act()`` latency on each method's
+    first run, measured alone so that no other process shares the cores while it is timed."""
+    calls = [
+        (f"{method} run {i}", out_dir / "logs" / f"evaluate_{method}_{i}.log", evaluate_run,
+         (run, cfg.env.name, list(cfg.steps[method]) if method in cfg.steps else None, cfg.episodes, cfg.seed_start))
+        for method, runs in runs_by_method.items() for i, run in enumerate(runs)
+    ]
+    if cfg.jobs == 1 or len(calls) <= 1:
+        results = []
+        for label, _, fn, args in calls:
+            print(f"[{label}]", end=" ")
+            results.append(fn(*args, progress))
+    else:
+        results = side_by_side(calls, cfg.jobs, progress, "evaluate (runs)")
+    rows, k = [], 0
+    for method, runs in runs_by_method.items():
+        per_seed, k = results[k:k + len(runs)], k + len(runs)
+        if cfg.latency_calls:
+            policy = load_policy(runs[0])
+            for row in per_seed[0]:
+                row.update(measure_act_latency(policy, cfg.env.name, row["steps"], n_calls=cfg.latency_calls, seed=cfg.seed_start))
+            print(f"[{method}] act() latency at steps {[r['steps'] for r in per_seed[0]]}, batch 1: measured on {runs[0]}")
+        rows.extend(aggregate(method, per_seed))
+    return rows
 
 
 def aggregate(method: str, per_seed_rows: list[list[dict]]) -> list[dict]:
@@ -240,6 +297,10 @@ def plot(out_dir: Path, rows: list[dict], title: str) -> list[Path]:
     ax.legend()
     save(fig, "score_vs_nfe.png")
 
+    if all(r["replan_median_ms"] is None for r in rows):
+        print("no act() latency measured (latency_calls=0): no latency or Pareto plot")
+        return paths
+
     fig, ax = plt.subplots(figsize=(6, 4))
     for m in methods:
         mr = [r for r in rows if r["method"] == m and r["replan_median_ms"] is not None]
@@ -277,7 +338,7 @@ def compare(cfg: DictConfig, out_dir: str | Path, progress: bool = True) -> list
         if method not in cfg.objectives:
             raise ValueError(f"methods: {method!r} has no entry under objectives ({sorted(cfg.objectives)})")
     if isinstance(cfg.jobs, bool) or not isinstance(cfg.jobs, int) or cfg.jobs < 1:
-        raise ValueError(f"jobs: expected an integer >= 1 (training runs side by side), got {cfg.jobs!r}")
+        raise ValueError(f"jobs: expected an integer >= 1 (runs trained and evaluated side by side), got {cfg.jobs!r}")
     runs_by_method, todo = plan_runs(cfg, out_dir)
     train_all(todo, cfg.jobs, progress)
     if not cfg.evaluate:
@@ -285,18 +346,7 @@ def compare(cfg: DictConfig, out_dir: str | Path, progress: bool = True) -> list
         print("  python -m shortcut_policy.compare " + " ".join(
             f"checkpoints.{m}=[{','.join(map(str, runs))}]" for m, runs in runs_by_method.items()))
         return [run for runs in runs_by_method.values() for run in runs]
-    rows = []
-    for method, runs in runs_by_method.items():
-        per_seed = []
-        for i, run in enumerate(runs):
-            policy = load_policy(run)
-            steps = list(cfg.steps[method]) if method in cfg.steps else policy.objective.valid_steps()
-            print(f"[{method}] evaluating {run} at steps {steps} on {cfg.episodes} test seeds")
-            per_seed.append(
-                evaluate_policy(policy, cfg.env.name, steps, cfg.episodes, cfg.seed_start,
-                                latency_calls=cfg.latency_calls if i == 0 else 0, progress=progress)
-            )
-        rows.extend(aggregate(method, per_seed))
+    rows = evaluate_all(cfg, runs_by_method, out_dir, progress)
     table = markdown(rows)
     # runs inside the report folder are recorded relative to it, so the folder can be moved or shared
     runs_json = {method: [report_path(run, out_dir) for run in runs] for method, runs in runs_by_method.items()}

@@ -107,8 +107,9 @@ def test_given_checkpoints_override_from_the_command_line():
     assert list(cfg.checkpoints.flow_matching) == []  # not given: trained
 
 
-def test_runs_trained_side_by_side_match_runs_trained_in_process(tmp_path):
-    """jobs=2 trains each run in its own process (output in train.log) and gets the same weights."""
+def test_runs_trained_and_evaluated_side_by_side_match_runs_done_in_process(tmp_path):
+    """jobs=2 trains and evaluates each run in its own process (output in a log) with the same results."""
+    import json
     import os
 
     import torch
@@ -123,25 +124,31 @@ def test_runs_trained_side_by_side_match_runs_trained_in_process(tmp_path):
     overrides = [
         "preset=quick", f"env.dataset={store}", "train.num_steps=3", "train.batch_size=8", "train.warmup_steps=1",
         "train.val_every=3", "train.checkpoint_every=3", "policy.unet.down_dims=[16,32]", "policy.unet.embed_dim=16",
-        "methods=[shortcut,flow_matching]", "evaluate=false",
+        "methods=[shortcut,flow_matching]", "episodes=1", "latency_calls=0", "steps.shortcut=[1,2]", "steps.flow_matching=[1,2]",
     ]
     with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
         parallel = compose("compare", overrides=[*overrides, "jobs=2"])
         serial = compose("compare", overrides=[*overrides, "jobs=1"])
         bad = compose("compare", overrides=[*overrides, "jobs=0"])
-    runs = compare(parallel, tmp_path / "parallel", progress=False)
-    assert [p.name for p in runs] == ["shortcut_seed0", "flow_matching_seed0"]
+    paths = compare(parallel, tmp_path / "parallel", progress=False)
+    # latency_calls=0: nothing to draw latency from, so only the score plot
+    assert {p.name for p in paths} == {"compare.md", "compare.json", "score_vs_nfe.png"}
+    runs = [tmp_path / "parallel" / "runs" / name for name in ("shortcut_seed0", "flow_matching_seed0")]
     for run in runs:
         assert "trained 3 steps" in (run / "train.log").read_text()
+    assert "evaluating" in (tmp_path / "parallel" / "logs" / "evaluate_flow_matching_0.log").read_text()
     threads = torch.get_num_threads()
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // 2))  # the workers' thread count: same arithmetic
     try:
-        reference = compare(serial, tmp_path / "serial", progress=False)
+        compare(serial, tmp_path / "serial", progress=False)
     finally:
         torch.set_num_threads(threads)
-    for run, ref in zip(runs, reference):
-        got, want = load_file(run / "policy.safetensors"), load_file(ref / "policy.safetensors")
+    for run in runs:
+        got, want = load_file(run / "policy.safetensors"), load_file(tmp_path / "serial" / "runs" / run.name / "policy.safetensors")
         assert got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in got)
+    rows = {name: json.loads((tmp_path / name / "compare.json").read_text())["rows"] for name in ("parallel", "serial")}
+    key = [(r["method"], r["steps"], r["score_mean"], r["success_rate"]) for r in rows["serial"]]
+    assert [(r["method"], r["steps"], r["score_mean"], r["success_rate"]) for r in rows["parallel"]] == key
     with pytest.raises(ValueError, match="jobs: expected an integer >= 1"):
         compare(bad, tmp_path / "bad", progress=False)
 
@@ -160,5 +167,5 @@ def test_a_failing_run_in_a_worker_names_the_run_and_its_log(tmp_path):
             "policy.unet.down_dims=[16,32]", "policy.unet.embed_dim=16", "methods=[shortcut]", "seeds=[0,1]",
             "evaluate=false", "jobs=2", "env.obs_keys=[no_such_key]",  # only the worker's Trainer checks this
         ])
-    with pytest.raises(RuntimeError, match=r"\[shortcut seed 0\] training failed; its output is in .*train.log"):
+    with pytest.raises(RuntimeError, match=r"\[shortcut seed 0\] failed; its output is in .*train.log"):
         compare(cfg, tmp_path / "out", progress=False)
