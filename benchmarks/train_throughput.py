@@ -1,7 +1,7 @@
 """Training throughput per objective on the same network: what the self-consistency targets cost.
 
     python benchmarks/train_throughput.py [--policy unet] [--batch-size 128 [256 ...]] [--sc-fraction 0.25]
-                                          [--steps 30] [--repeats 7] [--device cuda]
+                                          [--threads 1] [--steps 30] [--repeats 7] [--device cuda]
 
 Each objective runs the full training step (loss, backward, AdamW, EMA update) on the network of
 one policy config (``configs/policy/<name>.yaml``) and one fixed batch. Within a round every
@@ -162,6 +162,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30, help="timed calls per workload per round")
     parser.add_argument("--repeats", type=int, default=7, help="rounds")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: torch's, all cores); 1 is what each run gets in compare jobs=<cores>")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args()
     for field in ("steps", "repeats"):
@@ -170,6 +172,10 @@ def main() -> None:
     if min(args.batch_size) < 2:
         parser.error(f"--batch-size: expected integers >= 2 (a batch holds flow and self-consistency rows), got {args.batch_size}")
 
+    if args.threads is not None:
+        if args.threads < 1:
+            parser.error(f"--threads: expected an integer >= 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
     try:
         ShortcutConfig(sc_fraction=args.sc_fraction)
     except ValueError as err:
