@@ -24,6 +24,7 @@ from .io import atomic_write
 
 POLICY_FILE = "policy.safetensors"
 TRAIN_STATE_FILE = "train_state.safetensors"
+METRICS_FILE = "metrics.jsonl"  # one JSON record per logged training step
 FORMAT = "shortcut-policy/1"
 
 

@@ -21,23 +21,16 @@ at which even a slow replanning tick still fits in one control period.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import multiprocessing
-import os
 import time
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
-from typing import Any, Callable
 
 import hydra
 import numpy as np
-import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
-from tqdm import tqdm
 
-from .checkpoint import TRAIN_STATE_FILE
+from .checkpoint import METRICS_FILE, TRAIN_STATE_FILE
 from .config import RunConfig, load_config
 from .evaluate import evaluate_policy
 from .generate_demos import ensure_dataset
@@ -46,6 +39,7 @@ from .paths import config_dir
 from .policy import load_policy
 from .rollout import measure_act_latency
 from .stats import wilson_interval
+from .workers import Job, run_jobs, validate_jobs
 
 TRAIN_LOG = "train.log"  # a run trained in a worker process writes its output here
 
@@ -93,118 +87,70 @@ def plan_runs(cfg: DictConfig, out_dir: Path) -> tuple[dict[str, list[Path]], li
     return runs_by_method, todo
 
 
-def side_by_side(
-    calls: list[tuple[str, Path, Callable[..., Any], tuple]],
-    jobs: int,
-    progress: bool,
-    desc: str,
-    total: int | None = None,
-    done_so_far: Callable[[], int] | None = None,
-) -> list[Any]:
-    """Run ``(label, log file, function, args)`` calls ``jobs`` at a time, each in its own process; results in order.
-
-    Several runs side by side use a small machine better than one run on all its cores (on 2 CPU cores,
-    see the README). Each process gets ``cpu_count // jobs`` threads and writes its output to its log
-    file. The bar counts ``done_so_far()`` out of ``total`` (default: calls finished).
-    """
-    threads = max(1, (os.cpu_count() or 1) // jobs)
-    print(f"{desc}: {len(calls)} processes, {jobs} at a time, {threads} thread(s) each")
-    for label, log, _, _ in calls:
-        print(f"  [{label}] output in {log}")
-    context = multiprocessing.get_context("spawn")  # fork after torch has started threads can hang
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool, tqdm(
-        total=total if total is not None else len(calls), desc=desc, disable=not progress
-    ) as bar:
-        futures = {pool.submit(in_worker, fn, args, threads, log): (i, label, log) for i, (label, log, fn, args) in enumerate(calls)}
-        results: list[Any] = [None] * len(calls)
-        pending = set(futures)
-        while pending:
-            done, pending = wait(pending, timeout=5.0, return_when=FIRST_COMPLETED)
-            for future in done:
-                i, label, log = futures[future]
-                try:
-                    results[i] = future.result()
-                except Exception as err:  # calls not started are dropped; the pool waits for running ones to end
-                    for other in pending:
-                        other.cancel()
-                    raise RuntimeError(f"[{label}] failed; its output is in {log}") from err
-                tqdm.write(f"[{label}] done")
-            bar.n = done_so_far() if done_so_far else len(futures) - len(pending)
-            bar.refresh()
-    return results
-
-
-def in_worker(fn: Callable[..., Any], args: tuple, threads: int, log: Path) -> Any:
-    """``fn(*args)`` in a worker process with ``threads`` threads, its output appended to ``log``."""
-    torch.set_num_threads(threads)
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "a") as out, contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
-        return fn(*args)
-
-
-def train_run(config: RunConfig, run_dir: Path, progress: bool = False) -> None:
+def train_run(config: RunConfig, run_dir: Path, progress: bool = True) -> None:
+    """One training run (a module-level function, so that a worker process can be handed it)."""
     from .train import Trainer
 
     Trainer(config, run_dir, progress=progress).fit()
 
 
 def train_all(todo: list[tuple[str, RunConfig, Path]], jobs: int, progress: bool = True) -> None:
-    """Train every planned run: in this process one after another for ``jobs=1``, else side by side."""
-    if jobs == 1 or len(todo) <= 1:
-        for label, config, run_dir in todo:
-            print(f"[{label}] {'resuming' if config.train.resume else 'training'} -> {run_dir}")
-            train_run(config, run_dir, progress)
+    """Train every planned run, ``jobs`` at a time (each then in its own process, output in ``<run>/train.log``)."""
+    if not todo:
         return
-    ensure_dataset(todo[0][1].env, progress)  # every run reads the same store: make it once, before the workers
-    side_by_side(
-        [(label, run_dir / TRAIN_LOG, train_run, (config, run_dir)) for label, config, run_dir in todo],
-        jobs, progress, "train (steps, all runs)",
+    ensure_dataset(todo[0][1].env, progress)  # every run reads the same store: make it once, before any worker
+    run_jobs(
+        [Job(label + (" (resuming)" if config.train.resume else ""), run_dir / TRAIN_LOG, train_run, (config, run_dir))
+         for label, config, run_dir in todo],
+        jobs, "train (steps, all runs)", progress,
         total=sum(config.train.num_steps for _, config, _ in todo),
         done_so_far=lambda: sum(last_logged_step(run_dir) for _, _, run_dir in todo),
     )
 
 
 def last_logged_step(run_dir: Path) -> int:
-    """The step of a run's last metrics record (0 before its first)."""
-    path = run_dir / "metrics.jsonl"
+    """The step of a run's last complete metrics record (0 before its first)."""
     try:
-        lines = path.read_text().splitlines()
-        return int(json.loads(lines[-1])["step"]) if lines else 0
-    except (OSError, ValueError, KeyError):
-        return 0  # not written yet, or a record being written
+        lines = (run_dir / METRICS_FILE).read_text().splitlines()
+    except OSError:
+        return 0
+    for line in reversed(lines):
+        try:
+            return int(json.loads(line)["step"])
+        except (ValueError, KeyError, TypeError):
+            continue  # a record being written
+    return 0
 
 
-def evaluate_run(run: Path, env_name: str, steps: list[int] | None, episodes: int, seed_start: int, progress: bool = False) -> list[dict]:
+def evaluate_run(
+    run: Path, env_name: str, steps: list[int] | None, episodes: int, seed_start: int, progress: bool = True
+) -> list[dict]:
     """Rollout rows of one run at ``steps`` (None: every step budget its objective allows); no latency."""
     policy = load_policy(run)
-    steps = steps or policy.objective.valid_steps()
+    steps = policy.objective.valid_steps() if steps is None else steps
     print(f"evaluating {run} at steps {steps} on {episodes} test seeds")
     return evaluate_policy(policy, env_name, steps, episodes, seed_start, latency_calls=0, progress=progress)
 
 
-def evaluate_all(cfg: DictConfig, runs_by_method: dict[str, list[Path]], out_dir: Path, progress: bool = True) -> list[dict]:
-    """Every run at its method's step budgets (``jobs`` at a time), then ``act()`` latency on each method's
+def evaluate_all(
+    runs_by_method: dict[str, list[Path]], cfg: DictConfig, jobs: int, out_dir: Path, progress: bool = True
+) -> list[dict]:
+    """Every run at its method's step budgets, ``jobs`` at a time; then ``act()`` latency on each method's
     first run, measured alone so that no other process shares the cores while it is timed."""
     calls = [
-        (f"{method} run {i}", out_dir / "logs" / f"evaluate_{method}_{i}.log", evaluate_run,
-         (run, cfg.env.name, list(cfg.steps[method]) if method in cfg.steps else None, cfg.episodes, cfg.seed_start))
+        Job(f"{method} run {i}", out_dir / "logs" / f"evaluate_{method}_{i}.log", evaluate_run,
+            (run, cfg.env.name, list(cfg.steps[method]) if method in cfg.steps else None, cfg.episodes, cfg.seed_start))
         for method, runs in runs_by_method.items() for i, run in enumerate(runs)
     ]
-    if cfg.jobs == 1 or len(calls) <= 1:
-        results = []
-        for label, _, fn, args in calls:
-            print(f"[{label}]", end=" ")
-            results.append(fn(*args, progress))
-    else:
-        results = side_by_side(calls, cfg.jobs, progress, "evaluate (runs)")
+    results = run_jobs(calls, jobs, "evaluate (runs)", progress)
     rows, k = [], 0
     for method, runs in runs_by_method.items():
         per_seed, k = results[k:k + len(runs)], k + len(runs)
         if cfg.latency_calls:
             policy = load_policy(runs[0])
+            print(f"[{method}] act() latency at batch 1, {cfg.latency_calls} calls per step budget, on {runs[0]}")
             for row in per_seed[0]:
                 row.update(measure_act_latency(policy, cfg.env.name, row["steps"], n_calls=cfg.latency_calls, seed=cfg.seed_start))
-            print(f"[{method}] act() latency at steps {[r['steps'] for r in per_seed[0]]}, batch 1: measured on {runs[0]}")
         rows.extend(aggregate(method, per_seed))
     return rows
 
@@ -337,16 +283,15 @@ def compare(cfg: DictConfig, out_dir: str | Path, progress: bool = True) -> list
     for method in cfg.methods:
         if method not in cfg.objectives:
             raise ValueError(f"methods: {method!r} has no entry under objectives ({sorted(cfg.objectives)})")
-    if isinstance(cfg.jobs, bool) or not isinstance(cfg.jobs, int) or cfg.jobs < 1:
-        raise ValueError(f"jobs: expected an integer >= 1 (runs trained and evaluated side by side), got {cfg.jobs!r}")
+    jobs = validate_jobs(cfg.jobs)
     runs_by_method, todo = plan_runs(cfg, out_dir)
-    train_all(todo, cfg.jobs, progress)
+    train_all(todo, jobs, progress)
     if not cfg.evaluate:
         print(f"trained in {time.perf_counter() - start:.0f}s (evaluate=false); evaluate these runs with")
         print("  python -m shortcut_policy.compare " + " ".join(
             f"checkpoints.{m}=[{','.join(map(str, runs))}]" for m, runs in runs_by_method.items()))
         return [run for runs in runs_by_method.values() for run in runs]
-    rows = evaluate_all(cfg, runs_by_method, out_dir, progress)
+    rows = evaluate_all(runs_by_method, cfg, jobs, out_dir, progress)
     table = markdown(rows)
     # runs inside the report folder are recorded relative to it, so the folder can be moved or shared
     runs_json = {method: [report_path(run, out_dir) for run in runs] for method, runs in runs_by_method.items()}

@@ -33,13 +33,17 @@ def default_dataset_path(env_name: str) -> Path:
 
 
 def ensure_dataset(env: EnvConfig, progress: bool = True) -> Path:
-    """The env's demonstration store (``env.dataset``, else the default path), generated there when missing."""
+    """The env's demonstration store (``env.dataset``, else the default path), generated there when missing;
+    checks first that the env has the observations the policy asks for."""
+    spec = get_env_spec(env.name)
+    for key in env.obs_keys:
+        if key not in spec.obs_shapes:
+            raise ValueError(f"env.obs_keys: {key!r} is not an observation of {spec.name} ({sorted(spec.obs_shapes)})")
     path = Path(env.dataset) if env.dataset else default_dataset_path(env.name)
     if path.exists():
         print(f"using demonstrations at {path}")
         return path
     print(f"no demonstrations at {path}: generating {env.demo_episodes} expert episodes")
-    spec = get_env_spec(env.name)
     image = any(len(spec.obs_shapes[k]) == 3 for k in env.obs_keys)
     return generate_demos(env.name, env.demo_episodes, env.demo_seed, path, image=image, progress=progress)
 

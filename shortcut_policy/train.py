@@ -22,7 +22,6 @@ from tqdm import tqdm
 from .checkpoint import POLICY_FILE
 from .config import RunConfig, load_config, to_dict
 from .data import MinMaxNormalizer, ReplayBuffer, SequenceSampler, split_episodes
-from .envs import get_env_spec
 from .evaluate import evaluate_policy, format_row, markdown_table, write_report
 from .generate_demos import ensure_dataset
 from .models.network import build_network
@@ -49,10 +48,6 @@ class Trainer(TrainLoop):
     def __init__(self, config: RunConfig, run_dir: Path, progress: bool = True) -> None:
         super().__init__(config, run_dir, progress)
         tc = config.train
-        self.spec = get_env_spec(config.env.name)
-        for key in config.env.obs_keys:
-            if key not in self.spec.obs_shapes:
-                raise ValueError(f"env.obs_keys: {key!r} is not an observation of {self.spec.name} ({sorted(self.spec.obs_shapes)})")
         self.dataset_path = ensure_dataset(config.env, self.progress)
         keys = [*config.env.obs_keys, config.env.action_key]
         self.buffer = ReplayBuffer.open(self.dataset_path, keys=keys)

@@ -22,6 +22,7 @@ from torch import nn
 from tqdm import tqdm
 
 from .checkpoint import (
+    METRICS_FILE,
     TRAIN_STATE_FILE,
     load_tensors,
     optimizer_from_tensors,
@@ -181,7 +182,7 @@ class TrainLoop:
 
     def fit(self) -> Path:
         tc: TrainConfig = self.config.train
-        log_path = self.run_dir / "metrics.jsonl"
+        log_path = self.run_dir / METRICS_FILE
         print(f"training {self.describe()} on {self.device}")
         bar = tqdm(total=tc.num_steps, initial=self.step, desc="train", unit="step", disable=not self.progress)
         start = time.perf_counter()
@@ -219,7 +220,7 @@ def train_and_evaluate(make_trainer: Callable[[], TrainLoop], config: Any, run_d
     print(f"run folder: {run_dir.resolve()}")
     trainer = make_trainer()
     write_json(run_dir / "config.json", dataclasses.asdict(config))
-    paths = {"checkpoint": trainer.fit(), "train_state": run_dir / TRAIN_STATE_FILE, "metrics": run_dir / "metrics.jsonl"}
+    paths = {"checkpoint": trainer.fit(), "train_state": run_dir / TRAIN_STATE_FILE, "metrics": run_dir / METRICS_FILE}
     paths.update(trainer.final_evaluation())
     print(f"run folder: {run_dir.resolve()}")
     for name, path in paths.items():

@@ -1,5 +1,7 @@
 """The comparison report's arithmetic: Pareto front, aggregation across training seeds."""
 
+from pathlib import Path
+
 import pytest
 
 from shortcut_policy.compare import aggregate, markdown, pareto_front, seed_ci
@@ -108,7 +110,7 @@ def test_given_checkpoints_override_from_the_command_line():
 
 
 def test_runs_trained_and_evaluated_side_by_side_match_runs_done_in_process(tmp_path):
-    """jobs=2 trains and evaluates each run in its own process (output in a log) with the same results."""
+    """jobs=2 trains and evaluates each run in its own process (output in a log), with the same results in the same order."""
     import json
     import os
 
@@ -122,50 +124,78 @@ def test_runs_trained_and_evaluated_side_by_side_match_runs_done_in_process(tmp_
 
     store = generate_demos("push_t", episodes=2, seed=100_000, out=tmp_path / "demos.zarr", progress=False)
     overrides = [
-        "preset=quick", f"env.dataset={store}", "train.num_steps=3", "train.batch_size=8", "train.warmup_steps=1",
-        "train.val_every=3", "train.checkpoint_every=3", "policy.unet.down_dims=[16,32]", "policy.unet.embed_dim=16",
-        "methods=[shortcut,flow_matching]", "episodes=1", "latency_calls=0", "steps.shortcut=[1,2]", "steps.flow_matching=[1,2]",
+        "preset=quick", f"env.dataset={store}", "train.num_steps=2", "train.batch_size=8", "train.warmup_steps=1",
+        "train.val_every=2", "train.checkpoint_every=2", "policy.unet.down_dims=[16,32]", "policy.unet.embed_dim=16",
+        "methods=[shortcut,flow_matching]", "seeds=[0,1]", "episodes=1", "steps.shortcut=[1,2]", "steps.flow_matching=[1]",
     ]
     with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
-        parallel = compose("compare", overrides=[*overrides, "jobs=2"])
-        serial = compose("compare", overrides=[*overrides, "jobs=1"])
-        bad = compose("compare", overrides=[*overrides, "jobs=0"])
-    paths = compare(parallel, tmp_path / "parallel", progress=False)
-    # latency_calls=0: nothing to draw latency from, so only the score plot
-    assert {p.name for p in paths} == {"compare.md", "compare.json", "score_vs_nfe.png"}
-    runs = [tmp_path / "parallel" / "runs" / name for name in ("shortcut_seed0", "flow_matching_seed0")]
+        parallel = compose("compare", overrides=[*overrides, "jobs=2", "latency_calls=4"])
+        serial = compose("compare", overrides=[*overrides, "jobs=1", "latency_calls=0"])
+    compare(parallel, tmp_path / "parallel", progress=False)
+    runs = [f"{m}_seed{s}" for m in ("shortcut", "flow_matching") for s in (0, 1)]
     for run in runs:
-        assert "trained 3 steps" in (run / "train.log").read_text()
-    assert "evaluating" in (tmp_path / "parallel" / "logs" / "evaluate_flow_matching_0.log").read_text()
+        assert "trained 2 steps" in (tmp_path / "parallel" / "runs" / run / "train.log").read_text()
+    assert "evaluating" in (tmp_path / "parallel" / "logs" / "evaluate_flow_matching_1.log").read_text()
     threads = torch.get_num_threads()
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // 2))  # the workers' thread count: same arithmetic
     try:
-        compare(serial, tmp_path / "serial", progress=False)
+        paths = compare(serial, tmp_path / "serial", progress=False)
     finally:
         torch.set_num_threads(threads)
+    # latency_calls=0: nothing to draw latency from, so only the score plot
+    assert {p.name for p in paths} == {"compare.md", "compare.json", "score_vs_nfe.png"}
     for run in runs:
-        got, want = load_file(run / "policy.safetensors"), load_file(tmp_path / "serial" / "runs" / run.name / "policy.safetensors")
+        got, want = (load_file(tmp_path / side / "runs" / run / "policy.safetensors") for side in ("parallel", "serial"))
         assert got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in got)
-    rows = {name: json.loads((tmp_path / name / "compare.json").read_text())["rows"] for name in ("parallel", "serial")}
-    key = [(r["method"], r["steps"], r["score_mean"], r["success_rate"]) for r in rows["serial"]]
-    assert [(r["method"], r["steps"], r["score_mean"], r["success_rate"]) for r in rows["parallel"]] == key
-    with pytest.raises(ValueError, match="jobs: expected an integer >= 1"):
-        compare(bad, tmp_path / "bad", progress=False)
+    reports = {side: json.loads((tmp_path / side / "compare.json").read_text()) for side in ("parallel", "serial")}
+    def scores(rows):
+        return [(r["method"], r["steps"], r["scores_per_seed"], r["success_rate"]) for r in rows]
+
+    assert scores(reports["parallel"]["rows"]) == scores(reports["serial"]["rows"])
+    assert [(r["method"], r["steps"]) for r in reports["parallel"]["rows"]] == [("shortcut", 1), ("shortcut", 2), ("flow_matching", 1)]
+    assert all(r["replan_median_ms"] > 0 for r in reports["parallel"]["rows"])  # measured after the workers, here
 
 
-def test_a_failing_run_in_a_worker_names_the_run_and_its_log(tmp_path):
+@pytest.mark.parametrize("jobs", ["0", "true", "'2'"])
+def test_jobs_must_be_a_positive_integer(tmp_path, jobs):
     from hydra import compose, initialize_config_dir
 
     from shortcut_policy.compare import compare
-    from shortcut_policy.generate_demos import generate_demos
     from shortcut_policy.paths import config_dir
 
-    store = generate_demos("push_t", episodes=2, seed=100_000, out=tmp_path / "demos.zarr", progress=False)
+    with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
+        cfg = compose("compare", overrides=["preset=quick", f"jobs={jobs}"])
+    with pytest.raises(ValueError, match="jobs: expected an integer >= 1"):
+        compare(cfg, tmp_path / "out", progress=False)
+
+
+def test_a_run_failing_in_a_worker_is_named_with_its_log_and_traceback(tmp_path):
+    from hydra import compose, initialize_config_dir
+
+    from shortcut_policy.compare import compare
+    from shortcut_policy.paths import config_dir
+
+    not_a_store = tmp_path / "empty.zarr"
+    not_a_store.mkdir()  # exists, so no demonstrations are made; opening it fails inside each worker's trainer
     with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
         cfg = compose("compare", overrides=[
-            "preset=quick", f"env.dataset={store}", "train.num_steps=2", "train.batch_size=8",
-            "policy.unet.down_dims=[16,32]", "policy.unet.embed_dim=16", "methods=[shortcut]", "seeds=[0,1]",
-            "evaluate=false", "jobs=2", "env.obs_keys=[no_such_key]",  # only the worker's Trainer checks this
+            "preset=quick", f"env.dataset={not_a_store}", "train.num_steps=2", "train.batch_size=8",
+            "methods=[shortcut]", "seeds=[0,1]", "evaluate=false", "jobs=2",
         ])
-    with pytest.raises(RuntimeError, match=r"\[shortcut seed 0\] failed; its output is in .*train.log"):
+    with pytest.raises(RuntimeError, match=r"\[shortcut seed [01]\] failed; its output and traceback are in .*train.log") as info:
         compare(cfg, tmp_path / "out", progress=False)
+    log = Path(str(info.value).split(" are in ")[1])  # the failed run's log (the other run was stopped)
+    assert "Traceback" in log.read_text()
+
+
+def test_an_observation_the_env_lacks_is_refused_before_any_worker_starts(tmp_path):
+    from hydra import compose, initialize_config_dir
+
+    from shortcut_policy.compare import compare
+    from shortcut_policy.paths import config_dir
+
+    with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
+        cfg = compose("compare", overrides=["preset=quick", "env.obs_keys=[no_such_key]", "jobs=2", f"env.dataset={tmp_path / 'x.zarr'}"])
+    with pytest.raises(ValueError, match="env.obs_keys: 'no_such_key' is not an observation of push_t"):
+        compare(cfg, tmp_path / "out", progress=False)
+    assert not (tmp_path / "x.zarr").exists() and not (tmp_path / "out" / "runs").exists()
