@@ -147,7 +147,7 @@ def summarize(times: dict[str, list[float]], batch_size: int, n_sc: int) -> dict
         "sc_target_share_of_shortcut_step": median["sc_target"] / median["shortcut"],
         "forward_sc_rows_ms": median["forward_sc_rows"],
         "forward_batch_ms": median["forward_batch"],
-        "sc_forward_cost_share": median["forward_sc_rows"] / median["forward_batch"],  # 0.25 if linear in rows
+        "sc_forward_cost_share": median["forward_sc_rows"] / median["forward_batch"],  # sc_row_share if linear in rows
         "sc_row_share": n_sc / batch_size,
     }
 
@@ -180,6 +180,8 @@ def main() -> None:
         ShortcutConfig(sc_fraction=args.sc_fraction)
     except ValueError as err:
         parser.error(f"--sc-fraction: {err}")
+    if args.sc_fraction == 0:
+        parser.error("--sc-fraction: expected a value in (0, 1): with no self-consistency rows there is no target to time")
     policy = policy_config(args.policy)
     batches = []
     n_params = 0
