@@ -63,10 +63,10 @@ def make_workloads(
     """Training steps per objective, plus the shortcut breakdown; returns (workloads, n_sc, n_params)."""
     obs, x1 = make_batch(policy, batch_size, device)
     workloads: dict[str, Callable[[], None]] = {}
-    nets = {}
+    nets, objectives = {}, {}
     options = {"shortcut": {"sc_fraction": sc_fraction}}
     for name in OBJECTIVES:
-        objective = build_objective({"name": name, **options.get(name, {})})
+        objective = objectives[name] = build_objective({"name": name, **options.get(name, {})})
         torch.manual_seed(0)
         net = nets[name] = build_network(policy, {"keypoint": (OBS_DIM,)}, ACTION_DIM, objective.n_levels).to(device)
         ema = EMA(net)
@@ -83,8 +83,7 @@ def make_workloads(
         workloads[name] = step
 
     # the shortcut's extra work on its own, on the shortcut's network in training mode (as in its loss)
-    objective_sc = build_objective({"name": "shortcut", **options["shortcut"]})
-    net = nets["shortcut"]
+    objective_sc, net = objectives["shortcut"], nets["shortcut"]
     n_sc = objective_sc.split(batch_size)
     gen = torch.Generator().manual_seed(1)
     with torch.no_grad():
