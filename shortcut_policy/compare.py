@@ -28,10 +28,10 @@ from pathlib import Path
 import hydra
 import numpy as np
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from .checkpoint import METRICS_FILE, TRAIN_STATE_FILE
-from .config import RunConfig, load_config
+from .config import CompareConfig, RunConfig, load_config, to_dict
 from .evaluate import evaluate_policy
 from .generate_demos import ensure_dataset
 from .io import atomic_write, write_json, write_text
@@ -39,7 +39,7 @@ from .paths import config_dir
 from .policy import load_policy
 from .rollout import measure_act_latency
 from .stats import wilson_interval
-from .workers import Job, run_jobs, validate_jobs
+from .workers import Job, run_jobs
 
 TRAIN_LOG = "train.log"  # a run trained in a worker process writes its output here
 
@@ -60,16 +60,16 @@ def report_path(path: Path, out_dir: Path) -> str:
     return str(path.relative_to(out_dir)) if path.is_relative_to(out_dir) else str(path)
 
 
-def plan_runs(cfg: DictConfig, out_dir: Path) -> tuple[dict[str, list[Path]], list[tuple[str, RunConfig, Path]]]:
+def plan_runs(cfg: CompareConfig, out_dir: Path) -> tuple[dict[str, list[Path]], list[tuple[str, RunConfig, Path]]]:
     """Run folders per method, and the (label, config, folder) of each run still to train.
 
     Given checkpoints are used as they are; otherwise one run per training seed, in ``out_dir/runs``.
     """
     runs_by_method: dict[str, list[Path]] = {}
     todo = []
-    base = OmegaConf.to_container(cfg, resolve=True)
+    base = to_dict(cfg)
     for method in cfg.methods:
-        given = list(cfg.checkpoints.get(method, []) or [])
+        given = cfg.checkpoints.get(method, [])
         if given:
             runs_by_method[method] = [Path(p) for p in given]
             continue
@@ -133,16 +133,16 @@ def evaluate_run(
 
 
 def evaluate_all(
-    runs_by_method: dict[str, list[Path]], cfg: DictConfig, jobs: int, out_dir: Path, progress: bool = True
+    runs_by_method: dict[str, list[Path]], cfg: CompareConfig, out_dir: Path, progress: bool = True
 ) -> list[dict]:
     """Every run at its method's step budgets, ``jobs`` at a time; then ``act()`` latency on each method's
     first run, measured alone so that no other process shares the cores while it is timed."""
     calls = [
         Job(f"{method} run {i}", out_dir / "logs" / f"evaluate_{method}_{i}.log", evaluate_run,
-            (run, cfg.env.name, list(cfg.steps[method]) if method in cfg.steps else None, cfg.episodes, cfg.seed_start))
+            (run, cfg.env.name, cfg.steps.get(method), cfg.episodes, cfg.seed_start))
         for method, runs in runs_by_method.items() for i, run in enumerate(runs)
     ]
-    results = run_jobs(calls, jobs, "evaluate (runs)", progress)
+    results = run_jobs(calls, cfg.jobs, "evaluate (runs)", progress)
     rows, k = [], 0
     for method, runs in runs_by_method.items():
         per_seed, k = results[k:k + len(runs)], k + len(runs)
@@ -272,33 +272,31 @@ def plot(out_dir: Path, rows: list[dict], title: str) -> list[Path]:
     return paths
 
 
-def compare(cfg: DictConfig, out_dir: str | Path, progress: bool = True) -> list[Path]:
+def compare(cfg: CompareConfig | DictConfig, out_dir: str | Path, progress: bool = True) -> list[Path]:
     """Train (or load) every method, then evaluate each at its step budgets and write the report.
 
     Returns the report's files, or the run folders when ``evaluate`` is false.
     """
+    if not isinstance(cfg, CompareConfig):
+        cfg = load_config(cfg, CompareConfig)  # names and types checked before anything runs
     out_dir = Path(out_dir)
     print(f"comparison folder: {out_dir.resolve()}")
     start = time.perf_counter()
-    for method in cfg.methods:
-        if method not in cfg.objectives:
-            raise ValueError(f"methods: {method!r} has no entry under objectives ({sorted(cfg.objectives)})")
-    jobs = validate_jobs(cfg.jobs)
     runs_by_method, todo = plan_runs(cfg, out_dir)
-    train_all(todo, jobs, progress)
+    train_all(todo, cfg.jobs, progress)
     if not cfg.evaluate:
         print(f"trained in {time.perf_counter() - start:.0f}s (evaluate=false); evaluate these runs with")
         print("  python -m shortcut_policy.compare " + " ".join(
             f"checkpoints.{m}=[{','.join(map(str, runs))}]" for m, runs in runs_by_method.items()))
         return [run for runs in runs_by_method.values() for run in runs]
-    rows = evaluate_all(runs_by_method, cfg, jobs, out_dir, progress)
+    rows = evaluate_all(runs_by_method, cfg, out_dir, progress)
     table = markdown(rows)
     # runs inside the report folder are recorded relative to it, so the folder can be moved or shared
     runs_json = {method: [report_path(run, out_dir) for run in runs] for method, runs in runs_by_method.items()}
     paths = [
         write_text(out_dir / "compare.md", table),
         write_json(out_dir / "compare.json", {"rows": rows, "runs": runs_json, "seconds": time.perf_counter() - start,
-                                              "config": OmegaConf.to_container(cfg, resolve=True)}),
+                                              "config": to_dict(cfg)}),
         *plot(out_dir, rows, f"{cfg.env.name} · {cfg.policy.backbone}"),
     ]
     print(table)

@@ -125,6 +125,66 @@ class RunConfig:
     run_dir: str = ""  # "" -> hydra's output directory
 
 
+
+def _compare_objectives() -> dict[str, dict[str, Any]]:
+    return {
+        "shortcut": {"name": "shortcut", "max_steps": 128, "sc_fraction": 0.125, "sc_target": "online", "clip_sample": True},
+        "flow_matching": {"name": "flow_matching", "clip_sample": True},
+        "ddpm": {"name": "ddpm", "num_train_timesteps": 100, "beta_schedule": "squaredcos_cap_v2", "clip_sample": True},
+    }
+
+
+def _compare_steps() -> dict[str, list[int]]:
+    every = [1, 2, 4, 8, 16, 32, 64, 128]
+    return {"shortcut": every, "flow_matching": list(every), "ddpm": [1, 2, 4, 8, 16, 100]}
+
+
+@dataclass
+class CompareConfig:
+    """``python -m shortcut_policy.compare``: methods trained on one backbone, data and budget, then
+    evaluated on the same test seeds (``configs/compare.yaml``; the defaults are its full preset)."""
+
+    env: EnvConfig = field(default_factory=EnvConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)  # the budget every method trains with
+    methods: list[str] = field(default_factory=lambda: ["shortcut", "flow_matching", "ddpm"])
+    objectives: dict[str, dict[str, Any]] = field(default_factory=_compare_objectives)  # method -> objective config
+    steps: dict[str, list[int]] = field(default_factory=_compare_steps)  # method -> step budgets (NFE); absent: all
+    # method -> run folders to evaluate instead of training ([]: train)
+    checkpoints: dict[str, list[str]] = field(default_factory=lambda: {m: [] for m in _compare_objectives()})
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])  # training seeds, one run each per method
+    episodes: int = 50  # test seeds seed_start .. seed_start + episodes - 1
+    seed_start: int = 0
+    latency_calls: int = 200  # act() calls timed per step budget (0: no latency)
+    evaluate: bool = True  # false: train (or resume) the runs and stop; evaluate them later
+    jobs: int = 1  # runs trained, then evaluated, this many at a time, each in its own process
+    retrain: bool = False  # false: runs already in <out>/runs resume (finished ones are reused)
+    out: str = ""  # "" -> hydra's output directory
+
+    def __post_init__(self) -> None:
+        if not self.methods or len(set(self.methods)) != len(self.methods):
+            raise ValueError(f"methods: expected a non-empty list of distinct methods, got {self.methods}")
+        for method in self.methods:
+            if method not in self.objectives:
+                raise ValueError(f"methods: {method!r} has no entry under objectives ({sorted(self.objectives)})")
+        for method, budgets in self.steps.items():
+            if not budgets or any(k < 1 for k in budgets):
+                raise ValueError(f"steps.{method}: expected a non-empty list of step counts >= 1, got {budgets}")
+        for method in self.checkpoints:
+            if method not in self.objectives:
+                raise ValueError(f"checkpoints: {method!r} is not a method ({sorted(self.objectives)})")
+        if any(not self.checkpoints.get(m) for m in self.methods) and (not self.seeds or len(set(self.seeds)) != len(self.seeds)):
+            raise ValueError(f"seeds: expected a non-empty list of distinct training seeds, got {self.seeds}")
+        if self.episodes < 1:
+            raise ValueError(f"episodes: expected >= 1, got {self.episodes}")
+        if self.seed_start < 0:
+            raise ValueError(f"seed_start: expected >= 0, got {self.seed_start}")
+        if self.latency_calls < 0:
+            raise ValueError(f"latency_calls: expected >= 0 (0: no latency measured), got {self.latency_calls}")
+        if self.jobs < 1:
+            raise ValueError(f"jobs: expected an integer >= 1 (runs trained and evaluated side by side), got {self.jobs}")
+
+
 # ------------------------------------------------------------------ image path (DiT)
 @dataclass
 class ImageDataConfig:

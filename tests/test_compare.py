@@ -1,5 +1,6 @@
 """The comparison report's arithmetic: Pareto front, aggregation across training seeds."""
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -156,7 +157,7 @@ def test_runs_trained_and_evaluated_side_by_side_match_runs_done_in_process(tmp_
     assert all(r["replan_median_ms"] > 0 for r in reports["parallel"]["rows"])  # measured after the workers, here
 
 
-@pytest.mark.parametrize("jobs", ["0", "true", "'2'"])
+@pytest.mark.parametrize("jobs", ["0", "-1", "true", "'two'"])
 def test_jobs_must_be_a_positive_integer(tmp_path, jobs):
     from hydra import compose, initialize_config_dir
 
@@ -165,8 +166,46 @@ def test_jobs_must_be_a_positive_integer(tmp_path, jobs):
 
     with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
         cfg = compose("compare", overrides=["preset=quick", f"jobs={jobs}"])
-    with pytest.raises(ValueError, match="jobs: expected an integer >= 1"):
+    # a value of the wrong type fails in the config schema (naming the key), a bad integer in its check
+    with pytest.raises(ValueError, match=r"jobs: expected an integer >= 1|full_key: jobs"):
         compare(cfg, tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()  # refused before anything was written
+
+
+def test_compare_yaml_restates_the_compare_config_defaults():
+    """``configs/compare.yaml`` (full preset) and ``CompareConfig`` mirror each other, key for key."""
+    from hydra import compose, initialize_config_dir
+
+    from shortcut_policy.config import CompareConfig, load_config
+    from shortcut_policy.paths import config_dir
+
+    with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
+        cfg = compose("compare")
+    assert set(cfg) == {f.name for f in dataclasses.fields(CompareConfig)}  # no key only one of them has
+    assert load_config(cfg, CompareConfig) == CompareConfig()
+
+
+@pytest.mark.parametrize("override, message", [
+    ("seeds=[]", "seeds: expected a non-empty list of distinct training seeds"),
+    ("seeds=[0,0]", "seeds: expected a non-empty list of distinct training seeds"),
+    ("steps.ddpm=[]", r"steps.ddpm: expected a non-empty list of step counts >= 1, got \[\]"),
+    ("steps.shortcut=[0,1]", "steps.shortcut: expected a non-empty list of step counts >= 1"),
+    ("methods=[shortcut,shortcut]", "methods: expected a non-empty list of distinct methods"),
+    ("methods=[consistency]", "methods: 'consistency' has no entry under objectives"),
+    ("episodes=0", "episodes: expected >= 1, got 0"),
+    ("latency_calls=-1", "latency_calls: expected >= 0"),
+])
+def test_bad_comparison_settings_are_refused_naming_the_key(tmp_path, override, message):
+    from hydra import compose, initialize_config_dir
+
+    from shortcut_policy.compare import compare
+    from shortcut_policy.paths import config_dir
+
+    with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
+        cfg = compose("compare", overrides=["preset=quick", override])
+    with pytest.raises(ValueError, match=message):
+        compare(cfg, tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_run_failing_in_a_worker_is_named_with_its_log_and_traceback(tmp_path):
