@@ -32,7 +32,7 @@ from omegaconf import DictConfig
 
 from .checkpoint import METRICS_FILE, TRAIN_STATE_FILE
 from .config import CompareConfig, RunConfig, load_config, to_dict
-from .evaluate import evaluate_policy
+from .evaluate import evaluate_policy, format_row
 from .generate_demos import ensure_dataset
 from .io import atomic_write, write_json, write_text
 from .paths import config_dir
@@ -123,26 +123,53 @@ def last_logged_step(run_dir: Path) -> int:
 
 
 def evaluate_run(
-    run: Path, env_name: str, steps: list[int] | None, episodes: int, seed_start: int, progress: bool = True
+    run: Path, env_name: str, steps: list[int], episodes: int, seed_start: int, rows_file: Path | None = None,
+    progress: bool = True,
 ) -> list[dict]:
-    """Rollout rows of one run at ``steps`` (None: every step budget its objective allows); no latency."""
+    """Rollout rows of one run at ``steps``; no latency. Each budget's row is appended to ``rows_file``
+    (emptied first) as soon as it is done: how the parent counts progress of a run in a worker."""
     policy = load_policy(run)
-    steps = policy.objective.valid_steps() if steps is None else steps
-    print(f"evaluating {run} at steps {steps} on {episodes} test seeds")
-    return evaluate_policy(policy, env_name, steps, episodes, seed_start, latency_calls=0, progress=progress)
+    for k in steps:
+        policy.objective.validate_steps(k)  # every budget checked before the first rollout
+    print(f"evaluating {run} at steps {steps} on {episodes} test seeds", flush=True)
+    if rows_file is not None:
+        rows_file.parent.mkdir(parents=True, exist_ok=True)
+        rows_file.write_text("")
+    rows = []
+    for k in steps:
+        rows += evaluate_policy(policy, env_name, [k], episodes, seed_start, latency_calls=0, progress=progress)
+        if not progress:
+            print(format_row(rows[-1]), flush=True)  # evaluate_policy prints it only with progress
+        if rows_file is not None:
+            with open(rows_file, "a") as f:
+                f.write(json.dumps(rows[-1]) + "\n")
+    return rows
+
+
+def count_lines(path: Path) -> int:
+    """Complete lines in a file that another process is appending to (0 before it exists)."""
+    try:
+        return path.read_text().count("\n")
+    except OSError:
+        return 0
 
 
 def evaluate_all(
     runs_by_method: dict[str, list[Path]], cfg: CompareConfig, out_dir: Path, progress: bool = True
 ) -> list[dict]:
-    """Every run at its method's step budgets, ``jobs`` at a time; then ``act()`` latency on each method's
-    first run, measured alone so that no other process shares the cores while it is timed."""
-    calls = [
-        Job(f"{method} run {i}", out_dir / "logs" / f"evaluate_{method}_{i}.log", evaluate_run,
-            (run, cfg.env.name, cfg.steps.get(method), cfg.episodes, cfg.seed_start))
-        for method, runs in runs_by_method.items() for i, run in enumerate(runs)
-    ]
-    results = run_jobs(calls, cfg.jobs, "evaluate (runs)", progress)
+    """Every run at its method's step budgets, ``cfg.jobs`` at a time; then ``act()`` latency on each
+    method's first run, measured alone so that no other process shares the cores while it is timed."""
+    calls, rows_files, n_rows = [], [], 0
+    for method, runs in runs_by_method.items():
+        for i, run in enumerate(runs):
+            budgets = cfg.steps.get(method) or load_policy(run).objective.valid_steps()
+            log = out_dir / "logs" / f"evaluate_{method}_{i}.log"
+            rows_files.append(log.with_suffix(".jsonl"))
+            n_rows += len(budgets)
+            calls.append(Job(f"{method} run {i}", log, evaluate_run,
+                             (run, cfg.env.name, list(budgets), cfg.episodes, cfg.seed_start, rows_files[-1])))
+    results = run_jobs(calls, cfg.jobs, "evaluate (step budgets, all runs)", progress, total=n_rows,
+                       done_so_far=lambda: sum(count_lines(f) for f in rows_files))
     rows, k = [], 0
     for method, runs in runs_by_method.items():
         per_seed, k = results[k:k + len(runs)], k + len(runs)

@@ -97,7 +97,7 @@ def in_worker(fn: Callable[..., Any], args: tuple, threads: int, log: Path) -> A
     """``fn(*args)`` in a worker process with ``threads`` threads, its output appended to ``log``."""
     torch.set_num_threads(threads)
     log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "a") as out, contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+    with open(log, "a", buffering=1) as out, contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):  # line by line
         try:
             return fn(*args, progress=False)
         except BaseException:

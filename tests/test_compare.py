@@ -136,7 +136,11 @@ def test_runs_trained_and_evaluated_side_by_side_match_runs_done_in_process(tmp_
     runs = [f"{m}_seed{s}" for m in ("shortcut", "flow_matching") for s in (0, 1)]
     for run in runs:
         assert "trained 2 steps" in (tmp_path / "parallel" / "runs" / run / "train.log").read_text()
-    assert "evaluating" in (tmp_path / "parallel" / "logs" / "evaluate_flow_matching_1.log").read_text()
+    log = (tmp_path / "parallel" / "logs" / "evaluate_shortcut_1.log").read_text()
+    assert "evaluating" in log and "steps=  1  score=" in log and "steps=  2  score=" in log  # a line per budget
+    # each budget's row also goes to a JSON-lines file as it is done: the parent's progress count
+    rows_file = [json.loads(line) for line in (tmp_path / "parallel" / "logs" / "evaluate_shortcut_1.jsonl").read_text().splitlines()]
+    assert [r["steps"] for r in rows_file] == [1, 2]
     threads = torch.get_num_threads()
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // 2))  # the workers' thread count: same arithmetic
     try:
