@@ -242,3 +242,16 @@ def test_an_observation_the_env_lacks_is_refused_before_any_worker_starts(tmp_pa
     with pytest.raises(ValueError, match="env.obs_keys: 'no_such_key' is not an observation of push_t"):
         compare(cfg, tmp_path / "out", progress=False)
     assert not (tmp_path / "x.zarr").exists() and not (tmp_path / "out" / "runs").exists()
+
+
+@pytest.mark.parametrize("method", ["shortcut", "flow_matching", "ddpm"])
+def test_each_method_is_compared_with_the_objective_config_train_uses_by_default(method):
+    """The comparison's objectives restate ``configs/objective/<method>.yaml``: a method is compared as it trains."""
+    from hydra import compose, initialize_config_dir
+
+    from shortcut_policy.paths import config_dir
+
+    with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
+        train = compose("train", overrides=[f"objective={method}"])
+        cmp = compose("compare")
+    assert dict(cmp.objectives[method]) == dict(train.objective)
