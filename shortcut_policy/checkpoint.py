@@ -37,6 +37,15 @@ def save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor], meta
 
 def load_tensors(path: str | os.PathLike, device: str = "cpu") -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Read a file written by ``save_tensors``: (tensors, meta)."""
+    return _read(path, device, with_tensors=True)
+
+
+def load_meta(path: str | os.PathLike) -> dict[str, Any]:
+    """Only the JSON metadata of a file written by ``save_tensors`` (no tensor is read)."""
+    return _read(path, "cpu", with_tensors=False)[1]
+
+
+def _read(path: str | os.PathLike, device: str, with_tensors: bool) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint: no file at {path}")
@@ -44,7 +53,7 @@ def load_tensors(path: str | os.PathLike, device: str = "cpu") -> tuple[dict[str
         metadata = f.metadata() or {}
         if metadata.get("format") != FORMAT:
             raise ValueError(f"checkpoint {path}: expected format {FORMAT!r}, got {metadata.get('format')!r}")
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
+        tensors = {k: f.get_tensor(k) for k in f.keys()} if with_tensors else {}
     return tensors, json.loads(metadata["meta"])
 
 

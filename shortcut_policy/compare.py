@@ -21,6 +21,7 @@ at which even a slow replanning tick still fits in one control period.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -36,9 +37,11 @@ from .evaluate import evaluate_policy, format_row
 from .generate_demos import ensure_dataset
 from .io import atomic_write, write_json, write_text
 from .paths import config_dir
+from .objectives import build_objective
 from .policy import load_policy
 from .rollout import measure_act_latency
 from .stats import wilson_interval
+from .training import check_resumable
 from .workers import Job, run_jobs
 
 TRAIN_LOG = "train.log"  # a run trained in a worker process writes its output here
@@ -58,6 +61,33 @@ def report_path(path: Path, out_dir: Path) -> str:
     """``path`` relative to ``out_dir`` when it lies inside it, else as an absolute path."""
     path, out_dir = Path(path).resolve(), Path(out_dir).resolve()
     return str(path.relative_to(out_dir)) if path.is_relative_to(out_dir) else str(path)
+
+
+def check_methods(cfg: CompareConfig) -> dict[str, list[dict]]:
+    """Each method's objective options and step budgets, and any given run folders, checked before the
+    first run trains (a typo would otherwise surface hours later, in a worker or at evaluation).
+
+    Returns the objective options of each method's runs, for the report."""
+    options: dict[str, list[dict]] = {}
+    for method in cfg.methods:
+        given = cfg.checkpoints.get(method, [])
+        try:
+            objectives = [load_policy(run).objective for run in given]
+        except (FileNotFoundError, ValueError) as err:
+            raise ValueError(f"checkpoints.{method}: {err}") from None
+        if not given:
+            try:
+                objectives = [build_objective(cfg.objectives[method])] * len(cfg.seeds)
+            except (TypeError, ValueError) as err:
+                raise ValueError(f"objectives.{method}: {err}") from None
+        for objective in objectives:
+            for k in cfg.steps.get(method, []):
+                try:
+                    objective.validate_steps(k)
+                except ValueError as err:
+                    raise ValueError(f"steps.{method}: {err}") from None
+        options[method] = [dataclasses.asdict(objective.config) for objective in objectives]
+    return options
 
 
 def plan_runs(cfg: CompareConfig, out_dir: Path) -> tuple[dict[str, list[Path]], list[tuple[str, RunConfig, Path]]]:
@@ -82,6 +112,8 @@ def plan_runs(cfg: CompareConfig, out_dir: Path) -> tuple[dict[str, list[Path]],
             )
             # an interrupted comparison picks up where each run stopped (a finished run resumes at its last step)
             config.train.resume = (run_dir / TRAIN_STATE_FILE).is_file() and not cfg.retrain
+            if config.train.resume:  # checked here, before any run trains, not when its turn comes
+                check_resumable(run_dir / TRAIN_STATE_FILE, build_objective(config.objective))
             runs_by_method[method].append(run_dir)
             todo.append((f"{method} seed {seed}", config, run_dir))
     return runs_by_method, todo
@@ -129,8 +161,6 @@ def evaluate_run(
     """Rollout rows of one run at ``steps``; no latency. Each budget's row is appended to ``rows_file``
     (emptied first) as soon as it is done: how the parent counts progress of a run in a worker."""
     policy = load_policy(run)
-    for k in steps:
-        policy.objective.validate_steps(k)  # every budget checked before the first rollout
     print(f"evaluating {run} at steps {steps} on {episodes} test seeds", flush=True)
     if rows_file is not None:
         rows_file.parent.mkdir(parents=True, exist_ok=True)
@@ -168,6 +198,8 @@ def evaluate_all(
             n_rows += len(budgets)
             calls.append(Job(f"{method} run {i}", log, evaluate_run,
                              (run, cfg.env.name, list(budgets), cfg.episodes, cfg.seed_start, rows_files[-1])))
+    for f in rows_files:
+        f.unlink(missing_ok=True)  # an earlier evaluation's rows would count as progress
     results = run_jobs(calls, cfg.jobs, "evaluate (step budgets, all runs)", progress, total=n_rows,
                        done_so_far=lambda: sum(count_lines(f) for f in rows_files))
     rows, k = [], 0
@@ -309,12 +341,15 @@ def compare(cfg: CompareConfig | DictConfig, out_dir: str | Path, progress: bool
     out_dir = Path(out_dir)
     print(f"comparison folder: {out_dir.resolve()}")
     start = time.perf_counter()
+    objectives = check_methods(cfg)
     runs_by_method, todo = plan_runs(cfg, out_dir)
     train_all(todo, cfg.jobs, progress)
     if not cfg.evaluate:
-        print(f"trained in {time.perf_counter() - start:.0f}s (evaluate=false); evaluate these runs with")
-        print("  python -m shortcut_policy.compare " + " ".join(
-            f"checkpoints.{m}=[{','.join(map(str, runs))}]" for m, runs in runs_by_method.items()))
+        built_in = CompareConfig().checkpoints  # keys compare.yaml has; any other needs hydra's "+"
+        print(f"trained in {time.perf_counter() - start:.0f}s (evaluate=false); evaluate these runs with the "
+              "same overrides and")
+        print("  " + " ".join(
+            f"{'' if m in built_in else '+'}checkpoints.{m}=[{','.join(map(str, runs))}]" for m, runs in runs_by_method.items()))
         return [run for runs in runs_by_method.values() for run in runs]
     rows = evaluate_all(runs_by_method, cfg, out_dir, progress)
     table = markdown(rows)
@@ -323,7 +358,7 @@ def compare(cfg: CompareConfig | DictConfig, out_dir: str | Path, progress: bool
     paths = [
         write_text(out_dir / "compare.md", table),
         write_json(out_dir / "compare.json", {"rows": rows, "runs": runs_json, "seconds": time.perf_counter() - start,
-                                              "config": to_dict(cfg)}),
+                                              "objectives": objectives, "config": to_dict(cfg)}),
         *plot(out_dir, rows, f"{cfg.env.name} · {cfg.policy.backbone}"),
     ]
     print(table)

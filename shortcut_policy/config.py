@@ -108,6 +108,8 @@ class TrainConfig:
         for name in ("num_steps", "batch_size", "log_every", "val_every", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"train.{name}: expected >= 1, got {getattr(self, name)}")
+        if self.seed < 0:
+            raise ValueError(f"train.seed: expected >= 0, got {self.seed}")
         if self.batch_size < 2:
             raise ValueError(f"train.batch_size: expected >= 2, got {self.batch_size}")
         if not 0 <= self.val_ratio < 1:
@@ -125,13 +127,9 @@ class RunConfig:
     run_dir: str = ""  # "" -> hydra's output directory
 
 
-
 def _compare_objectives() -> dict[str, dict[str, Any]]:
-    return {
-        "shortcut": {"name": "shortcut", "max_steps": 128, "sc_fraction": 0.125, "sc_target": "online", "clip_sample": True},
-        "flow_matching": {"name": "flow_matching", "clip_sample": True},
-        "ddpm": {"name": "ddpm", "num_train_timesteps": 100, "beta_schedule": "squaredcos_cap_v2", "clip_sample": True},
-    }
+    """Each objective with its own defaults (compare.yaml takes them from ``configs/objective/``)."""
+    return {name: {"name": name} for name in ("shortcut", "flow_matching", "ddpm")}
 
 
 def _compare_steps() -> dict[str, list[int]]:
@@ -148,6 +146,7 @@ class CompareConfig:
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     train: TrainConfig = field(default_factory=TrainConfig)  # the budget every method trains with
     methods: list[str] = field(default_factory=lambda: ["shortcut", "flow_matching", "ddpm"])
+    # dict fields given in a config replace these defaults whole (load_config), so entries can be removed
     objectives: dict[str, dict[str, Any]] = field(default_factory=_compare_objectives)  # method -> objective config
     steps: dict[str, list[int]] = field(default_factory=_compare_steps)  # method -> step budgets (NFE); absent: all
     # method -> run folders to evaluate instead of training ([]: train)
@@ -170,11 +169,15 @@ class CompareConfig:
         for method, budgets in self.steps.items():
             if not budgets or any(k < 1 for k in budgets):
                 raise ValueError(f"steps.{method}: expected a non-empty list of step counts >= 1, got {budgets}")
-        for method in self.checkpoints:
             if method not in self.objectives:
-                raise ValueError(f"checkpoints: {method!r} is not a method ({sorted(self.objectives)})")
-        if any(not self.checkpoints.get(m) for m in self.methods) and (not self.seeds or len(set(self.seeds)) != len(self.seeds)):
-            raise ValueError(f"seeds: expected a non-empty list of distinct training seeds, got {self.seeds}")
+                raise ValueError(f"steps.{method}: {method!r} has no entry under objectives ({sorted(self.objectives)})")
+        for method, runs in self.checkpoints.items():
+            if runs and method not in self.methods:
+                raise ValueError(f"checkpoints.{method}: runs given for a method not in methods {self.methods}")
+        if any(not self.checkpoints.get(m) for m in self.methods) and (
+            not self.seeds or len(set(self.seeds)) != len(self.seeds) or min(self.seeds) < 0
+        ):
+            raise ValueError(f"seeds: expected a non-empty list of distinct training seeds >= 0, got {self.seeds}")
         if self.episodes < 1:
             raise ValueError(f"episodes: expected >= 1, got {self.episodes}")
         if self.seed_start < 0:
@@ -250,11 +253,17 @@ class ImageRunConfig:
 
 
 def load_config(cfg: DictConfig | dict | None = None, schema: type = RunConfig) -> Any:
-    """Merge a hydra/omegaconf config onto the dataclass defaults (``schema``), validating names and types."""
+    """Merge a hydra/omegaconf config onto the dataclass defaults (``schema``), validating names and types.
+
+    A top-level dict field that ``cfg`` gives (``objective``, compare's ``objectives``, ``steps``, ...)
+    replaces the default whole: merged, a default entry that the config removed would come back."""
     base = OmegaConf.structured(schema)
     if cfg is not None:
         if isinstance(cfg, dict):
             cfg = OmegaConf.create(cfg)
+        for f in dataclasses.fields(schema):
+            if str(f.type).startswith("dict[") and f.name in cfg:  # annotations are strings here
+                base[f.name] = {}
         base = OmegaConf.merge(base, cfg)
     return OmegaConf.to_object(base)
 

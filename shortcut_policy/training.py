@@ -24,6 +24,7 @@ from tqdm import tqdm
 from .checkpoint import (
     METRICS_FILE,
     TRAIN_STATE_FILE,
+    load_meta,
     load_tensors,
     optimizer_from_tensors,
     optimizer_to_tensors,
@@ -34,7 +35,7 @@ from .checkpoint import (
 from .config import TrainConfig
 from .ema import EMA
 from .io import write_json
-from .objectives import Objective
+from .objectives import Objective, build_objective
 from .policy import resolve_device
 
 
@@ -139,6 +140,7 @@ class TrainLoop:
         if not path.is_file():
             raise FileNotFoundError(f"train.resume: no {TRAIN_STATE_FILE} in run_dir {self.run_dir}")
         tensors, meta = load_tensors(path)
+        check_resumable(path, self.objective)
         self.network.load_state_dict(unprefixed("net", tensors))
         self.ema.model.load_state_dict(unprefixed("ema", tensors))
         self.ema.step = meta["ema_step"]
@@ -226,3 +228,18 @@ def train_and_evaluate(make_trainer: Callable[[], TrainLoop], config: Any, run_d
     for name, path in paths.items():
         print(f"  {name}: {path}")
     return paths
+
+
+def check_resumable(train_state: Path, objective: Objective) -> None:
+    """Refuse to resume a run saved with other objective options (one begun before a default changed,
+    say): finishing it with another objective would silently mix the two."""
+    saved = load_meta(train_state).get("config", {}).get("objective")
+    if saved is None:
+        return
+    before, now = dataclasses.asdict(build_objective(saved).config), dataclasses.asdict(objective.config)
+    changed = {k: (before.get(k), now.get(k)) for k in sorted(set(before) | set(now)) if before.get(k) != now.get(k)}
+    if changed:
+        raise ValueError(
+            f"train.resume: {train_state} was trained with another objective; (saved, asked) per option: {changed}. "
+            "Pass the saved options (objective.<option>=<saved>) or train in a new run_dir."
+        )

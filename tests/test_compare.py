@@ -4,6 +4,7 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
 from shortcut_policy.compare import aggregate, markdown, pareto_front, seed_ci
 
@@ -185,8 +186,27 @@ def test_compare_yaml_restates_the_compare_config_defaults():
 
     with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
         cfg = compose("compare")
-    assert set(cfg) == {f.name for f in dataclasses.fields(CompareConfig)}  # no key only one of them has
-    assert load_config(cfg, CompareConfig) == CompareConfig()
+    yaml, defaults = OmegaConf.to_container(cfg, resolve=True), dataclasses.asdict(CompareConfig())
+    # the objectives come from configs/objective/ (tested below); the unet policy yaml omits the transformer's keys
+    for side in (yaml, defaults):
+        side.pop("objectives")
+        side["policy"].pop("transformer", None)
+    assert yaml == defaults
+    assert load_config(cfg, CompareConfig).steps == CompareConfig().steps
+
+
+def test_entries_of_the_comparison_dicts_can_be_replaced_or_removed():
+    """hydra's ``~key`` removes an entry and ``+key=`` adds one; the dataclass defaults must not bring them back."""
+    from hydra import compose, initialize_config_dir
+
+    from shortcut_policy.config import CompareConfig, load_config
+    from shortcut_policy.paths import config_dir
+
+    with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
+        cfg = load_config(compose("compare", overrides=[
+            "~steps.ddpm", "~objectives.ddpm", "+objectives.ddpm={name: flow_matching}"]), CompareConfig)
+    assert "ddpm" not in cfg.steps  # evaluated at every budget its objective allows
+    assert cfg.objectives["ddpm"] == {"name": "flow_matching"}
 
 
 @pytest.mark.parametrize("override, message", [
@@ -198,6 +218,14 @@ def test_compare_yaml_restates_the_compare_config_defaults():
     ("methods=[consistency]", "methods: 'consistency' has no entry under objectives"),
     ("episodes=0", "episodes: expected >= 1, got 0"),
     ("latency_calls=-1", "latency_calls: expected >= 0"),
+    ("seeds=[-1]", "seeds: expected a non-empty list of distinct training seeds >= 0"),
+    ("+steps.shortcutt=[1]", "steps.shortcutt: 'shortcutt' has no entry under objectives"),
+    ("checkpoints.ddpm=[runs/a]", r"checkpoints.ddpm: runs given for a method not in methods \['shortcut'\]"),
+    # checked before the first run trains, not in a worker hours later
+    ("objectives.shortcut.sc_fraction=1.5", "objectives.shortcut: objective.sc_fraction: expected a value in"),
+    ("+objectives.shortcut.sc_fractoin=0.1", r"objectives.shortcut: objective \(shortcut\): unknown options \['sc_fractoin'\]"),
+    ("steps.shortcut=[3]", "steps.shortcut: "),
+    ("checkpoints.shortcut=[no/such/run]", "checkpoints.shortcut: checkpoint: expected a policy.safetensors file or a run folder"),
 ])
 def test_bad_comparison_settings_are_refused_naming_the_key(tmp_path, override, message):
     from hydra import compose, initialize_config_dir
@@ -206,7 +234,8 @@ def test_bad_comparison_settings_are_refused_naming_the_key(tmp_path, override, 
     from shortcut_policy.paths import config_dir
 
     with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
-        cfg = compose("compare", overrides=["preset=quick", override])
+        methods = ["methods=[shortcut]"] if override.startswith("checkpoints.ddpm") else []
+        cfg = compose("compare", overrides=["preset=quick", *methods, override])
     with pytest.raises(ValueError, match=message):
         compare(cfg, tmp_path / "out", progress=False)
     assert not (tmp_path / "out").exists()

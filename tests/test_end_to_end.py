@@ -95,6 +95,20 @@ def test_resume_continues_a_killed_run_exactly(demo_store, tmp_path, monkeypatch
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
 
 
+def test_resume_refuses_a_run_saved_with_other_objective_options(demo_store, tmp_path):
+    """A run begun with a quarter self-consistent (the old default) is not finished with an eighth."""
+    run_dir = tmp_path / "run"
+    short = {"eval_episodes": 0, "num_steps": 2, "checkpoint_every": 2, "val_every": 2, "warmup_steps": 1}
+    quarter = smoke_config(demo_store, run_dir, **short)
+    quarter.objective = {"name": "shortcut", "sc_fraction": 0.25}
+    Trainer(quarter, run_dir, progress=False).fit()
+    default = smoke_config(demo_store, run_dir, **{**short, "num_steps": 4, "resume": True})
+    with pytest.raises(ValueError, match=r"train.resume: .* another objective.*'sc_fraction': \(0.25, 0.125\)"):
+        Trainer(default, run_dir, progress=False)
+    quarter.train.resume = True  # the saved options resume as before
+    assert Trainer(quarter, run_dir, progress=False).step == 2
+
+
 @pytest.mark.parametrize("objective", ["shortcut", "flow_matching", "ddpm"])
 @pytest.mark.parametrize("backbone", ["unet", "transformer"])
 def test_every_objective_and_backbone_trains_and_acts(demo_store, tmp_path, objective, backbone):
