@@ -5,8 +5,8 @@
 
 Each objective runs the full training step (loss, backward, AdamW, EMA update) on the network of
 one policy config (``configs/policy/<name>.yaml``) and one fixed batch. Within a round every
-objective runs in turn, and the shortcut / flow-matching ratio is taken per round: drift in the
-machine's speed, large on a shared machine, hits both sides of a pair alike. The median ratio and
+objective runs in turn, call by call, and the shortcut / flow-matching ratio is taken per round:
+drift in the machine's speed, large on a shared machine, hits both sides of a pair alike. The median ratio and
 its range over rounds are reported (target >= 0.85).
 
 The shortcut's extra cost is also broken down, in the same rounds:
@@ -110,7 +110,9 @@ def make_workloads(
 
 
 def measure(workloads: dict[str, Callable[[], None]], steps: int, repeats: int, device: str) -> dict[str, list[float]]:
-    """ms per call of each workload in each round; workloads take turns within a round."""
+    """ms per call of each workload in each round. Within a round the workloads take turns call by
+    call (flow, shortcut, ddpm, ..., flow, shortcut, ...), so that a drift in the machine's speed, which
+    on a shared machine moves within seconds, falls on every workload alike."""
 
     def sync() -> None:
         if device.startswith("cuda"):
@@ -118,15 +120,19 @@ def measure(workloads: dict[str, Callable[[], None]], steps: int, repeats: int, 
 
     times: dict[str, list[float]] = {name: [] for name in workloads}
     for _ in range(repeats):
-        for name, work in workloads.items():
+        for work in workloads.values():
             for _ in range(5):
                 work()  # warm-up
-            sync()
-            start = time.perf_counter()
-            for _ in range(steps):
+        total = dict.fromkeys(workloads, 0.0)
+        for _ in range(steps):
+            for name, work in workloads.items():
+                sync()
+                start = time.perf_counter()
                 work()
-            sync()
-            times[name].append(1e3 * (time.perf_counter() - start) / steps)
+                sync()
+                total[name] += time.perf_counter() - start
+        for name in workloads:
+            times[name].append(1e3 * total[name] / steps)
     return times
 
 
@@ -200,6 +206,7 @@ def main() -> None:
         "machine": platform.processor() or platform.machine(),
         "rounds": args.repeats,
         "steps_per_round": args.steps,
+        "turns": "call by call",  # within a round; earlier results (no such key) ran 30 calls per objective in a block
         "batches": batches,
     }
     print(f"\npolicy={args.policy} ({policy.backbone}, {result['params_M']:.2f}M params), sc_fraction={args.sc_fraction}, {result['device']}, "
