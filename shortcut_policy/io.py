@@ -42,3 +42,13 @@ def write_json(path: str | os.PathLike, data: Any) -> Path:
 
 def write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def complete_lines(path: str | os.PathLike) -> list[str]:
+    """The complete lines of a file that another process may be appending to: a last line without
+    its newline is still being written and is left out. No file yet: no lines."""
+    try:
+        text = Path(path).read_text()
+    except OSError:
+        return []
+    return text.splitlines()[: text.count("\n")]

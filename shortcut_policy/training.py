@@ -34,7 +34,7 @@ from .checkpoint import (
 )
 from .config import TrainConfig
 from .ema import EMA
-from .io import write_json
+from .io import complete_lines, write_json, write_text
 from .objectives import Objective, build_objective
 from .policy import resolve_device
 
@@ -182,10 +182,24 @@ class TrainLoop:
             losses.append(loss.item())
         return float(np.mean(losses))
 
+    def start_metrics_log(self, path: Path) -> None:
+        """A new run starts an empty log, so a retrained run_dir holds only this run's records. A resumed
+        run keeps the records up to its checkpoint's step and drops those logged after it (before a
+        stop): they are logged again as training repeats those steps."""
+        kept = []
+        for line in complete_lines(path) if self.step else []:
+            try:
+                if int(json.loads(line)["step"]) <= self.step:
+                    kept.append(line + "\n")
+            except (ValueError, KeyError, TypeError):
+                continue  # not a record
+        write_text(path, "".join(kept))
+
     def fit(self) -> Path:
         tc: TrainConfig = self.config.train
         log_path = self.run_dir / METRICS_FILE
         print(f"training {self.describe()} on {self.device}")
+        self.start_metrics_log(log_path)
         bar = tqdm(total=tc.num_steps, initial=self.step, desc="train", unit="step", disable=not self.progress)
         start = time.perf_counter()
         with open(log_path, "a") as log:

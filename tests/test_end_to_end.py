@@ -94,6 +94,16 @@ def test_resume_continues_a_killed_run_exactly(demo_store, tmp_path, monkeypatch
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
 
+    def records(run_dir):
+        return [(r["step"], r.get("loss"), r.get("val_loss")) for r in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines())]
+
+    # the killed run logged step 20 after its last checkpoint (15): the resumed run logs it once, anew
+    assert [step for step, *_ in records(tmp_path / "a")] == [10, 15, 20, 30]
+    assert records(killed_dir) == records(tmp_path / "a")
+    # training a run folder anew (no resume) starts its log anew too
+    Trainer(smoke_config(demo_store, tmp_path / "a", eval_episodes=0), tmp_path / "a", progress=False).fit()
+    assert [step for step, *_ in records(tmp_path / "a")] == [10, 15, 20, 30]
+
 
 def test_resume_refuses_a_run_saved_with_other_objective_options(demo_store, tmp_path):
     """A run begun with a quarter self-consistent (the old default) is not finished with an eighth."""
