@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shlex
 import time
 from pathlib import Path
 
@@ -35,9 +36,9 @@ from .checkpoint import METRICS_FILE, TRAIN_STATE_FILE
 from .config import CompareConfig, RunConfig, load_config, to_dict
 from .evaluate import evaluate_policy, format_row
 from .generate_demos import ensure_dataset
-from .io import atomic_write, write_json, write_text
+from .io import atomic_write, complete_lines, write_json, write_text
 from .paths import config_dir
-from .objectives import build_objective
+from .objectives import Objective, build_objective
 from .policy import load_policy
 from .rollout import measure_act_latency
 from .stats import wilson_interval
@@ -63,37 +64,40 @@ def report_path(path: Path, out_dir: Path) -> str:
     return str(path.relative_to(out_dir)) if path.is_relative_to(out_dir) else str(path)
 
 
-def check_methods(cfg: CompareConfig) -> dict[str, list[dict]]:
+def check_methods(cfg: CompareConfig) -> dict[str, list[Objective]]:
     """Each method's objective options and step budgets, and any given run folders, checked before the
     first run trains (a typo would otherwise surface hours later, in a worker or at evaluation).
 
-    Returns the objective options of each method's runs, for the report."""
-    options: dict[str, list[dict]] = {}
+    Returns each method's objective per run: a given run's own, else the configured one per seed."""
+    objectives: dict[str, list[Objective]] = {}
     for method in cfg.methods:
         given = cfg.checkpoints.get(method, [])
         try:
-            objectives = [load_policy(run).objective for run in given]
+            per_run = [load_policy(run).objective for run in given]
         except (FileNotFoundError, ValueError) as err:
             raise ValueError(f"checkpoints.{method}: {err}") from None
         if not given:
             try:
-                objectives = [build_objective(cfg.objectives[method])] * len(cfg.seeds)
+                per_run = [build_objective(cfg.objectives[method])] * len(cfg.seeds)
             except (TypeError, ValueError) as err:
                 raise ValueError(f"objectives.{method}: {err}") from None
-        for objective in objectives:
+        for objective in per_run:
             for k in cfg.steps.get(method, []):
                 try:
                     objective.validate_steps(k)
                 except ValueError as err:
                     raise ValueError(f"steps.{method}: {err}") from None
-        options[method] = [dataclasses.asdict(objective.config) for objective in objectives]
-    return options
+        objectives[method] = per_run
+    return objectives
 
 
-def plan_runs(cfg: CompareConfig, out_dir: Path) -> tuple[dict[str, list[Path]], list[tuple[str, RunConfig, Path]]]:
+def plan_runs(
+    cfg: CompareConfig, out_dir: Path, objectives: dict[str, list[Objective]]
+) -> tuple[dict[str, list[Path]], list[tuple[str, RunConfig, Path]]]:
     """Run folders per method, and the (label, config, folder) of each run still to train.
 
     Given checkpoints are used as they are; otherwise one run per training seed, in ``out_dir/runs``.
+    ``objectives`` is what ``check_methods`` returned: a run that resumes must have been saved with them.
     """
     runs_by_method: dict[str, list[Path]] = {}
     todo = []
@@ -104,7 +108,7 @@ def plan_runs(cfg: CompareConfig, out_dir: Path) -> tuple[dict[str, list[Path]],
             runs_by_method[method] = [Path(p) for p in given]
             continue
         runs_by_method[method] = []
-        for seed in cfg.seeds:
+        for seed, objective in zip(cfg.seeds, objectives[method]):
             run_dir = out_dir / "runs" / f"{method}_seed{seed}"
             config = load_config(
                 {"env": base["env"], "policy": base["policy"], "objective": dict(base["objectives"][method]),
@@ -113,7 +117,7 @@ def plan_runs(cfg: CompareConfig, out_dir: Path) -> tuple[dict[str, list[Path]],
             # an interrupted comparison picks up where each run stopped (a finished run resumes at its last step)
             config.train.resume = (run_dir / TRAIN_STATE_FILE).is_file() and not cfg.retrain
             if config.train.resume:  # checked here, before any run trains, not when its turn comes
-                check_resumable(run_dir / TRAIN_STATE_FILE, build_objective(config.objective))
+                check_resumable(run_dir / TRAIN_STATE_FILE, objective)
             runs_by_method[method].append(run_dir)
             todo.append((f"{method} seed {seed}", config, run_dir))
     return runs_by_method, todo
@@ -130,7 +134,11 @@ def train_all(todo: list[tuple[str, RunConfig, Path]], jobs: int, progress: bool
     """Train every planned run, ``jobs`` at a time (each then in its own process, output in ``<run>/train.log``)."""
     if not todo:
         return
-    ensure_dataset(todo[0][1].env, progress)  # every run reads the same store: make it once, before any worker
+    if jobs > 1 and len(todo) > 1:  # every worker reads the same store: make it once, before they start
+        ensure_dataset(todo[0][1].env, progress)
+    for _, config, run_dir in todo:
+        if not config.train.resume:  # a run trained anew gets a new log; a resumed one's log goes on
+            (run_dir / TRAIN_LOG).unlink(missing_ok=True)
     run_jobs(
         [Job(label + (" (resuming)" if config.train.resume else ""), run_dir / TRAIN_LOG, train_run, (config, run_dir))
          for label, config, run_dir in todo],
@@ -142,15 +150,11 @@ def train_all(todo: list[tuple[str, RunConfig, Path]], jobs: int, progress: bool
 
 def last_logged_step(run_dir: Path) -> int:
     """The step of a run's last complete metrics record (0 before its first)."""
-    try:
-        lines = (run_dir / METRICS_FILE).read_text().splitlines()
-    except OSError:
-        return 0
-    for line in reversed(lines):
+    for line in reversed(complete_lines(run_dir / METRICS_FILE)):
         try:
             return int(json.loads(line)["step"])
         except (ValueError, KeyError, TypeError):
-            continue  # a record being written
+            continue  # not a record
     return 0
 
 
@@ -176,14 +180,6 @@ def evaluate_run(
     return rows
 
 
-def count_lines(path: Path) -> int:
-    """Complete lines in a file that another process is appending to (0 before it exists)."""
-    try:
-        return path.read_text().count("\n")
-    except OSError:
-        return 0
-
-
 def evaluate_all(
     runs_by_method: dict[str, list[Path]], cfg: CompareConfig, out_dir: Path, progress: bool = True
 ) -> list[dict]:
@@ -201,7 +197,7 @@ def evaluate_all(
     for f in rows_files:
         f.unlink(missing_ok=True)  # an earlier evaluation's rows would count as progress
     results = run_jobs(calls, cfg.jobs, "evaluate (step budgets, all runs)", progress, total=n_rows,
-                       done_so_far=lambda: sum(count_lines(f) for f in rows_files))
+                       done_so_far=lambda: sum(len(complete_lines(f)) for f in rows_files))
     rows, k = [], 0
     for method, runs in runs_by_method.items():
         per_seed, k = results[k:k + len(runs)], k + len(runs)
@@ -279,6 +275,22 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
     return front
 
 
+def score_vs_nfe_figure(series: dict[str, list[dict]], title: str):
+    """Score (mean, 95% CI across training seeds) against NFE, one line per labelled list of table rows."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, rows in series.items():
+        ax.errorbar([r["steps"] for r in rows], [r["score_mean"] for r in rows], yerr=[r["score_ci95"] for r in rows],
+                    marker="o", capsize=3, label=label)
+    ax.set(xscale="log", xlabel="sampling steps (NFE)", ylabel="Push-T score", ylim=(0, 1.05), title=title)
+    ax.legend(loc="lower right")
+    return fig
+
+
 def plot(out_dir: Path, rows: list[dict], title: str) -> list[Path]:
     import matplotlib
 
@@ -294,13 +306,7 @@ def plot(out_dir: Path, rows: list[dict], title: str) -> list[Path]:
         plt.close(fig)
         paths.append(path)
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for m in methods:
-        mr = [r for r in rows if r["method"] == m]
-        ax.errorbar([r["steps"] for r in mr], [r["score_mean"] for r in mr], yerr=[r["score_ci95"] for r in mr], marker="o", capsize=3, label=m)
-    ax.set(xscale="log", xlabel="sampling steps (NFE)", ylabel="Push-T score", ylim=(0, 1.05), title=f"{title}: score vs NFE")
-    ax.legend()
-    save(fig, "score_vs_nfe.png")
+    save(score_vs_nfe_figure({m: [r for r in rows if r["method"] == m] for m in methods}, f"{title}: score vs NFE"), "score_vs_nfe.png")
 
     if all(r["replan_median_ms"] is None for r in rows):
         print("no act() latency measured (latency_calls=0): no latency or Pareto plot")
@@ -331,9 +337,23 @@ def plot(out_dir: Path, rows: list[dict], title: str) -> list[Path]:
     return paths
 
 
-def compare(cfg: CompareConfig | DictConfig, out_dir: str | Path, progress: bool = True) -> list[Path]:
+def evaluate_command(runs_by_method: dict[str, list[Path]], out_dir: Path, overrides: list[str] | None) -> str:
+    """The command that evaluates runs trained with ``evaluate=false``: the user's other overrides (when
+    known), the same output folder, and the runs as ``checkpoints.<method>``."""
+    replaced = ("evaluate=", "out=", "checkpoints.", "+checkpoints.")
+    kept = [o for o in overrides or [] if not o.startswith(replaced)]
+    built_in = CompareConfig().checkpoints  # keys compare.yaml has; any other needs hydra's "+"
+    given = [f"{'' if m in built_in else '+'}checkpoints.{m}=[{','.join(map(str, runs))}]" for m, runs in runs_by_method.items()]
+    words = ["python", "-m", "shortcut_policy.compare", *kept, f"out={Path(out_dir).resolve()}", *given]
+    return " ".join(shlex.quote(w) for w in words) + ("" if overrides is not None else "  (plus the overrides used here)")
+
+
+def compare(
+    cfg: CompareConfig | DictConfig, out_dir: str | Path, progress: bool = True, overrides: list[str] | None = None
+) -> list[Path]:
     """Train (or load) every method, then evaluate each at its step budgets and write the report.
 
+    ``overrides``: the command line's, echoed in the command printed after ``evaluate=false``.
     Returns the report's files, or the run folders when ``evaluate`` is false.
     """
     if not isinstance(cfg, CompareConfig):
@@ -342,23 +362,21 @@ def compare(cfg: CompareConfig | DictConfig, out_dir: str | Path, progress: bool
     print(f"comparison folder: {out_dir.resolve()}")
     start = time.perf_counter()
     objectives = check_methods(cfg)
-    runs_by_method, todo = plan_runs(cfg, out_dir)
+    runs_by_method, todo = plan_runs(cfg, out_dir, objectives)
     train_all(todo, cfg.jobs, progress)
     if not cfg.evaluate:
-        built_in = CompareConfig().checkpoints  # keys compare.yaml has; any other needs hydra's "+"
-        print(f"trained in {time.perf_counter() - start:.0f}s (evaluate=false); evaluate these runs with the "
-              "same overrides and")
-        print("  " + " ".join(
-            f"{'' if m in built_in else '+'}checkpoints.{m}=[{','.join(map(str, runs))}]" for m, runs in runs_by_method.items()))
+        print(f"trained in {time.perf_counter() - start:.0f}s (evaluate=false); to evaluate these runs:")
+        print("  " + evaluate_command(runs_by_method, out_dir, overrides))
         return [run for runs in runs_by_method.values() for run in runs]
     rows = evaluate_all(runs_by_method, cfg, out_dir, progress)
     table = markdown(rows)
     # runs inside the report folder are recorded relative to it, so the folder can be moved or shared
     runs_json = {method: [report_path(run, out_dir) for run in runs] for method, runs in runs_by_method.items()}
+    options = {method: [dataclasses.asdict(o.config) for o in per_run] for method, per_run in objectives.items()}
     paths = [
         write_text(out_dir / "compare.md", table),
         write_json(out_dir / "compare.json", {"rows": rows, "runs": runs_json, "seconds": time.perf_counter() - start,
-                                              "objectives": objectives, "config": to_dict(cfg)}),
+                                              "objectives": options, "config": to_dict(cfg)}),
         *plot(out_dir, rows, f"{cfg.env.name} · {cfg.policy.backbone}"),
     ]
     print(table)
@@ -370,7 +388,8 @@ def compare(cfg: CompareConfig | DictConfig, out_dir: str | Path, progress: bool
 
 @hydra.main(config_path=str(config_dir()), config_name="compare", version_base=None)
 def main(cfg: DictConfig) -> None:
-    compare(cfg, cfg.out or HydraConfig.get().runtime.output_dir)
+    hydra_cfg = HydraConfig.get()
+    compare(cfg, cfg.out or hydra_cfg.runtime.output_dir, overrides=list(hydra_cfg.overrides.task))
 
 
 if __name__ == "__main__":

@@ -137,6 +137,13 @@ def _compare_steps() -> dict[str, list[int]]:
     return {"shortcut": every, "flow_matching": list(every), "ddpm": [1, 2, 4, 8, 16, 100]}
 
 
+def check_jobs(jobs: Any) -> int:
+    """``jobs``, the number of runs trained and evaluated side by side, if it is an integer >= 1."""
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs: expected an integer >= 1 (runs trained and evaluated side by side), got {jobs!r}")
+    return jobs
+
+
 @dataclass
 class CompareConfig:
     """``python -m shortcut_policy.compare``: methods trained on one backbone, data and budget, then
@@ -184,8 +191,7 @@ class CompareConfig:
             raise ValueError(f"seed_start: expected >= 0, got {self.seed_start}")
         if self.latency_calls < 0:
             raise ValueError(f"latency_calls: expected >= 0 (0: no latency measured), got {self.latency_calls}")
-        if self.jobs < 1:
-            raise ValueError(f"jobs: expected an integer >= 1 (runs trained and evaluated side by side), got {self.jobs}")
+        check_jobs(self.jobs)
 
 
 # ------------------------------------------------------------------ image path (DiT)

@@ -22,6 +22,8 @@ from typing import Any, Callable
 import torch
 from tqdm import tqdm
 
+from .config import check_jobs
+
 
 @dataclass
 class Job:
@@ -31,12 +33,6 @@ class Job:
     log: Path
     fn: Callable[..., Any]
     args: tuple = field(default_factory=tuple)
-
-
-def validate_jobs(jobs: Any) -> int:
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise ValueError(f"jobs: expected an integer >= 1 (runs trained and evaluated side by side), got {jobs!r}")
-    return jobs
 
 
 def run_jobs(
@@ -50,7 +46,7 @@ def run_jobs(
     """Results of ``jobs`` in their order. With ``n_at_once`` 1 (or one job) they run here, one after
     another, printing as usual; otherwise in spawned processes. The bar counts ``done_so_far()`` out
     of ``total`` (default: jobs finished). The first failure stops the others (their runs resume)."""
-    validate_jobs(n_at_once)
+    check_jobs(n_at_once)
     if n_at_once == 1 or len(jobs) <= 1:
         results = []
         for job in jobs:

@@ -50,7 +50,7 @@ def test_table_names_the_number_of_training_seeds_behind_each_score():
     assert "0.600 ± 0.248" in markdown(three)
 
 
-def test_quick_comparison_trains_evaluates_and_reports(tmp_path):
+def test_quick_comparison_trains_evaluates_and_reports(tmp_path, capsys):
     """Every method on one backbone, a few steps each, through the hydra config the command uses."""
     import json
 
@@ -73,6 +73,9 @@ def test_quick_comparison_trains_evaluates_and_reports(tmp_path):
     # stage 1 (e.g. on a GPU machine): train only, no report
     runs = compare(train_only, tmp_path / "out", progress=False)
     assert [p.name for p in runs] == [f"{m}_seed0" for m in ("shortcut", "flow_matching", "ddpm")]
+    printed = capsys.readouterr().out
+    assert printed.count("using demonstrations") == 3  # once per run trained here, not once more before them
+    assert f"'checkpoints.ddpm=[{runs[2]}]'" in printed  # the command that evaluates these runs
     assert all((p / "policy.safetensors").is_file() for p in runs) and not (tmp_path / "out" / "compare.md").exists()
     # stage 2: the same command evaluates, reusing the finished runs
     paths = compare(cfg, tmp_path / "out", progress=False)
@@ -85,6 +88,36 @@ def test_quick_comparison_trains_evaluates_and_reports(tmp_path):
     ]
     ddpm_1, ddpm_100 = rows[-2], rows[-1]
     assert ddpm_100["replan_median_ms"] > ddpm_1["replan_median_ms"]  # 100 network calls cost more than one
+
+
+def test_the_command_printed_after_training_only_evaluates_those_runs_with_the_other_overrides(tmp_path):
+    import shlex
+
+    from hydra import compose, initialize_config_dir
+
+    from shortcut_policy.compare import evaluate_command
+    from shortcut_policy.config import CompareConfig, load_config
+    from shortcut_policy.paths import config_dir
+
+    overrides = ["preset=quick", "seeds=[0,1]", "evaluate=false", "train.device=cuda", "out=elsewhere",
+                 "methods=[shortcut,flow_matching,fm2]", "+objectives.fm2={name: flow_matching}"]
+    runs = {"shortcut": [tmp_path / "s0", tmp_path / "s1"], "flow_matching": [tmp_path / "f0"], "fm2": [tmp_path / "g"]}
+    words = shlex.split(evaluate_command(runs, tmp_path / "out", overrides))
+    assert words[:3] == ["python", "-m", "shortcut_policy.compare"]
+    with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
+        cfg = load_config(compose("compare", overrides=words[3:]), CompareConfig)  # a valid comparison
+    assert cfg.evaluate and cfg.out == str((tmp_path / "out").resolve())
+    assert list(cfg.seeds) == [0, 1] and cfg.train.device == "cuda" and cfg.steps["shortcut"] == [1, 4, 128]
+    assert {m: r for m, r in cfg.checkpoints.items() if r} == {m: list(map(str, r)) for m, r in runs.items()}
+
+
+def test_complete_lines_leaves_out_a_line_still_being_written(tmp_path):
+    from shortcut_policy.io import complete_lines
+
+    path = tmp_path / "rows.jsonl"
+    assert complete_lines(path) == []  # not written yet
+    path.write_text('{"steps": 1}\n{"steps": 2}\n{"ste')
+    assert complete_lines(path) == ['{"steps": 1}', '{"steps": 2}']
 
 
 def test_presets_override_the_comparison_defaults():
@@ -133,10 +166,14 @@ def test_runs_trained_and_evaluated_side_by_side_match_runs_done_in_process(tmp_
     with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
         parallel = compose("compare", overrides=[*overrides, "jobs=2", "latency_calls=4"])
         serial = compose("compare", overrides=[*overrides, "jobs=1", "latency_calls=0"])
+    stale = tmp_path / "parallel" / "runs" / "shortcut_seed0" / "train.log"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("a log left by an earlier run of this folder\n")
     compare(parallel, tmp_path / "parallel", progress=False)
     runs = [f"{m}_seed{s}" for m in ("shortcut", "flow_matching") for s in (0, 1)]
     for run in runs:
         assert "trained 2 steps" in (tmp_path / "parallel" / "runs" / run / "train.log").read_text()
+    assert "earlier run" not in stale.read_text()  # a run trained anew starts a new log
     log = (tmp_path / "parallel" / "logs" / "evaluate_shortcut_1.log").read_text()
     assert "evaluating" in log and "steps=  1  score=" in log and "steps=  2  score=" in log  # a line per budget
     # each budget's row also goes to a JSON-lines file as it is done: the parent's progress count

@@ -1,0 +1,55 @@
+"""One method's score vs NFE from several comparison reports on one plot (e.g. one setting varied).
+
+    python benchmarks/overlay_reports.py --method shortcut \
+        --report "sc_fraction 0.125, default (3 seeds)=benchmarks/results/push_t_compare_unet.json" \
+        --report "sc_fraction 0.25 (3 seeds)=benchmarks/results/push_t_compare_unet_sc025.json" \
+        --report "sc_fraction 0.5 (1 seed)=benchmarks/results/push_t_compare_sc_fraction_05.json" \
+        --title "shortcut, U-Net, 4,500 steps: self-consistency share" \
+        --out docs/push_t_sc_fraction_score_vs_nfe.png
+
+Each ``--report LABEL=PATH`` is a ``compare.json`` written by ``python -m shortcut_policy.compare``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from shortcut_policy.compare import score_vs_nfe_figure
+from shortcut_policy.io import atomic_write
+
+
+def read_series(reports: list[str], method: str) -> dict[str, list[dict]]:
+    """Label -> the method's rows of each ``LABEL=PATH`` report, checked to exist."""
+    series = {}
+    for item in reports:
+        label, sep, path = item.rpartition("=")
+        if not sep or not label:
+            raise SystemExit(f"--report: expected LABEL=PATH, got {item!r}")
+        try:
+            rows = json.loads(Path(path).read_text())["rows"]
+        except (OSError, ValueError, KeyError) as err:
+            raise SystemExit(f"--report {label}: cannot read a comparison report at {path}: {err}") from None
+        rows = [r for r in rows if r["method"] == method]
+        if not rows:
+            raise SystemExit(f"--report {label}: no rows for method {method!r} in {path}")
+        series[label] = rows
+    return series
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--report", action="append", required=True, help="LABEL=PATH of a compare.json (repeat)")
+    parser.add_argument("--method", default="shortcut")
+    parser.add_argument("--title", default="")
+    parser.add_argument("--out", type=Path, required=True, help="the PNG to write")
+    args = parser.parse_args()
+    fig = score_vs_nfe_figure(read_series(args.report, args.method), args.title or f"{args.method}: score vs NFE")
+    fig.tight_layout()
+    path = atomic_write(args.out, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
