@@ -7,7 +7,8 @@
         --title "shortcut, U-Net, 4,500 steps: self-consistency share" \
         --out docs/push_t_sc_fraction_score_vs_nfe.png
 
-Each ``--report LABEL=PATH`` is a ``compare.json`` written by ``python -m shortcut_policy.compare``.
+Each ``--report LABEL=PATH`` is a ``compare.json`` written by ``python -m shortcut_policy.compare``;
+``LABEL=PATH#METHOD`` takes another method's rows from that report than ``--method``'s.
 """
 
 from __future__ import annotations
@@ -20,13 +21,15 @@ from shortcut_policy.compare import score_vs_nfe_figure
 from shortcut_policy.io import atomic_write
 
 
-def read_series(reports: list[str], method: str) -> dict[str, list[dict]]:
-    """Label -> the method's rows of each ``LABEL=PATH`` report, checked to exist."""
+def read_series(reports: list[str], default_method: str) -> dict[str, list[dict]]:
+    """Label -> the method's rows of each ``LABEL=PATH[#METHOD]`` report, checked to exist."""
     series = {}
     for item in reports:
         label, sep, path = item.rpartition("=")
         if not sep or not label:
-            raise SystemExit(f"--report: expected LABEL=PATH, got {item!r}")
+            raise SystemExit(f"--report: expected LABEL=PATH or LABEL=PATH#METHOD, got {item!r}")
+        path, _, method = path.partition("#")
+        method = method or default_method
         try:
             rows = json.loads(Path(path).read_text())["rows"]
         except (OSError, ValueError, KeyError) as err:
