@@ -25,7 +25,7 @@ def read_series(reports: list[str], default_method: str) -> dict[str, list[dict]
     """Label -> the method's rows of each ``LABEL=PATH[#METHOD]`` report, checked to exist."""
     series = {}
     for item in reports:
-        label, sep, path = item.rpartition("=")
+        label, sep, path = item.partition("=")  # the label ends at the first "="; a path may hold one
         if not sep or not label:
             raise SystemExit(f"--report: expected LABEL=PATH or LABEL=PATH#METHOD, got {item!r}")
         path, _, method = path.partition("#")
@@ -43,12 +43,13 @@ def read_series(reports: list[str], default_method: str) -> dict[str, list[dict]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--report", action="append", required=True, help="LABEL=PATH of a compare.json (repeat)")
-    parser.add_argument("--method", default="shortcut")
+    parser.add_argument("--report", action="append", required=True,
+                        help="LABEL=PATH[#METHOD] of a compare.json, one per line on the plot (repeat)")
+    parser.add_argument("--method", default="shortcut", help="the method whose rows are drawn, unless #METHOD says")
     parser.add_argument("--title", default="")
     parser.add_argument("--out", type=Path, required=True, help="the PNG to write")
     args = parser.parse_args()
-    fig = score_vs_nfe_figure(read_series(args.report, args.method), args.title or f"{args.method}: score vs NFE")
+    fig = score_vs_nfe_figure(read_series(args.report, args.method), args.title or f"{args.method}: score vs NFE", "lower right")
     fig.tight_layout()
     path = atomic_write(args.out, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
     print(f"wrote {path}")

@@ -4,7 +4,8 @@
     python -m shortcut_policy.compare env=push_t preset=quick     # smoke setting, minutes
     python -m shortcut_policy.compare env=push_t policy=transformer
     python -m shortcut_policy.compare checkpoints.shortcut=[runA,runB] ...   # evaluate given runs instead
-    python -m shortcut_policy.compare train.device=cuda evaluate=false out=F  # train only (e.g. on a GPU)
+    python -m shortcut_policy.compare train.device=cuda evaluate=false out=F  # train only (e.g. on a GPU); prints
+                                                                              # the command that evaluates the runs
     python -m shortcut_policy.compare env=push_t jobs=2           # two runs trained (and evaluated) at a time
 
 Every method is trained with the same ``train`` settings for each training seed (or taken from
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import shlex
 import time
 from pathlib import Path
@@ -108,7 +110,7 @@ def plan_runs(
             runs_by_method[method] = [Path(p) for p in given]
             continue
         runs_by_method[method] = []
-        for seed, objective in zip(cfg.seeds, objectives[method]):
+        for seed, objective in zip(cfg.seeds, objectives[method], strict=True):
             run_dir = out_dir / "runs" / f"{method}_seed{seed}"
             config = load_config(
                 {"env": base["env"], "policy": base["policy"], "objective": dict(base["objectives"][method]),
@@ -275,7 +277,7 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
     return front
 
 
-def score_vs_nfe_figure(series: dict[str, list[dict]], title: str):
+def score_vs_nfe_figure(series: dict[str, list[dict]], title: str, legend: str = "best"):
     """Score (mean, 95% CI across training seeds) against NFE, one line per labelled list of table rows."""
     import matplotlib
 
@@ -287,7 +289,7 @@ def score_vs_nfe_figure(series: dict[str, list[dict]], title: str):
         ax.errorbar([r["steps"] for r in rows], [r["score_mean"] for r in rows], yerr=[r["score_ci95"] for r in rows],
                     marker="o", capsize=3, label=label)
     ax.set(xscale="log", xlabel="sampling steps (NFE)", ylabel="Push-T score", ylim=(0, 1.05), title=title)
-    ax.legend(loc="lower right")
+    ax.legend(loc=legend)
     return fig
 
 
@@ -337,14 +339,28 @@ def plot(out_dir: Path, rows: list[dict], title: str) -> list[Path]:
     return paths
 
 
+def hydra_string(value: str) -> str:
+    """``value`` as a string in a hydra override: as it is when plain, else quoted, so that ``=``, ``,``
+    or ``]`` in a path stay in it."""
+    if re.fullmatch(r"[\w./@:%+-]+", value):
+        return value
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 def evaluate_command(runs_by_method: dict[str, list[Path]], out_dir: Path, overrides: list[str] | None) -> str:
     """The command that evaluates runs trained with ``evaluate=false``: the user's other overrides (when
-    known), the same output folder, and the runs as ``checkpoints.<method>``."""
-    replaced = ("evaluate=", "out=", "checkpoints.", "+checkpoints.")
-    kept = [o for o in overrides or [] if not o.startswith(replaced)]
+    known), this output folder, ``evaluate=true`` and the runs as ``checkpoints.<method>``."""
+    replaced = ("evaluate", "out", "checkpoints")
+
+    def key(override: str) -> str:  # "++checkpoints.x=[...]", "~out" -> "checkpoints", "out"
+        return override.lstrip("~+").split("=", 1)[0].split(".", 1)[0]
+
+    kept = [o for o in overrides or [] if key(o) not in replaced]
     built_in = CompareConfig().checkpoints  # keys compare.yaml has; any other needs hydra's "+"
-    given = [f"{'' if m in built_in else '+'}checkpoints.{m}=[{','.join(map(str, runs))}]" for m, runs in runs_by_method.items()]
-    words = ["python", "-m", "shortcut_policy.compare", *kept, f"out={Path(out_dir).resolve()}", *given]
+    given = [f"{'' if m in built_in else '+'}checkpoints.{m}=[{','.join(hydra_string(str(Path(r).resolve())) for r in runs)}]"
+             for m, runs in runs_by_method.items()]
+    words = ["python", "-m", "shortcut_policy.compare", *kept, f"out={hydra_string(str(Path(out_dir).resolve()))}",
+             "evaluate=true", *given]
     return " ".join(shlex.quote(w) for w in words) + ("" if overrides is not None else "  (plus the overrides used here)")
 
 

@@ -48,7 +48,7 @@ def complete_lines(path: str | os.PathLike) -> list[str]:
     """The complete lines of a file that another process may be appending to: a last line without
     its newline is still being written and is left out. No file yet: no lines."""
     try:
-        text = Path(path).read_text()
+        text = Path(path).read_text(errors="replace")  # a read may end inside a character being written
     except OSError:
         return []
-    return text.splitlines()[: text.count("\n")]
+    return text.split("\n")[:-1]

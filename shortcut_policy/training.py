@@ -183,9 +183,12 @@ class TrainLoop:
         return float(np.mean(losses))
 
     def start_metrics_log(self, path: Path) -> None:
-        """A new run starts an empty log, so a retrained run_dir holds only this run's records. A resumed
-        run keeps the records up to its checkpoint's step and drops those logged after it (before a
-        stop): they are logged again as training repeats those steps."""
+        """A new run starts an empty log, so a retrained run_dir holds only this run's records, and drops
+        an earlier run's resumable state, which would otherwise be resumed beside this run's log if it
+        stopped before its first checkpoint. A resumed run keeps the records up to its checkpoint's step
+        and drops those logged after it (before a stop): they are logged again as training repeats them."""
+        if not self.step:
+            (self.run_dir / TRAIN_STATE_FILE).unlink(missing_ok=True)
         kept = []
         for line in complete_lines(path) if self.step else []:
             try:

@@ -99,9 +99,10 @@ def test_the_command_printed_after_training_only_evaluates_those_runs_with_the_o
     from shortcut_policy.config import CompareConfig, load_config
     from shortcut_policy.paths import config_dir
 
-    overrides = ["preset=quick", "seeds=[0,1]", "evaluate=false", "train.device=cuda", "out=elsewhere",
+    overrides = ["preset=quick", "seeds=[0,1]", "++evaluate=false", "train.device=cuda", "out=elsewhere", "~checkpoints.ddpm",
                  "methods=[shortcut,flow_matching,fm2]", "+objectives.fm2={name: flow_matching}"]
-    runs = {"shortcut": [tmp_path / "s0", tmp_path / "s1"], "flow_matching": [tmp_path / "f0"], "fm2": [tmp_path / "g"]}
+    # run folders whose names hydra would otherwise split or misread
+    runs = {"shortcut": [tmp_path / "s0", tmp_path / "a=b,c"], "flow_matching": [tmp_path / "it's [f0]"], "fm2": [tmp_path / "g"]}
     words = shlex.split(evaluate_command(runs, tmp_path / "out", overrides))
     assert words[:3] == ["python", "-m", "shortcut_policy.compare"]
     with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
@@ -118,6 +119,8 @@ def test_complete_lines_leaves_out_a_line_still_being_written(tmp_path):
     assert complete_lines(path) == []  # not written yet
     path.write_text('{"steps": 1}\n{"steps": 2}\n{"ste')
     assert complete_lines(path) == ['{"steps": 1}', '{"steps": 2}']
+    path.write_bytes('{"label": "\u00e9"}\n{"label": "\u00e9'.encode()[:-1])  # cut inside a 2-byte character
+    assert complete_lines(path) == ['{"label": "\u00e9"}']
 
 
 def test_presets_override_the_comparison_defaults():

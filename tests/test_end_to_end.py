@@ -100,7 +100,18 @@ def test_resume_continues_a_killed_run_exactly(demo_store, tmp_path, monkeypatch
     # the killed run logged step 20 after its last checkpoint (15): the resumed run logs it once, anew
     assert [step for step, *_ in records(tmp_path / "a")] == [10, 15, 20, 30]
     assert records(killed_dir) == records(tmp_path / "a")
-    # training a run folder anew (no resume) starts its log anew too
+    # training a run folder anew (no resume) starts its log anew, and drops the earlier run's resumable
+    # state at once: stopped before its first checkpoint, it must not resume the earlier run
+    anew = Trainer(smoke_config(demo_store, tmp_path / "a", eval_episodes=0), tmp_path / "a", progress=False)
+
+    def stop_at_once(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "train_step", stop_at_once)
+    with pytest.raises(KeyboardInterrupt):
+        anew.fit()
+    monkeypatch.setattr(Trainer, "train_step", original)
+    assert records(tmp_path / "a") == [] and not (tmp_path / "a" / "train_state.safetensors").exists()
     Trainer(smoke_config(demo_store, tmp_path / "a", eval_episodes=0), tmp_path / "a", progress=False).fit()
     assert [step for step, *_ in records(tmp_path / "a")] == [10, 15, 20, 30]
 
