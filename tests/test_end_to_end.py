@@ -100,6 +100,10 @@ def test_resume_continues_a_killed_run_exactly(demo_store, tmp_path, monkeypatch
     # the killed run logged step 20 after its last checkpoint (15): the resumed run logs it once, anew
     assert [step for step, *_ in records(tmp_path / "a")] == [10, 15, 20, 30]
     assert records(killed_dir) == records(tmp_path / "a")
+    # a finished run resumed (as a comparison reuses it) trains nothing and keeps its whole log
+    finished = records(killed_dir)
+    Trainer(smoke_config(demo_store, killed_dir, eval_episodes=0, resume=True), killed_dir, progress=False).fit()
+    assert records(killed_dir) == finished
     # training a run folder anew (no resume) starts its log anew, and drops the earlier run's resumable
     # state at once: stopped before its first checkpoint, it must not resume the earlier run
     anew = Trainer(smoke_config(demo_store, tmp_path / "a", eval_episodes=0), tmp_path / "a", progress=False)
