@@ -44,8 +44,8 @@ from .objectives import Objective, build_objective
 from .policy import load_policy
 from .rollout import measure_act_latency
 from .stats import wilson_interval
-from .training import check_resumable
-from .workers import Job, run_jobs
+from .training import check_resumable, metrics_step
+from .workers import Job, in_process, run_jobs
 
 TRAIN_LOG = "train.log"  # a run trained in a worker process writes its output here
 
@@ -136,7 +136,7 @@ def train_all(todo: list[tuple[str, RunConfig, Path]], jobs: int, progress: bool
     """Train every planned run, ``jobs`` at a time (each then in its own process, output in ``<run>/train.log``)."""
     if not todo:
         return
-    if jobs > 1 and len(todo) > 1:  # every worker reads the same store: make it once, before they start
+    if not in_process(jobs, len(todo)):  # every worker reads the same store: make it once, before they start
         ensure_dataset(todo[0][1].env, progress)
     for _, config, run_dir in todo:
         if not config.train.resume:  # a run trained anew gets a new log; a resumed one's log goes on
@@ -152,12 +152,8 @@ def train_all(todo: list[tuple[str, RunConfig, Path]], jobs: int, progress: bool
 
 def last_logged_step(run_dir: Path) -> int:
     """The step of a run's last complete metrics record (0 before its first)."""
-    for line in reversed(complete_lines(run_dir / METRICS_FILE)):
-        try:
-            return int(json.loads(line)["step"])
-        except (ValueError, KeyError, TypeError):
-            continue  # not a record
-    return 0
+    steps = [step for step in map(metrics_step, complete_lines(run_dir / METRICS_FILE)) if step is not None]
+    return steps[-1] if steps else 0
 
 
 def evaluate_run(

@@ -183,25 +183,19 @@ class TrainLoop:
         return float(np.mean(losses))
 
     def start_metrics_log(self, path: Path) -> None:
-        """A new run starts an empty log, so a retrained run_dir holds only this run's records, and drops
-        an earlier run's resumable state, which would otherwise be resumed beside this run's log if it
-        stopped before its first checkpoint. A resumed run keeps the records up to its checkpoint's step
-        and drops those logged after it (before a stop): they are logged again as training repeats them."""
-        if not self.step:
-            (self.run_dir / TRAIN_STATE_FILE).unlink(missing_ok=True)
-        kept = []
-        for line in complete_lines(path) if self.step else []:
-            try:
-                if int(json.loads(line)["step"]) <= self.step:
-                    kept.append(line + "\n")
-            except (ValueError, KeyError, TypeError):
-                continue  # not a record
+        """Keep the records up to the step training starts from: none for a new run, so a retrained
+        run_dir holds only this run's records; for a resumed run, those up to its checkpoint, dropping
+        the ones logged after it before a stop (they are logged again as training repeats them)."""
+        kept = [line + "\n" for line in (complete_lines(path) if self.step else [])
+                if (step := metrics_step(line)) is not None and step <= self.step]
         write_text(path, "".join(kept))
 
     def fit(self) -> Path:
         tc: TrainConfig = self.config.train
         log_path = self.run_dir / METRICS_FILE
         print(f"training {self.describe()} on {self.device}")
+        if not self.step:  # a new run: an earlier run's resumable state would be resumed beside this run's log
+            (self.run_dir / TRAIN_STATE_FILE).unlink(missing_ok=True)
         self.start_metrics_log(log_path)
         bar = tqdm(total=tc.num_steps, initial=self.step, desc="train", unit="step", disable=not self.progress)
         start = time.perf_counter()
@@ -231,6 +225,14 @@ class TrainLoop:
         artifact = self.run_dir / self.artifact_file
         print(f"trained {tc.num_steps} steps in {time.perf_counter() - start:.0f}s; checkpoint {artifact}")
         return artifact
+
+
+def metrics_step(line: str) -> int | None:
+    """The step of one ``metrics.jsonl`` line (None for a line that is not a record)."""
+    try:
+        return int(json.loads(line)["step"])
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def train_and_evaluate(make_trainer: Callable[[], TrainLoop], config: Any, run_dir: str | Path) -> dict[str, Path]:

@@ -35,6 +35,11 @@ class Job:
     args: tuple = field(default_factory=tuple)
 
 
+def in_process(n_at_once: int, n_jobs: int) -> bool:
+    """Whether ``run_jobs`` runs its jobs here, one after another, rather than in worker processes."""
+    return n_at_once == 1 or n_jobs <= 1
+
+
 def run_jobs(
     jobs: list[Job],
     n_at_once: int,
@@ -47,7 +52,7 @@ def run_jobs(
     another, printing as usual; otherwise in spawned processes. The bar counts ``done_so_far()`` out
     of ``total`` (default: jobs finished). The first failure stops the others (their runs resume)."""
     check_jobs(n_at_once)
-    if n_at_once == 1 or len(jobs) <= 1:
+    if in_process(n_at_once, len(jobs)):
         results = []
         for job in jobs:
             print(f"[{job.label}]")
