@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -100,7 +100,9 @@ class TrainConfig:
     checkpoint_every: int = 500
     eval_every: int = 0  # periodic rollout evaluation (steps); 0 = only the final evaluation
     eval_episodes: int = 50  # final evaluation episodes (test seeds 0..eval_episodes-1)
-    eval_steps: list[int] = field(default_factory=lambda: [1, 128])  # step budgets of the final evaluation
+    # step budgets of the final evaluation; None: the objective's fewest and most (1 and 128 for shortcut
+    # and flow matching, 1 (DDIM) and 100 (DDPM) for ddpm)
+    eval_steps: Optional[list[int]] = None  # Optional, not `| None`: omegaconf reads the annotation
     periodic_eval_episodes: int = 10
     resume: bool = False  # continue from run_dir's train_state.safetensors
 

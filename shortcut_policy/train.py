@@ -25,7 +25,7 @@ from .data import MinMaxNormalizer, ReplayBuffer, SequenceSampler, split_episode
 from .evaluate import evaluate_policy, format_row, markdown_table, write_report
 from .generate_demos import ensure_dataset
 from .models.network import build_network
-from .objectives import build_objective
+from .objectives import Objective, build_objective
 from .paths import config_dir
 from .policy import Policy, save_policy
 from .training import TrainLoop, train_and_evaluate
@@ -40,12 +40,30 @@ def to_batch(sample: dict, normalizer: MinMaxNormalizer, action_key: str, device
     return obs, actions
 
 
+def final_eval_steps(requested: list[int] | None, objective: Objective) -> list[int]:
+    """The final evaluation's step budgets: ``requested``, checked now so that a budget the objective
+    cannot sample with fails in seconds rather than after the whole run. None gives the ends of the
+    objective's sweep (``valid_steps``): 1 and 128 for shortcut and flow matching, 1 (DDIM) and 100
+    (DDPM) for ddpm."""
+    if requested is None:
+        sweep = objective.valid_steps()
+        return sorted({sweep[0], sweep[-1]})
+    for steps in requested:
+        try:
+            objective.validate_steps(steps)
+        except ValueError as err:
+            raise ValueError(f"train.eval_steps: {err} (objective {objective.name}, eval_steps={list(requested)})") from None
+    return list(requested)
+
+
 class Trainer(TrainLoop):
     """Trains a policy on demonstrations: any objective, any backbone, any registered env."""
 
     artifact_file = POLICY_FILE
 
     def __init__(self, config: RunConfig, run_dir: Path, progress: bool = True) -> None:
+        objective = build_objective(config.objective)
+        self.eval_steps = final_eval_steps(config.train.eval_steps, objective)  # before anything is made on disk
         super().__init__(config, run_dir, progress)
         tc = config.train
         self.dataset_path = ensure_dataset(config.env, self.progress)
@@ -67,7 +85,6 @@ class Trainer(TrainLoop):
         self.obs_shapes = {k: tuple(self.buffer.data[k].shape[1:]) for k in config.env.obs_keys}
         self.action_dim = int(self.buffer.data[config.env.action_key].shape[-1])
 
-        objective = build_objective(config.objective)
         self.setup(objective, build_network(config.policy, self.obs_shapes, self.action_dim, objective.n_levels))
 
     # ------------------------------------------------------------------ data
@@ -109,11 +126,11 @@ class Trainer(TrainLoop):
 
     def final_evaluation(self) -> dict[str, Path]:
         tc = self.config.train
-        if not tc.eval_episodes or not tc.eval_steps:
+        if not tc.eval_episodes or not self.eval_steps:
             return {}
-        print(f"evaluating at steps {list(tc.eval_steps)} on {tc.eval_episodes} test seeds")
+        print(f"evaluating at steps {self.eval_steps} on {tc.eval_episodes} test seeds")
         rows = evaluate_policy(
-            self.policy(), self.config.env.name, list(tc.eval_steps), tc.eval_episodes,
+            self.policy(), self.config.env.name, self.eval_steps, tc.eval_episodes,
             n_videos=2, video_dir=self.run_dir / "eval" / "videos", progress=self.progress,
         )
         paths = write_report(

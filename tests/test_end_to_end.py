@@ -11,7 +11,8 @@ from shortcut_policy.config import load_config
 from shortcut_policy.data import ReplayBuffer
 from shortcut_policy.generate_demos import generate_demos
 from shortcut_policy.checkpoint import load_tensors as read_tensors
-from shortcut_policy.train import Trainer, run
+from shortcut_policy.objectives import build_objective
+from shortcut_policy.train import Trainer, final_eval_steps, run
 
 TINY = {"policy": {"unet": {"down_dims": [16, 32], "embed_dim": 16}}}
 
@@ -132,6 +133,24 @@ def test_resume_refuses_a_run_saved_with_other_objective_options(demo_store, tmp
         Trainer(default, run_dir, progress=False)
     quarter.train.resume = True  # the saved options resume as before
     assert Trainer(quarter, run_dir, progress=False).step == 2
+
+
+@pytest.mark.parametrize(
+    "objective, expected",
+    [({"name": "shortcut"}, [1, 128]), ({"name": "shortcut", "max_steps": 1}, [1]),
+     ({"name": "flow_matching"}, [1, 128]), ({"name": "ddpm"}, [1, 100])],
+)
+def test_default_final_evaluation_fits_the_objective(objective, expected):
+    """train.eval_steps left unset evaluates at the objective's fewest and most steps: DDPM has no 128."""
+    assert final_eval_steps(None, build_objective(objective)) == expected
+
+
+def test_final_evaluation_steps_are_checked_before_training(tmp_path):
+    """DDPM cannot sample with 128 steps: the run fails at once, naming the field, and makes nothing."""
+    config = load_config({"objective": {"name": "ddpm"}, "train": {"eval_steps": [1, 128]}})
+    with pytest.raises(ValueError, match=r"train.eval_steps: steps: expected an integer from 1 to 100 .*got 128"):
+        Trainer(config, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize("objective", ["shortcut", "flow_matching", "ddpm"])
