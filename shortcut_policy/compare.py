@@ -40,7 +40,7 @@ from .evaluate import evaluate_policy, format_row
 from .generate_demos import ensure_dataset
 from .io import atomic_write, complete_lines, write_json, write_text
 from .paths import config_dir
-from .objectives import Objective, build_objective
+from .objectives import Objective, build_objective, check_steps
 from .policy import load_policy
 from .rollout import measure_act_latency
 from .stats import wilson_interval
@@ -84,11 +84,7 @@ def check_methods(cfg: CompareConfig) -> dict[str, list[Objective]]:
             except (TypeError, ValueError) as err:
                 raise ValueError(f"objectives.{method}: {err}") from None
         for objective in per_run:
-            for k in cfg.steps.get(method, []):
-                try:
-                    objective.validate_steps(k)
-                except ValueError as err:
-                    raise ValueError(f"steps.{method}: {err}") from None
+            check_steps(f"steps.{method}", cfg.steps.get(method, []), objective)
         objectives[method] = per_run
     return objectives
 

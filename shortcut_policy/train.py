@@ -25,7 +25,7 @@ from .data import MinMaxNormalizer, ReplayBuffer, SequenceSampler, split_episode
 from .evaluate import evaluate_policy, format_row, markdown_table, write_report
 from .generate_demos import ensure_dataset
 from .models.network import build_network
-from .objectives import Objective, build_objective
+from .objectives import Objective, build_objective, check_steps
 from .paths import config_dir
 from .policy import Policy, save_policy
 from .training import TrainLoop, train_and_evaluate
@@ -48,11 +48,7 @@ def final_eval_steps(requested: list[int] | None, objective: Objective) -> list[
     if requested is None:
         sweep = objective.valid_steps()
         return sorted({sweep[0], sweep[-1]})
-    for steps in requested:
-        try:
-            objective.validate_steps(steps)
-        except ValueError as err:
-            raise ValueError(f"train.eval_steps: {err} (objective {objective.name}, eval_steps={list(requested)})") from None
+    check_steps("train.eval_steps", requested, objective)
     return list(requested)
 
 

@@ -31,7 +31,7 @@ from .data.images import ImageDataset, load_digits, load_image_folder
 from .image_metrics import FeatureSpace, accuracy, feature_stats, frechet_distance, train_classifier
 from .io import atomic_write, write_json, write_text
 from .models.dit import DiT
-from .objectives import Objective, build_objective
+from .objectives import Objective, build_objective, check_steps
 from .objectives.base import GuidanceConfig
 from .paths import config_dir
 from .training import TrainLoop, train_and_evaluate
@@ -54,9 +54,10 @@ class ImageTrainer(TrainLoop):
     artifact_file = MODEL_FILE
 
     def __init__(self, config: ImageRunConfig, run_dir: str | Path, progress: bool = True) -> None:
+        objective = build_objective(config.objective)
+        check_steps("eval.steps", config.eval.steps, objective)  # before anything is made on disk
         super().__init__(config, run_dir, progress)
         self.data = load_dataset(config.dataset)
-        objective = build_objective(config.objective)
         self.setup(objective, build_dit(config, self.data.shape, self.data.num_classes, objective.n_levels))
 
     def sample_batch(self, split: str, batch_size: int, rng: np.random.Generator):
@@ -145,8 +146,7 @@ def evaluate_image_model(
 ) -> dict[str, Any]:
     """Fréchet distance, class accuracy and time per image at every ``eval.steps``; grids under ``out_dir/grids``."""
     ec = config.eval
-    for steps in ec.steps:
-        objective.validate_steps(steps)
+    check_steps("eval.steps", ec.steps, objective)
     print(f"training the feature classifier ({ec.classifier_epochs} epochs, seed {ec.seed})")
     classifier, test_acc = train_classifier(data, ec.classifier_epochs, ec.seed)
     features = FeatureSpace(classifier, ec.feature_extractor)

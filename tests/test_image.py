@@ -207,6 +207,14 @@ def test_image_training_smoke_samples_at_1_and_4_steps(tmp_path):
     assert a.shape == (3, 1, 8, 8) and torch.equal(a, b)
 
 
+def test_eval_steps_the_objective_cannot_sample_with_fail_before_training(tmp_path):
+    config = load_config({**SMOKE, "objective": {"name": "shortcut", "max_steps": 4},
+                          "eval": {**SMOKE["eval"], "steps": [1, 8]}}, ImageRunConfig)
+    with pytest.raises(ValueError, match=r"eval.steps: steps: expected a power of two from 1 to 4 .*got 8"):
+        ImageTrainer(config, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+
+
 def test_image_parity_writes_one_table_and_reuses_finished_runs(tmp_path, capsys):
     base = load_config({**SMOKE, "train": {**SMOKE["train"], "num_steps": 4}, "eval": {**SMOKE["eval"], "steps": [1]}},
                        ImageRunConfig)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from .base import Denoiser, Objective
 from .ddpm import DDPMConfig, DDPMObjective
@@ -32,6 +32,16 @@ def build_objective(config: Mapping[str, Any]) -> Objective:
     return objective_cls(config_cls(**options))
 
 
+def check_steps(field: str, budgets: Iterable[int], objective: Objective) -> None:
+    """One clear error naming the config ``field`` if ``objective`` cannot sample with one of ``budgets``:
+    a command checks its step budgets before it trains or rolls out, not when it gets to them."""
+    for steps in budgets:
+        try:
+            objective.validate_steps(steps)
+        except ValueError as err:
+            raise ValueError(f"{field}: {err} (objective {objective.name})") from None
+
+
 __all__ = [
     "DDPMConfig",
     "DDPMObjective",
@@ -43,4 +53,5 @@ __all__ = [
     "ShortcutConfig",
     "ShortcutObjective",
     "build_objective",
+    "check_steps",
 ]
