@@ -37,6 +37,18 @@ class UNetConfig:
     kernel_size: int = 5
     n_groups: int = 8
 
+    def __post_init__(self) -> None:
+        if self.n_groups < 1:
+            raise ValueError(f"policy.unet.n_groups: expected >= 1, got {self.n_groups}")
+        if not self.down_dims or any(w < 1 or w % self.n_groups for w in self.down_dims):
+            raise ValueError(
+                f"policy.unet.down_dims: expected a non-empty list of multiples of n_groups={self.n_groups}, got {self.down_dims}"
+            )
+        if self.kernel_size < 1 or self.kernel_size % 2 == 0:  # an even kernel would change the chunk's length
+            raise ValueError(f"policy.unet.kernel_size: expected an odd number >= 1, got {self.kernel_size}")
+        if self.embed_dim < 2 or self.embed_dim % 2:
+            raise ValueError(f"policy.unet.embed_dim: expected an even number >= 2 (sinusoids), got {self.embed_dim}")
+
 
 @dataclass
 class TransformerConfig:
@@ -46,6 +58,20 @@ class TransformerConfig:
     n_cond_layers: int = 0  # 0: an MLP over the conditioning tokens; > 0: a transformer encoder
     dropout: float = 0.1
     causal: bool = True  # action tokens attend only to earlier ones (Diffusion Policy's default)
+
+    def __post_init__(self) -> None:
+        if self.n_heads < 1:
+            raise ValueError(f"policy.transformer.n_heads: expected >= 1, got {self.n_heads}")
+        if self.d_model < 2 or self.d_model % self.n_heads or self.d_model % 2:
+            raise ValueError(
+                f"policy.transformer.d_model: expected an even multiple of n_heads={self.n_heads} (sinusoids), got {self.d_model}"
+            )
+        if self.n_layers < 1:
+            raise ValueError(f"policy.transformer.n_layers: expected >= 1, got {self.n_layers}")
+        if self.n_cond_layers < 0:
+            raise ValueError(f"policy.transformer.n_cond_layers: expected >= 0, got {self.n_cond_layers}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"policy.transformer.dropout: expected a value in [0, 1), got {self.dropout}")
 
 
 @dataclass
@@ -118,6 +144,19 @@ class TrainConfig:
             raise ValueError(f"train.val_ratio: expected a value in [0, 1), got {self.val_ratio}")
         if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
             raise ValueError(f"train.device: expected 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}")
+        if self.lr <= 0:
+            raise ValueError(f"train.lr: expected > 0, got {self.lr}")
+        for name in ("weight_decay", "warmup_steps", "grad_clip", "eval_every", "eval_episodes"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"train.{name}: expected >= 0, got {getattr(self, name)}")
+        if self.ema_power <= 0:
+            raise ValueError(f"train.ema_power: expected > 0, got {self.ema_power}")
+        if not 0 <= self.ema_max_decay < 1:
+            raise ValueError(f"train.ema_max_decay: expected a value in [0, 1), got {self.ema_max_decay}")
+        if self.eval_every and self.periodic_eval_episodes < 1:
+            raise ValueError(f"train.periodic_eval_episodes: expected >= 1 with eval_every={self.eval_every}, got {self.periodic_eval_episodes}")
+        if self.eval_steps is not None and any(k < 1 for k in self.eval_steps):
+            raise ValueError(f"train.eval_steps: expected step counts >= 1 (or null: the objective's), got {self.eval_steps}")
 
 
 @dataclass
