@@ -266,6 +266,19 @@ class DiTConfig:
     patch_size: int = 2
     mlp_ratio: float = 4.0
 
+    def __post_init__(self) -> None:
+        if self.heads < 1:
+            raise ValueError(f"model.heads: expected >= 1, got {self.heads}")
+        if self.hidden < 4 or self.hidden % 4 or self.hidden % self.heads:
+            raise ValueError(
+                f"model.hidden: expected a multiple of 4 (2D sin-cos positions) and of heads={self.heads}, got {self.hidden}"
+            )
+        for name in ("depth", "patch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"model.{name}: expected >= 1, got {getattr(self, name)}")
+        if self.mlp_ratio <= 0:
+            raise ValueError(f"model.mlp_ratio: expected > 0, got {self.mlp_ratio}")
+
 
 @dataclass
 class ImageEvalConfig:
@@ -297,6 +310,12 @@ class ImageRunConfig:
     train: TrainConfig = field(default_factory=_image_train)
     eval: ImageEvalConfig = field(default_factory=ImageEvalConfig)
     run_dir: str = ""
+
+    def __post_init__(self) -> None:
+        if self.dataset.image_size % self.model.patch_size:
+            raise ValueError(
+                f"model.patch_size: expected a divisor of dataset.image_size={self.dataset.image_size}, got {self.model.patch_size}"
+            )
 
 
 def load_config(cfg: DictConfig | dict | None = None, schema: type = RunConfig) -> Any:

@@ -16,7 +16,10 @@ class EMA:
     """
 
     def __init__(self, model: nn.Module, power: float = 0.75, max_decay: float = 0.9999) -> None:
-        # power > 0 and 0 <= max_decay < 1: checked with the rest of train.* in config.TrainConfig
+        if power <= 0:
+            raise ValueError(f"train.ema_power: expected > 0, got {power}")
+        if not 0 <= max_decay < 1:
+            raise ValueError(f"train.ema_max_decay: expected a value in [0, 1), got {max_decay}")
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
         self.power = power
         self.max_decay = max_decay

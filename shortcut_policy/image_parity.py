@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from .config import ImageRunConfig, load_config, to_dict
 from .io import atomic_write, write_json, write_text
+from .objectives import build_objective, check_steps
 from .paths import config_dir
 from .train_image import image_table, report_footer, run_image
 
@@ -61,6 +62,11 @@ def plot_parity(path: Path, reports: dict[str, dict[str, Any]]) -> Path:
 def image_parity(base: ImageRunConfig, objectives: dict[str, dict], out: str | Path, retrain: bool = False,
                  progress: bool = True) -> dict[str, Path]:
     """Train/evaluate every method in ``objectives`` (name -> objective config) under ``base``; write the table."""
+    for method, objective in objectives.items():  # every method's settings, before the first one trains
+        try:
+            check_steps("eval.steps", base.eval.steps, build_objective(objective))
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"objectives.{method}: {err}") from None
     out = Path(out)
     print(f"output folder: {out.resolve()}")
     reports = {}

@@ -59,7 +59,9 @@ class Trainer(TrainLoop):
 
     def __init__(self, config: RunConfig, run_dir: Path, progress: bool = True) -> None:
         objective = build_objective(config.objective)
-        self.eval_steps = final_eval_steps(config.train.eval_steps, objective)  # before anything is made on disk
+        # checked before anything is made on disk; a run that evaluates nothing (eval_episodes=0, as
+        # compare trains) has no budgets to check
+        self.eval_steps = final_eval_steps(config.train.eval_steps, objective) if config.train.eval_episodes else []
         super().__init__(config, run_dir, progress)
         tc = config.train
         self.dataset_path = ensure_dataset(config.env, self.progress)

@@ -146,7 +146,7 @@ def evaluate_image_model(
 ) -> dict[str, Any]:
     """Fréchet distance, class accuracy and time per image at every ``eval.steps``; grids under ``out_dir/grids``."""
     ec = config.eval
-    check_steps("eval.steps", ec.steps, objective)
+    check_steps("eval.steps", ec.steps, objective)  # again: a loaded model is evaluated without a trainer
     print(f"training the feature classifier ({ec.classifier_epochs} epochs, seed {ec.seed})")
     classifier, test_acc = train_classifier(data, ec.classifier_epochs, ec.seed)
     features = FeatureSpace(classifier, ec.feature_extractor)

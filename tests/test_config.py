@@ -3,7 +3,7 @@ instead of after the demonstrations are made or the run has trained."""
 
 import pytest
 
-from shortcut_policy.config import load_config
+from shortcut_policy.config import ImageRunConfig, load_config
 
 
 @pytest.mark.parametrize(
@@ -16,6 +16,12 @@ from shortcut_policy.config import load_config
         ({"train": {"eval_episodes": -1}}, r"train.eval_episodes: expected >= 0, got -1"),
         ({"train": {"eval_every": 100, "periodic_eval_episodes": 0}}, r"train.periodic_eval_episodes: expected >= 1"),
         ({"train": {"eval_steps": [1, 0]}}, r"train.eval_steps: expected step counts >= 1"),
+        ({"train": {"grad_clip": -1.0}}, r"train.grad_clip: expected >= 0"),
+        ({"train": {"warmup_steps": -1}}, r"train.warmup_steps: expected >= 0"),
+        ({"train": {"eval_every": -5}}, r"train.eval_every: expected >= 0"),
+        ({"policy": {"unet": {"n_groups": 0}}}, r"policy.unet.n_groups: expected >= 1, got 0"),
+        ({"policy": {"transformer": {"n_heads": 0}}}, r"policy.transformer.n_heads: expected >= 1"),
+        ({"policy": {"transformer": {"n_cond_layers": -1}}}, r"policy.transformer.n_cond_layers: expected >= 0"),
         ({"policy": {"unet": {"kernel_size": 4}}}, r"policy.unet.kernel_size: expected an odd number >= 1, got 4"),
         ({"policy": {"unet": {"down_dims": [64, 12]}}}, r"policy.unet.down_dims: expected .* multiples of n_groups=8"),
         ({"policy": {"unet": {"down_dims": []}}}, r"policy.unet.down_dims: expected a non-empty list"),
@@ -34,3 +40,22 @@ def test_the_shipped_defaults_pass_the_checks():
     config = load_config({})
     assert config.train.eval_steps is None and config.policy.unet.kernel_size == 5
     load_config({"policy": {"backbone": "transformer", "transformer": {"d_model": 18, "n_heads": 3}}})
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ({"model": {"hidden": 30}}, r"model.hidden: expected a multiple of 4 .* and of heads=4, got 30"),
+        ({"model": {"hidden": 128, "heads": 3}}, r"model.hidden: .*heads=3, got 128"),
+        ({"model": {"depth": 0}}, r"model.depth: expected >= 1"),
+        ({"model": {"patch_size": 3}}, r"model.patch_size: expected a divisor of dataset.image_size=8, got 3"),
+    ],
+)
+def test_bad_image_model_settings_are_refused_naming_the_key(override, message):
+    with pytest.raises(ValueError, match=message):
+        load_config(override, ImageRunConfig)
+
+
+def test_a_stored_config_from_before_eval_steps_defaulted_to_the_objective_still_loads():
+    stored = {"objective": {"name": "shortcut"}, "train": {"eval_steps": [1, 128], "eval_episodes": 50}}
+    assert load_config(stored).train.eval_steps == [1, 128]

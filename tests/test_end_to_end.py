@@ -145,12 +145,16 @@ def test_default_final_evaluation_fits_the_objective(objective, expected):
     assert final_eval_steps(None, build_objective(objective)) == expected
 
 
-def test_final_evaluation_steps_are_checked_before_training(tmp_path):
-    """DDPM cannot sample with 128 steps: the run fails at once, naming the field, and makes nothing."""
-    config = load_config({"objective": {"name": "ddpm"}, "train": {"eval_steps": [1, 128]}})
-    with pytest.raises(ValueError, match=r"train.eval_steps: steps: expected an integer from 1 to 100 .*got 128"):
+def test_final_evaluation_steps_are_checked_before_training(demo_store, tmp_path):
+    """DDPM cannot sample with 128 steps: the run fails at once, naming the field, and makes nothing;
+    a run that evaluates nothing (as compare trains its runs) has nothing to refuse."""
+    config = smoke_config(demo_store, tmp_path / "run", eval_steps=[1, 128])
+    config.objective = {"name": "ddpm"}
+    with pytest.raises(ValueError, match=r"train.eval_steps: expected an integer from 1 to 100 \(ddpm.*got 128$"):
         Trainer(config, tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()
+    config.train.eval_episodes = 0
+    assert Trainer(config, tmp_path / "run", progress=False).eval_steps == []
 
 
 @pytest.mark.parametrize("objective", ["shortcut", "flow_matching", "ddpm"])

@@ -210,9 +210,17 @@ def test_image_training_smoke_samples_at_1_and_4_steps(tmp_path):
 def test_eval_steps_the_objective_cannot_sample_with_fail_before_training(tmp_path):
     config = load_config({**SMOKE, "objective": {"name": "shortcut", "max_steps": 4},
                           "eval": {**SMOKE["eval"], "steps": [1, 8]}}, ImageRunConfig)
-    with pytest.raises(ValueError, match=r"eval.steps: steps: expected a power of two from 1 to 4 .*got 8"):
+    with pytest.raises(ValueError, match=r"eval.steps: expected a power of two from 1 to 4 .*got 8"):
         ImageTrainer(config, tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()
+
+
+def test_image_parity_checks_every_method_before_the_first_trains(tmp_path):
+    base = load_config({**SMOKE, "eval": {**SMOKE["eval"], "steps": [1, 8]}}, ImageRunConfig)
+    methods = {"flow_matching": {"name": "flow_matching"}, "shortcut": {"name": "shortcut", "max_steps": 4}}
+    with pytest.raises(ValueError, match=r"objectives.shortcut: eval.steps: expected a power of two from 1 to 4 .*got 8"):
+        image_parity(base, methods, tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
 
 
 def test_image_parity_writes_one_table_and_reuses_finished_runs(tmp_path, capsys):

@@ -31,6 +31,8 @@ class TransformerDenoiser(nn.Module):
         super().__init__()
         if cond_dim % n_obs_steps:
             raise ValueError(f"cond_dim: expected a multiple of n_obs_steps={n_obs_steps}, got {cond_dim}")
+        if d_model % n_heads:
+            raise ValueError(f"policy.transformer.d_model: expected a multiple of n_heads={n_heads}, got {d_model}")
         self.n_obs_steps = n_obs_steps
         self.action_in = nn.Linear(action_dim, d_model)
         self.action_pos = nn.Parameter(torch.zeros(1, horizon, d_model))

@@ -57,6 +57,11 @@ class UNet1D(nn.Module):
         n_groups: int = 8,
     ) -> None:
         super().__init__()
+        if not down_dims:
+            raise ValueError("UNet1D down_dims: expected a non-empty list of channel widths, got []")
+        for width in down_dims:
+            if width % n_groups:
+                raise ValueError(f"UNet1D down_dims: expected multiples of n_groups={n_groups}, got {list(down_dims)}")
         self.condition = ConditionEmbedding(cond_dim, embed_dim, n_levels)
         film_dim = self.condition.out_dim
         widths = [action_dim, *down_dims]

@@ -39,7 +39,7 @@ def check_steps(field: str, budgets: Iterable[int], objective: Objective) -> Non
         try:
             objective.validate_steps(steps)
         except ValueError as err:
-            raise ValueError(f"{field}: {err} (objective {objective.name})") from None
+            raise ValueError(f"{field}: {str(err).removeprefix('steps: ')}") from None  # err names the objective
 
 
 __all__ = [
