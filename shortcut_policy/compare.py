@@ -148,8 +148,8 @@ def train_all(todo: list[tuple[str, RunConfig, Path]], jobs: int, progress: bool
 
 def last_logged_step(run_dir: Path) -> int:
     """The step of a run's last complete metrics record (0 before its first)."""
-    steps = [step for step in map(metrics_step, complete_lines(run_dir / METRICS_FILE)) if step is not None]
-    return steps[-1] if steps else 0
+    steps = map(metrics_step, reversed(complete_lines(run_dir / METRICS_FILE)))
+    return next((step for step in steps if step is not None), 0)
 
 
 def evaluate_run(

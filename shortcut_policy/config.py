@@ -14,6 +14,14 @@ from typing import Any, Optional
 from omegaconf import DictConfig, OmegaConf
 
 
+def at_least(prefix: str, config: Any, minimum: int, *names: str) -> None:
+    """One error naming ``prefix.name`` for the first of ``config``'s fields ``names`` below ``minimum``."""
+    for name in names:
+        value = getattr(config, name)
+        if value < minimum:
+            raise ValueError(f"{prefix + '.' if prefix else ''}{name}: expected >= {minimum}, got {value}")
+
+
 @dataclass
 class EnvConfig:
     name: str = "push_t"
@@ -26,8 +34,7 @@ class EnvConfig:
     def __post_init__(self) -> None:
         if not self.obs_keys:
             raise ValueError("env.obs_keys: expected at least one observation key, got []")
-        if self.demo_episodes < 1:
-            raise ValueError(f"env.demo_episodes: expected >= 1, got {self.demo_episodes}")
+        at_least("env", self, 1, "demo_episodes")
 
 
 @dataclass
@@ -38,8 +45,7 @@ class UNetConfig:
     n_groups: int = 8
 
     def __post_init__(self) -> None:
-        if self.n_groups < 1:
-            raise ValueError(f"policy.unet.n_groups: expected >= 1, got {self.n_groups}")
+        at_least("policy.unet", self, 1, "n_groups")
         if not self.down_dims or any(w < 1 or w % self.n_groups for w in self.down_dims):
             raise ValueError(
                 f"policy.unet.down_dims: expected a non-empty list of multiples of n_groups={self.n_groups}, got {self.down_dims}"
@@ -60,16 +66,13 @@ class TransformerConfig:
     causal: bool = True  # action tokens attend only to earlier ones (Diffusion Policy's default)
 
     def __post_init__(self) -> None:
-        if self.n_heads < 1:
-            raise ValueError(f"policy.transformer.n_heads: expected >= 1, got {self.n_heads}")
+        at_least("policy.transformer", self, 1, "n_heads")
         if self.d_model < 2 or self.d_model % self.n_heads or self.d_model % 2:
             raise ValueError(
                 f"policy.transformer.d_model: expected an even multiple of n_heads={self.n_heads} (sinusoids), got {self.d_model}"
             )
-        if self.n_layers < 1:
-            raise ValueError(f"policy.transformer.n_layers: expected >= 1, got {self.n_layers}")
-        if self.n_cond_layers < 0:
-            raise ValueError(f"policy.transformer.n_cond_layers: expected >= 0, got {self.n_cond_layers}")
+        at_least("policy.transformer", self, 1, "n_layers")
+        at_least("policy.transformer", self, 0, "n_cond_layers")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"policy.transformer.dropout: expected a value in [0, 1), got {self.dropout}")
 
@@ -86,8 +89,7 @@ class PolicyConfig:
     def __post_init__(self) -> None:
         if self.backbone not in ("unet", "transformer"):
             raise ValueError(f"policy.backbone: expected 'unet' or 'transformer', got {self.backbone!r}")
-        if self.horizon < 1:
-            raise ValueError(f"policy.horizon: expected >= 1, got {self.horizon}")
+        at_least("policy", self, 1, "horizon")
         if not 1 <= self.n_obs_steps <= self.horizon:
             raise ValueError(f"policy.n_obs_steps: expected 1..horizon={self.horizon}, got {self.n_obs_steps}")
         if self.n_action_steps < 1 or self.n_obs_steps - 1 + self.n_action_steps > self.horizon:
@@ -133,22 +135,16 @@ class TrainConfig:
     resume: bool = False  # continue from run_dir's train_state.safetensors
 
     def __post_init__(self) -> None:
-        for name in ("num_steps", "batch_size", "log_every", "val_every", "checkpoint_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"train.{name}: expected >= 1, got {getattr(self, name)}")
-        if self.seed < 0:
-            raise ValueError(f"train.seed: expected >= 0, got {self.seed}")
-        if self.batch_size < 2:
-            raise ValueError(f"train.batch_size: expected >= 2, got {self.batch_size}")
+        at_least("train", self, 1, "num_steps", "batch_size", "log_every", "val_every", "checkpoint_every")
+        at_least("train", self, 0, "seed")
+        at_least("train", self, 2, "batch_size")
         if not 0 <= self.val_ratio < 1:
             raise ValueError(f"train.val_ratio: expected a value in [0, 1), got {self.val_ratio}")
         if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
             raise ValueError(f"train.device: expected 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}")
         if self.lr <= 0:
             raise ValueError(f"train.lr: expected > 0, got {self.lr}")
-        for name in ("weight_decay", "warmup_steps", "grad_clip", "eval_every", "eval_episodes"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"train.{name}: expected >= 0, got {getattr(self, name)}")
+        at_least("train", self, 0, "weight_decay", "warmup_steps", "grad_clip", "eval_every", "eval_episodes")
         if self.ema_power <= 0:
             raise ValueError(f"train.ema_power: expected > 0, got {self.ema_power}")
         if not 0 <= self.ema_max_decay < 1:
@@ -226,10 +222,8 @@ class CompareConfig:
             not self.seeds or len(set(self.seeds)) != len(self.seeds) or min(self.seeds) < 0
         ):
             raise ValueError(f"seeds: expected a non-empty list of distinct training seeds >= 0, got {self.seeds}")
-        if self.episodes < 1:
-            raise ValueError(f"episodes: expected >= 1, got {self.episodes}")
-        if self.seed_start < 0:
-            raise ValueError(f"seed_start: expected >= 0, got {self.seed_start}")
+        at_least("", self, 1, "episodes")
+        at_least("", self, 0, "seed_start")
         if self.latency_calls < 0:
             raise ValueError(f"latency_calls: expected >= 0 (0: no latency measured), got {self.latency_calls}")
         check_jobs(self.jobs)
@@ -250,8 +244,7 @@ class ImageDataConfig:
             raise ValueError(f"dataset.name: expected 'digits' or 'folder', got {self.name!r}")
         if self.name == "folder" and not self.root:
             raise ValueError("dataset.root: expected the dataset folder for dataset.name=folder, got ''")
-        if self.image_size < 2:
-            raise ValueError(f"dataset.image_size: expected >= 2, got {self.image_size}")
+        at_least("dataset", self, 2, "image_size")
         if not 0 < self.test_fraction < 1:
             raise ValueError(f"dataset.test_fraction: expected a value in (0, 1), got {self.test_fraction}")
 
@@ -267,15 +260,12 @@ class DiTConfig:
     mlp_ratio: float = 4.0
 
     def __post_init__(self) -> None:
-        if self.heads < 1:
-            raise ValueError(f"model.heads: expected >= 1, got {self.heads}")
+        at_least("model", self, 1, "heads")
         if self.hidden < 4 or self.hidden % 4 or self.hidden % self.heads:
             raise ValueError(
                 f"model.hidden: expected a multiple of 4 (2D sin-cos positions) and of heads={self.heads}, got {self.hidden}"
             )
-        for name in ("depth", "patch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"model.{name}: expected >= 1, got {getattr(self, name)}")
+        at_least("model", self, 1, "depth", "patch_size")
         if self.mlp_ratio <= 0:
             raise ValueError(f"model.mlp_ratio: expected > 0, got {self.mlp_ratio}")
 
@@ -293,8 +283,7 @@ class ImageEvalConfig:
     def __post_init__(self) -> None:
         if not self.steps or any(s < 1 for s in self.steps):
             raise ValueError(f"eval.steps: expected a non-empty list of step counts >= 1, got {self.steps}")
-        if self.samples_per_class < 2:
-            raise ValueError(f"eval.samples_per_class: expected >= 2, got {self.samples_per_class}")
+        at_least("eval", self, 2, "samples_per_class")
 
 
 def _image_train() -> TrainConfig:
