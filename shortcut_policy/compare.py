@@ -43,22 +43,11 @@ from .paths import config_dir
 from .objectives import Objective, build_objective, check_steps
 from .policy import load_policy
 from .rollout import measure_act_latency
-from .stats import wilson_interval
+from .stats import mean_ci95, wilson_interval
 from .training import check_resumable, metrics_step
 from .workers import Job, in_process, run_jobs
 
 TRAIN_LOG = "train.log"  # a run trained in a worker process writes its output here
-
-# two-sided 95% Student-t quantiles by degrees of freedom (n_seeds - 1)
-T_95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
-
-
-def seed_ci(values: list[float]) -> float:
-    """Half-width of the 95% t interval of the mean across training seeds (0 for one seed)."""
-    if len(values) < 2:
-        return 0.0
-    return T_95.get(len(values) - 1, 1.96) * float(np.std(values, ddof=1)) / np.sqrt(len(values))
-
 
 def report_path(path: Path, out_dir: Path) -> str:
     """``path`` relative to ``out_dir`` when it lies inside it, else as an absolute path."""
@@ -83,10 +72,19 @@ def check_methods(cfg: CompareConfig) -> dict[str, list[Objective]]:
                 per_run = [build_objective(cfg.objectives[method])] * len(cfg.seeds)
             except (TypeError, ValueError) as err:
                 raise ValueError(f"objectives.{method}: {err}") from None
+        # unset budgets are the first run's whole sweep, and every run of the method must take them:
+        # the table pairs the seeds' rows by step budget
+        field = f"steps.{method}" if cfg.steps.get(method) else f"steps.{method} (unset: the first run's {method_budgets(cfg, method, per_run)})"
         for objective in per_run:
-            check_steps(f"steps.{method}", cfg.steps.get(method, []), objective)
+            check_steps(field, method_budgets(cfg, method, per_run), objective)
         objectives[method] = per_run
     return objectives
+
+
+def method_budgets(cfg: CompareConfig, method: str, objectives: list[Objective]) -> list[int]:
+    """The step budgets every run of ``method`` is evaluated at: ``steps.<method>``, else the first
+    run's objective's sweep."""
+    return list(cfg.steps.get(method) or objectives[0].valid_steps())
 
 
 def plan_runs(
@@ -181,8 +179,8 @@ def evaluate_all(
     method's first run, measured alone so that no other process shares the cores while it is timed."""
     calls, rows_files, n_rows = [], [], 0
     for method, runs in runs_by_method.items():
+        budgets = method_budgets(cfg, method, [load_policy(runs[0]).objective])
         for i, run in enumerate(runs):
-            budgets = cfg.steps.get(method) or load_policy(run).objective.valid_steps()
             log = out_dir / "logs" / f"evaluate_{method}_{i}.log"
             rows_files.append(log.with_suffix(".jsonl"))
             n_rows += len(budgets)
@@ -206,9 +204,13 @@ def evaluate_all(
 
 def aggregate(method: str, per_seed_rows: list[list[dict]]) -> list[dict]:
     """One table row per step budget, across the training seeds' evaluation rows."""
+    by_steps = [{r["steps"]: r for r in seed_rows} for seed_rows in per_seed_rows]
+    if any(set(b) != set(by_steps[0]) for b in by_steps):
+        raise ValueError(f"{method}: expected every training seed evaluated at the same step budgets, got "
+                         f"{[sorted(b) for b in by_steps]}")
     rows = []
-    for i, first in enumerate(per_seed_rows[0]):
-        same = [seed_rows[i] for seed_rows in per_seed_rows]
+    for first in per_seed_rows[0]:
+        same = [b[first["steps"]] for b in by_steps]
         scores = [r["score"] for r in same]
         successes = sum(round(r["success_rate"] * r["episodes"]) for r in same)
         episodes = sum(r["episodes"] for r in same)
@@ -218,7 +220,7 @@ def aggregate(method: str, per_seed_rows: list[list[dict]]) -> list[dict]:
                 "method": method,
                 "steps": first["steps"],
                 "score_mean": float(np.mean(scores)),
-                "score_ci95": seed_ci(scores),
+                "score_ci95": mean_ci95(scores),  # None for one seed
                 "scores_per_seed": scores,
                 "seeds": len(scores),
                 "success_rate": successes / episodes,
@@ -278,8 +280,9 @@ def score_vs_nfe_figure(series: dict[str, list[dict]], title: str, legend: str =
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for label, rows in series.items():
-        ax.errorbar([r["steps"] for r in rows], [r["score_mean"] for r in rows], yerr=[r["score_ci95"] for r in rows],
-                    marker="o", capsize=3, label=label)
+        ci = [r["score_ci95"] for r in rows]  # None with one training seed: no bar
+        ax.errorbar([r["steps"] for r in rows], [r["score_mean"] for r in rows],
+                    yerr=None if all(c is None for c in ci) else [c or 0.0 for c in ci], marker="o", capsize=3, label=label)
     ax.set(xscale="log", xlabel="sampling steps (NFE)", ylabel="Push-T score", ylim=(0, 1.05), title=title)
     ax.legend(loc=legend)
     return fig

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy import stats
 
 Z_95 = 1.959963984540054  # two-sided 95% normal quantile
 
@@ -25,3 +26,12 @@ def wilson_interval(successes: int, n: int, z: float = Z_95) -> tuple[float, flo
 def percentile_ms(samples_s: list[float] | np.ndarray, q: float) -> float:
     """The q-th percentile of durations given in seconds, in milliseconds."""
     return float(np.percentile(np.asarray(samples_s) * 1e3, q))
+
+
+def mean_ci95(values: list[float] | np.ndarray) -> float | None:
+    """Half-width of the two-sided 95% Student-t interval of the mean (n - 1 degrees of freedom);
+    None for one value, where there is no interval."""
+    values = np.asarray(values, dtype=float)
+    if values.size < 2:
+        return None
+    return float(stats.t.ppf(0.975, values.size - 1) * values.std(ddof=1) / math.sqrt(values.size))

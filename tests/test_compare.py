@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from shortcut_policy.compare import aggregate, markdown, pareto_front, seed_ci
+from shortcut_policy.compare import aggregate, markdown, pareto_front
+from shortcut_policy.stats import mean_ci95
 
 
 def test_pareto_front_keeps_only_undominated_points():
@@ -15,10 +16,13 @@ def test_pareto_front_keeps_only_undominated_points():
     assert pareto_front(points) == [0, 1, 3]
 
 
-def test_seed_ci_is_zero_for_one_seed_and_student_t_for_three():
-    assert seed_ci([0.7]) == 0.0
+def test_seed_interval_is_none_for_one_seed_and_student_t_beyond():
+    assert mean_ci95([0.7]) is None
     # std (ddof=1) of [0.6, 0.7, 0.8] is 0.1; t(0.975, 2) = 4.303
-    assert seed_ci([0.6, 0.7, 0.8]) == pytest.approx(4.303 * 0.1 / 3**0.5)
+    assert mean_ci95([0.6, 0.7, 0.8]) == pytest.approx(4.303 * 0.1 / 3**0.5, rel=1e-4)
+    # 11 seeds: t(0.975, 10) = 2.228, not the normal 1.96
+    eleven = [0.5, 0.7] * 5 + [0.6]
+    assert mean_ci95(eleven) == pytest.approx(2.228 * 0.1 / 11**0.5, rel=1e-3)
 
 
 def test_aggregate_pools_success_over_seeds_and_averages_scores():
@@ -36,6 +40,16 @@ def test_aggregate_pools_success_over_seeds_and_averages_scores():
     assert eight["score_ci95"] == pytest.approx(0.0)
 
 
+def test_aggregate_pairs_the_seeds_rows_by_step_budget_not_by_position():
+    def row(steps, score):
+        return {"steps": steps, "score": score, "success_rate": 0.0, "episodes": 5}
+
+    rows = aggregate("flow", [[row(1, 0.2), row(4, 0.8)], [row(4, 0.6), row(1, 0.4)]])
+    assert [(r["steps"], r["score_mean"]) for r in rows] == [(1, pytest.approx(0.3)), (4, pytest.approx(0.7))]
+    with pytest.raises(ValueError, match="flow: expected every training seed evaluated at the same step budgets"):
+        aggregate("flow", [[row(1, 0.2), row(2, 0.8)], [row(1, 0.4), row(4, 0.6)]])
+
+
 def test_table_names_the_number_of_training_seeds_behind_each_score():
     def row(score):
         return {"steps": 1, "score": score, "success_rate": 0.0, "episodes": 5}
@@ -48,6 +62,35 @@ def test_table_names_the_number_of_training_seeds_behind_each_score():
     single = markdown(one)  # one seed: no interval to show, and none is printed
     assert "1 training seed, no CI" in single and "| 0.400 |" in single and "±" not in single
     assert "0.600 ± 0.248" in markdown(three)
+
+
+def test_given_runs_of_one_method_must_take_the_same_step_budgets(tmp_path):
+    """Unset budgets are the first run's sweep; a run that cannot take them is refused before anything runs."""
+    import numpy as np
+    import torch
+
+    from shortcut_policy.compare import check_methods
+    from shortcut_policy.config import CompareConfig, load_config
+    from shortcut_policy.data import MinMaxNormalizer
+    from shortcut_policy.models.network import build_network
+    from shortcut_policy.objectives import build_objective
+    from shortcut_policy.policy import Policy
+
+    runs = []
+    for max_steps in (128, 64):
+        config = load_config({"policy": {"unet": {"down_dims": [16, 32], "embed_dim": 16}},
+                              "objective": {"name": "shortcut", "max_steps": max_steps}})
+        objective = build_objective(config.objective)
+        network = build_network(config.policy, {"keypoint": (18,)}, 2, objective.n_levels)
+        rng = np.random.default_rng(0)
+        normalizer = MinMaxNormalizer.fit({"keypoint": rng.uniform(0, 512, (10, 18)), "action": rng.uniform(0, 512, (10, 2))})
+        torch.manual_seed(0)
+        runs.append(str(Policy(network, normalizer, objective, config, {"keypoint": (18,)}, 2).save(tmp_path / f"m{max_steps}.safetensors")))
+    cfg = load_config({"methods": ["shortcut"], "steps": {}, "checkpoints": {"shortcut": runs}}, CompareConfig)
+    with pytest.raises(ValueError, match=r"steps.shortcut \(unset: the first run's \[1, 2, 4, 8, 16, 32, 64, 128\]\): expected a power of two from 1 to 64"):
+        check_methods(cfg)
+    cfg.steps = {"shortcut": [1, 64]}  # budgets both runs take
+    assert len(check_methods(cfg)["shortcut"]) == 2
 
 
 def test_quick_comparison_trains_evaluates_and_reports(tmp_path, capsys):
