@@ -49,11 +49,16 @@ def _read(path: str | os.PathLike, device: str, with_tensors: bool) -> tuple[dic
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint: no file at {path}")
-    with safe_open(str(path), framework="pt", device=device) as f:
-        metadata = f.metadata() or {}
-        if metadata.get("format") != FORMAT:
-            raise ValueError(f"checkpoint {path}: expected format {FORMAT!r}, got {metadata.get('format')!r}")
-        tensors = {k: f.get_tensor(k) for k in f.keys()} if with_tensors else {}
+    try:
+        with safe_open(str(path), framework="pt", device=device) as f:
+            metadata = f.metadata() or {}
+            if metadata.get("format") != FORMAT:
+                raise ValueError(f"checkpoint {path}: expected format {FORMAT!r}, got {metadata.get('format')!r}")
+            tensors = {k: f.get_tensor(k) for k in f.keys()} if with_tensors else {}
+    except ValueError:
+        raise
+    except Exception as err:  # safetensors' own error types: not a safetensors file, or a truncated one
+        raise ValueError(f"checkpoint {path}: expected a safetensors file, could not read it ({type(err).__name__}: {err})") from None
     return tensors, json.loads(metadata["meta"])
 
 

@@ -140,7 +140,7 @@ def main(cfg: DictConfig) -> None:
     if not cfg.checkpoint:
         raise ValueError("checkpoint: expected a policy.safetensors file or a run folder, got nothing (checkpoint=...)")
     file = resolve_checkpoint(cfg.checkpoint)
-    policy = load_policy(file, device=cfg.device)
+    policy = load_policy(file, device=cfg.device, sampling=OmegaConf.to_container(cfg.sampling))
     env_name = policy.config.env.name
     steps_list = list(cfg.steps) if cfg.steps else policy.objective.valid_steps()
     out_dir = Path(cfg.out) if cfg.out else file.parent / "eval"

@@ -19,7 +19,7 @@ from .checkpoint import POLICY_FILE, load_tensors, prefixed, resolve_checkpoint,
 from .config import RunConfig, load_config, to_dict
 from .data.normalizer import MinMaxNormalizer
 from .models.network import ChunkDenoiser, build_network
-from .objectives import Objective, build_objective
+from .objectives import Objective, build_objective, with_sampling
 
 
 def resolve_device(device: str) -> torch.device:
@@ -64,11 +64,23 @@ class Policy:
 
     # ------------------------------------------------------------------ loading
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike, device: str = "cpu") -> "Policy":
-        """Load a ``policy.safetensors`` (or a run folder holding one)."""
+    def from_pretrained(
+        cls, path: str | os.PathLike, device: str = "cpu", sampling: Mapping[str, Any] | None = None
+    ) -> "Policy":
+        """Load a ``policy.safetensors`` (or a run folder holding one).
+
+        ``sampling`` replaces sampling-only options of the stored objective (``objectives.SAMPLING_OPTIONS``,
+        e.g. ``{"timestep_spacing": "trailing"}`` for a DDPM checkpoint); the policy's config records them."""
         file = resolve_checkpoint(path, POLICY_FILE)
         tensors, meta = load_tensors(file)
+        missing = [k for k in ("config", "obs_shapes", "action_dim") if k not in meta]
+        if missing:
+            raise ValueError(
+                f"checkpoint {file}: expected a policy file ({POLICY_FILE}, with the config, observation shapes and "
+                f"action size), got a file without {missing}" + (" (a training state)" if "step" in meta else "")
+            )
         config = load_config(meta["config"])
+        config.objective = with_sampling(config.objective, sampling)
         objective = build_objective(config.objective)
         obs_shapes = {k: tuple(v) for k, v in meta["obs_shapes"].items()}
         network = build_network(
@@ -151,7 +163,9 @@ class Policy:
             obs = {self.obs_keys[0]: obs}
         frame = {}
         for key in self.obs_keys:
-            value = np.asarray(self._lookup(obs, key))
+            value = self._lookup(obs, key)
+            # a copy: the history outlives this call, and a control loop may refill one buffer in place
+            value = value.cpu().numpy().copy() if torch.is_tensor(value) else np.array(value)
             if value.shape != self.obs_shapes[key]:
                 raise ValueError(f"obs[{key!r}]: expected shape {self.obs_shapes[key]}, got {value.shape}")
             _check_values(f"obs[{key!r}]", value)
@@ -208,6 +222,6 @@ def save_policy(
     return save_tensors(path, tensors, meta)
 
 
-def load_policy(path: str | os.PathLike, device: str = "cpu") -> Policy:
-    """Load a trained policy from a ``policy.safetensors`` file or a run folder."""
-    return Policy.from_pretrained(path, device)
+def load_policy(path: str | os.PathLike, device: str = "cpu", sampling: Mapping[str, Any] | None = None) -> Policy:
+    """Load a trained policy from a ``policy.safetensors`` file or a run folder (``sampling``: see ``from_pretrained``)."""
+    return Policy.from_pretrained(path, device, sampling)

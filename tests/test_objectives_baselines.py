@@ -8,7 +8,7 @@ import torch
 from shortcut_policy.config import load_config
 from shortcut_policy.models.network import build_network
 from shortcut_policy.objectives import DDPMObjective, FlowMatchingObjective, ShortcutObjective, build_objective
-from shortcut_policy.objectives.ddpm import cosine_betas
+from shortcut_policy.objectives.ddpm import DDPMConfig, cosine_betas
 
 
 class FixedNet(torch.nn.Module):
@@ -78,11 +78,11 @@ def test_each_objective_loss_decreases_on_a_tiny_fixed_batch(name, backbone):
 diffusers = pytest.importorskip("diffusers")
 
 
-def reference_scheduler(kind: str):
+def reference_scheduler(kind: str, spacing: str = "leading"):
     cls = diffusers.DDIMScheduler if kind == "ddim" else diffusers.DDPMScheduler
     kwargs = dict(num_train_timesteps=100, beta_schedule="squaredcos_cap_v2", clip_sample=True, prediction_type="epsilon")
     if kind == "ddim":
-        kwargs.update(set_alpha_to_one=True, steps_offset=0)
+        kwargs.update(set_alpha_to_one=True, steps_offset=0, timestep_spacing=spacing)
     else:
         kwargs.update(variance_type="fixed_small")
     return cls(**kwargs)
@@ -92,14 +92,15 @@ def test_cosine_schedule_matches_diffusers():
     torch.testing.assert_close(cosine_betas(100).float(), reference_scheduler("ddpm").betas, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("steps", [1, 2, 4, 8, 16])
-def test_ddim_k_steps_matches_diffusers(steps):
-    objective = DDPMObjective()
+@pytest.mark.parametrize("spacing", ["leading", "trailing"])
+@pytest.mark.parametrize("steps", [1, 2, 3, 4, 8, 16])
+def test_ddim_k_steps_matches_diffusers(steps, spacing):
+    objective = DDPMObjective(DDPMConfig(timestep_spacing=spacing))
     net = FixedNet()
     cond = torch.randn(3, 5)
     ours = objective.sample(net, cond, (16, 2), steps, torch.Generator().manual_seed(7))
 
-    scheduler = reference_scheduler("ddim")
+    scheduler = reference_scheduler("ddim", spacing)
     scheduler.set_timesteps(steps)
     assert scheduler.timesteps.tolist() == objective.ddim_timesteps(steps)
     x = torch.randn((3, 16, 2), generator=torch.Generator().manual_seed(7))
@@ -107,6 +108,17 @@ def test_ddim_k_steps_matches_diffusers(steps):
         eps = net(x, torch.full((3,), 1.0 - int(k) / 100), torch.zeros(3, dtype=torch.long), cond)
         x = scheduler.step(eps, k, x).prev_sample
     torch.testing.assert_close(ours, x, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("steps", [1, 2, 3, 8, 16])
+def test_ddim_trailing_spacing_starts_every_budget_at_the_noisy_end(steps):
+    """Leading spacing starts one step at k = 0, the nearly clean end (two steps at k = 50), though
+    sampling starts from pure noise; trailing starts every budget at k = T - 1."""
+    leading = DDPMObjective(DDPMConfig(timestep_spacing="leading")).ddim_timesteps(steps)
+    trailing = DDPMObjective(DDPMConfig(timestep_spacing="trailing")).ddim_timesteps(steps)
+    assert trailing[0] == 99 and len(trailing) == len(set(trailing)) == steps
+    assert trailing == sorted(trailing, reverse=True) and trailing[-1] >= 0
+    assert leading[0] == (steps - 1) * (100 // steps)
 
 
 def test_ddpm_steps_match_diffusers_with_the_same_noise():

@@ -156,3 +156,45 @@ def test_rollout_noise_is_its_own_so_results_do_not_depend_on_what_ran_before():
         results = rollout(policy, "push_t", seeds=[0, 1], steps=1, progress=False)
         runs.append([(r.max_reward, r.length) for r in results])
     assert runs[0] == runs[1]
+
+
+def test_act_keeps_its_own_copy_of_the_observation_history():
+    """A control loop that refills one buffer in place must not rewrite the frames act() already holds."""
+    policy = make_policy()
+    seen = []
+    original = policy.predict_chunk
+    policy.predict_chunk = lambda batch, **kw: seen.append(batch["keypoint"].copy()) or original(batch, **kw)
+    buffer = obs(107.0)
+    for i in range(policy.n_action_steps + 1):
+        buffer["keypoint"][:] = 107.0 + i  # the same array, refilled
+        policy.act(buffer)
+    np.testing.assert_array_equal(seen[1][0, :, 0], [107.0 + policy.n_action_steps - 1, 107.0 + policy.n_action_steps])
+
+
+def test_a_file_that_is_not_a_policy_gets_a_clear_error(tmp_path):
+    from shortcut_policy.checkpoint import save_tensors
+
+    state = save_tensors(tmp_path / "train_state.safetensors", {"w": torch.zeros(2)}, {"step": 5})
+    with pytest.raises(ValueError, match=r"expected a policy file .* \(a training state\)"):
+        load_policy(state)
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"not a safetensors file at all")
+    with pytest.raises(ValueError, match="expected a safetensors file, could not read it"):
+        load_policy(junk)
+
+
+def test_sampling_options_of_a_checkpoint_can_be_replaced_at_load_but_training_options_cannot(tmp_path):
+    torch.manual_seed(0)
+    config = load_config({"policy": {"unet": {"down_dims": [16, 32], "embed_dim": 16}}, "objective": {"name": "ddpm"}})
+    objective = build_objective(config.objective)
+    network = build_network(config.policy, {"keypoint": (OBS_DIM,)}, ACTION_DIM, objective.n_levels)
+    normalizer = make_policy().normalizer
+    Policy(network, normalizer, objective, config, {"keypoint": (OBS_DIM,)}, ACTION_DIM).save(tmp_path / "policy.safetensors")
+
+    assert load_policy(tmp_path).objective.ddim_timesteps(2) == [50, 0]  # the stored (default) spacing
+    trailing = load_policy(tmp_path, sampling={"timestep_spacing": "trailing"})
+    assert trailing.objective.ddim_timesteps(2) == [99, 49] and trailing.config.objective["timestep_spacing"] == "trailing"
+    with pytest.raises(ValueError, match="sampling.num_train_timesteps: expected a sampling option of the ddpm objective"):
+        load_policy(tmp_path, sampling={"num_train_timesteps": 50})
+    with pytest.raises(ValueError, match="sampling: objective.timestep_spacing: expected one of"):
+        load_policy(tmp_path, sampling={"timestep_spacing": "middle"})

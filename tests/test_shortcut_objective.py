@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -137,3 +138,46 @@ def test_config_validation_and_unknown_options():
         build_objective({"name": "shortcut", "bootstrap_every": 8})
     with pytest.raises(ValueError, match="objective.name"):
         build_objective({"name": "nope"})
+
+
+def test_numpy_integer_steps_are_accepted_by_every_objective():
+    for name in ("shortcut", "flow_matching", "ddpm"):
+        obj = build_objective({"name": name})
+        for steps in (np.int64(4), np.int32(1)):
+            obj.validate_steps(steps)  # a loop over 2 ** np.arange(8) gives NumPy integers
+
+
+class DropoutNet(ToyNet):
+    """ToyNet with dropout on its output: in train mode every call differs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dropout = nn.Dropout(0.5)
+
+    def forward(self, x, t, level, cond):
+        return self.dropout(super().forward(x, t, level, cond))
+
+
+def test_online_self_consistency_targets_are_built_without_dropout():
+    obj = ShortcutObjective(ShortcutConfig(max_steps=8, sc_fraction=0.5))
+    net = DropoutNet().train()
+    x1, cond = torch.randn(8, 4, 2), torch.randn(8, 3)
+    captured = []
+    make_targets = obj.make_targets
+
+    def spy(*args, **kwargs):
+        captured.append(args[2].training)  # the target network's mode while the targets are built
+        return make_targets(*args, **kwargs)
+
+    obj.make_targets = spy
+    obj.loss(net, x1, cond, generator=torch.Generator().manual_seed(0))
+    assert captured == [False] and net.training and net.dropout.training  # eval for the targets, then train again
+    targets = [obj.make_targets(x1, torch.zeros_like(x1), net, cond, torch.Generator().manual_seed(1))[3] for _ in range(2)]
+    assert not torch.equal(*targets)  # called outside loss(), dropout is on: the guard above is what removes it
+
+
+def test_one_level_shortcut_trains_on_flow_rows_only():
+    obj = ShortcutObjective(ShortcutConfig(max_steps=1))
+    assert obj.split(16) == 0
+    loss, metrics = obj.loss(ToyNet(), torch.randn(16, 4, 2), torch.randn(16, 3), generator=torch.Generator().manual_seed(0))
+    assert torch.isfinite(loss) and "loss_sc" not in metrics

@@ -18,6 +18,37 @@ OBJECTIVES: dict[str, tuple[type, type]] = {
 }
 
 
+# Options that change only how an objective samples, not what its network learned: a trained
+# checkpoint may act with other values (``evaluate ... sampling.timestep_spacing=trailing``).
+SAMPLING_OPTIONS: dict[str, tuple[str, ...]] = {
+    "shortcut": ("clip_sample", "cfg_scale", "cfg_min_steps"),
+    "flow_matching": ("clip_sample", "cfg_scale", "cfg_min_steps"),
+    "ddpm": ("clip_sample", "timestep_spacing"),
+}
+
+
+def with_sampling(config: Mapping[str, Any], sampling: Mapping[str, Any] | None, field: str = "sampling") -> dict[str, Any]:
+    """An objective's options (``config``, as a checkpoint stores them) with sampling-only options
+    replaced by ``sampling``; any other key is refused, since the network was trained with it."""
+    options = dict(config)
+    if not sampling:
+        return options
+    name = options.get("name")
+    allowed = SAMPLING_OPTIONS.get(name, ())
+    for key in sampling:
+        if key not in allowed:
+            raise ValueError(
+                f"{field}.{key}: expected a sampling option of the {name} objective ({', '.join(allowed)}), got {key!r}; "
+                "its other options are fixed by training"
+            )
+    options.update(sampling)
+    try:
+        build_objective(options)
+    except ValueError as err:
+        raise ValueError(f"{field}: {err}") from None
+    return options
+
+
 def build_objective(config: Mapping[str, Any]) -> Objective:
     """Build an objective from ``{"name": ..., **options}``; options are validated by its dataclass."""
     options = dict(config)
@@ -50,8 +81,10 @@ __all__ = [
     "FlowMatchingObjective",
     "OBJECTIVES",
     "Objective",
+    "SAMPLING_OPTIONS",
     "ShortcutConfig",
     "ShortcutObjective",
     "build_objective",
     "check_steps",
+    "with_sampling",
 ]

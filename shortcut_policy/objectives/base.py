@@ -6,8 +6,10 @@ Any network that follows :class:`Denoiser` can be trained by any objective; the 
 
 from __future__ import annotations
 
+import contextlib
+import numbers
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Iterator, Protocol
 
 import torch
 
@@ -60,6 +62,28 @@ class Objective(Protocol):
     def valid_steps(self) -> list[int]:
         """The step budgets this objective can sample with (for evaluation sweeps and messages)."""
         ...
+
+
+def is_step_count(steps: Any) -> bool:
+    """An integer number of sampling steps: Python's or NumPy's (a loop over ``2 ** np.arange(8)``), not a bool."""
+    return isinstance(steps, numbers.Integral) and not isinstance(steps, bool)
+
+
+@contextlib.contextmanager
+def eval_mode(net: Any) -> Iterator[None]:
+    """Run ``net`` without dropout (eval mode) inside the block, then give every module back its own mode.
+
+    Self-consistency targets are built this way, as the paper's code builds them (``train=False``):
+    dropout in the two half steps would make the target noise, not the model's own two-step answer."""
+    modules = list(net.modules()) if isinstance(net, torch.nn.Module) else []
+    modes = [m.training for m in modules]
+    for m in modules:
+        m.training = False
+    try:
+        yield
+    finally:
+        for m, mode in zip(modules, modes):
+            m.training = mode
 
 
 def null_cond_of(net: Denoiser, cond: torch.Tensor, option: str) -> torch.Tensor:

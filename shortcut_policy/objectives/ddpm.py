@@ -3,8 +3,15 @@
 Training follows Diffusion Policy: T = 100 timesteps, the ``squaredcos_cap_v2`` (cosine) schedule,
 epsilon prediction, predicted samples clipped to [-1, 1]. Acting with ``steps == T`` runs ancestral
 DDPM sampling (DP's default); any smaller ``steps`` runs deterministic DDIM (eta = 0) over
-``steps`` timesteps spaced as diffusers' "leading" spacing. The update rules are written out here
-and checked against diffusers' schedulers in ``tests/test_objectives_baselines.py``.
+``steps`` timesteps, spaced as diffusers spaces them (``timestep_spacing``, below). The update rules
+are written out here and checked against diffusers' schedulers in ``tests/test_objectives_baselines.py``.
+
+Timestep spacing matters at few steps. "leading" (diffusers' default, and what Diffusion Policy's
+DDIM config gets) spaces k = (steps-1 .. 0) * (T // steps): one step runs only k = 0, the nearly clean
+end, so the sample is the starting noise, barely moved; two steps start at k = 50. "trailing"
+(Lin et al. 2024, "Common Diffusion Noise Schedules and Sample Steps are Flawed") starts every
+budget at k = T - 1, the noisy end, where sampling from noise belongs. At T steps both are DDPM's
+full chain.
 
 The denoiser sees ``t = 1 - k / T`` for timestep k, so that, as for the flow objectives, t near 0
 is the noisy end; the step-size level is always 0.
@@ -16,11 +23,13 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .base import Denoiser, broadcast_to
+from .base import Denoiser, broadcast_to, is_step_count
 
+SPACINGS = ("leading", "trailing")
 MAX_BETA = 0.999  # the cosine schedule's cap on beta (diffusers' default for squaredcos_cap_v2)
 COSINE_OFFSET = 0.008  # s in Nichol & Dhariwal's cosine schedule
 
@@ -43,8 +52,11 @@ class DDPMConfig:
     num_train_timesteps: int = 100
     beta_schedule: str = "squaredcos_cap_v2"
     clip_sample: bool = True  # clip the predicted clean sample to [-1, 1] at every step
+    timestep_spacing: str = "leading"  # DDIM timesteps: "leading" (diffusers' default) or "trailing"
 
     def __post_init__(self) -> None:
+        if self.timestep_spacing not in SPACINGS:
+            raise ValueError(f"objective.timestep_spacing: expected one of {list(SPACINGS)}, got {self.timestep_spacing!r}")
         if self.num_train_timesteps < 2:
             raise ValueError(f"objective.num_train_timesteps: expected >= 2, got {self.num_train_timesteps}")
         if self.beta_schedule != "squaredcos_cap_v2":
@@ -86,13 +98,18 @@ class DDPMObjective:
         return [1, 2, 4, 8, 16, self.T]
 
     def validate_steps(self, steps: int) -> None:
-        if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= self.T:
+        if not is_step_count(steps) or not 1 <= steps <= self.T:
             raise ValueError(
                 f"steps: expected an integer from 1 to {self.T} (ddpm: {self.T} = DDPM, fewer = DDIM), got {steps!r}"
             )
 
     def ddim_timesteps(self, steps: int) -> list[int]:
-        """Descending timesteps with "leading" spacing: k = (steps-1..0) * (T // steps)."""
+        """Descending DDIM timesteps, as diffusers' DDIMScheduler.set_timesteps gives them.
+
+        leading: k = (steps-1 .. 0) * (T // steps); trailing: round(T - i * T / steps) - 1 for i = 0 .. steps-1.
+        """
+        if self.config.timestep_spacing == "trailing":
+            return (np.round(np.arange(self.T, 0, -self.T / steps)).astype(np.int64) - 1).tolist()
         ratio = self.T // steps
         return [i * ratio for i in reversed(range(steps))]
 
@@ -111,9 +128,11 @@ class DDPMObjective:
         level = torch.zeros(b, dtype=torch.long, device=device)
         ddpm = steps == self.T
         timesteps = list(reversed(range(self.T))) if ddpm else self.ddim_timesteps(steps)
-        for i, k in enumerate(timesteps):
+        for k in timesteps:
             eps = net(x, torch.full((b,), 1.0 - k / self.T, device=device), level, cond)
-            prev = k - 1 if ddpm else (timesteps[i + 1] if i + 1 < len(timesteps) else -1)
+            # DDIM steps to k - T // steps, as diffusers does (with trailing spacing that can differ by
+            # one from the next timestep); below 0 is the clean end
+            prev = k - 1 if ddpm else max(k - self.T // steps, -1)
             x = self.step(x, eps, k, prev, stochastic=ddpm, generator=generator)
         return x
 

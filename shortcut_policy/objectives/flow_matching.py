@@ -13,7 +13,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .base import Denoiser, GuidanceConfig, broadcast_to, drop_cond, euler_sample
+from .base import Denoiser, GuidanceConfig, broadcast_to, drop_cond, euler_sample, is_step_count
 
 MAX_SAMPLING_STEPS = 1024  # a sanity bound for the Euler sampler
 
@@ -53,7 +53,7 @@ class FlowMatchingObjective:
         return [2**k for k in range(8)]  # the budgets evaluations sweep; any k in 1..1024 samples
 
     def validate_steps(self, steps: int) -> None:
-        if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= MAX_SAMPLING_STEPS:
+        if not is_step_count(steps) or not 1 <= steps <= MAX_SAMPLING_STEPS:
             raise ValueError(f"steps: expected an integer from 1 to {MAX_SAMPLING_STEPS} (flow_matching), got {steps!r}")
 
     @torch.no_grad()

@@ -51,7 +51,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .base import Denoiser, Guided, GuidanceConfig, broadcast_to, drop_cond, euler_sample
+from .base import Denoiser, Guided, GuidanceConfig, broadcast_to, drop_cond, euler_sample, eval_mode, is_step_count
 
 
 @dataclass
@@ -100,6 +100,8 @@ class ShortcutObjective:
     def sc_levels(self, n_sc: int, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
         """Levels (n_sc,) for the self-consistency rows: round-robin over 0..L-1 from a random offset."""
         n_sc_levels = self.finest_level  # levels 0 .. L-1
+        if n_sc == 0:  # no self-consistency rows (M = 1 has no level to bootstrap)
+            return torch.zeros(0, dtype=torch.long, device=device)
         offset = torch.randint(n_sc_levels, (1,), generator=generator).item()
         return ((torch.arange(n_sc) + offset) % n_sc_levels).to(device)
 
@@ -170,7 +172,8 @@ class ShortcutObjective:
         cond = net.encode(cond_input)
         with torch.no_grad():
             target_cond = cond.detach() if target_net is net else target_net.encode(cond_input)
-        x_t, t, level, v_target, n_sc = self.make_targets(x1, x0, target_net, target_cond, generator)
+        with eval_mode(target_net):  # no dropout in the targets (the EMA network is in eval mode already)
+            x_t, t, level, v_target, n_sc = self.make_targets(x1, x0, target_net, target_cond, generator)
         if self.config.cond_drop_prob > 0:  # label dropout on the flow rows only
             cond = torch.cat([cond[:n_sc], drop_cond(net, cond[n_sc:], self.config.cond_drop_prob, generator)])
         v_pred = net(x_t, t, level, cond)
@@ -186,7 +189,7 @@ class ShortcutObjective:
         return [2**k for k in range(self.finest_level + 1)]
 
     def validate_steps(self, steps: int) -> None:
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps not in self.valid_steps():
+        if not is_step_count(steps) or steps not in self.valid_steps():
             raise ValueError(
                 f"steps: expected a power of two from 1 to {self.config.max_steps} (shortcut objective, "
                 f"M={self.config.max_steps}), got {steps!r}"
