@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import platform
 import re
 import shlex
 import time
@@ -31,6 +33,7 @@ from pathlib import Path
 
 import hydra
 import numpy as np
+import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
@@ -334,6 +337,12 @@ def plot(out_dir: Path, rows: list[dict], title: str) -> list[Path]:
     return paths
 
 
+def machine() -> dict:
+    """Where the report was made: rollouts and ``act()`` latency run on the CPU, latency in this process."""
+    return {"latency_device": "cpu", "latency_torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
+            "torch": torch.__version__, "processor": platform.processor() or platform.machine()}
+
+
 def hydra_string(value: str) -> str:
     """``value`` as a string in a hydra override: as it is when plain, else quoted, so that ``=``, ``,``
     or ``]`` in a path stay in it."""
@@ -387,7 +396,7 @@ def compare(
     paths = [
         write_text(out_dir / "compare.md", table),
         write_json(out_dir / "compare.json", {"rows": rows, "runs": runs_json, "seconds": time.perf_counter() - start,
-                                              "objectives": options, "config": to_dict(cfg)}),
+                                              "objectives": options, "config": to_dict(cfg), "machine": machine()}),
         *plot(out_dir, rows, f"{cfg.env.name} · {cfg.policy.backbone}"),
     ]
     print(table)

@@ -70,7 +70,7 @@ class Policy:
         """Load a ``policy.safetensors`` (or a run folder holding one).
 
         ``sampling`` replaces sampling-only options of the stored objective (``objectives.SAMPLING_OPTIONS``,
-        e.g. ``{"timestep_spacing": "trailing"}`` for a DDPM checkpoint); the policy's config records them."""
+        e.g. ``{"timestep_spacing": "leading"}`` for a DDPM checkpoint); the policy's config records them."""
         file = resolve_checkpoint(path, POLICY_FILE)
         tensors, meta = load_tensors(file)
         missing = [k for k in ("config", "obs_shapes", "action_dim") if k not in meta]

@@ -126,6 +126,7 @@ def test_quick_comparison_trains_evaluates_and_reports(tmp_path, capsys):
     report = json.loads((tmp_path / "out" / "compare.json").read_text())
     rows = report["rows"]
     assert report["runs"]["ddpm"] == ["runs/ddpm_seed0"]  # inside the report folder: relative, so it can move
+    assert report["machine"]["latency_device"] == "cpu" and report["machine"]["latency_torch_threads"] >= 1
     assert [(r["method"], r["steps"]) for r in rows] == [
         ("shortcut", 1), ("shortcut", 2), ("flow_matching", 1), ("flow_matching", 2), ("ddpm", 1), ("ddpm", 100)
     ]

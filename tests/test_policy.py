@@ -191,9 +191,9 @@ def test_sampling_options_of_a_checkpoint_can_be_replaced_at_load_but_training_o
     normalizer = make_policy().normalizer
     Policy(network, normalizer, objective, config, {"keypoint": (OBS_DIM,)}, ACTION_DIM).save(tmp_path / "policy.safetensors")
 
-    assert load_policy(tmp_path).objective.ddim_timesteps(2) == [50, 0]  # the stored (default) spacing
-    trailing = load_policy(tmp_path, sampling={"timestep_spacing": "trailing"})
-    assert trailing.objective.ddim_timesteps(2) == [99, 49] and trailing.config.objective["timestep_spacing"] == "trailing"
+    assert load_policy(tmp_path).objective.ddim_timesteps(2) == [99, 49]  # the stored (default) spacing
+    leading = load_policy(tmp_path, sampling={"timestep_spacing": "leading"})
+    assert leading.objective.ddim_timesteps(2) == [50, 0] and leading.config.objective["timestep_spacing"] == "leading"
     with pytest.raises(ValueError, match="sampling.num_train_timesteps: expected a sampling option of the ddpm objective"):
         load_policy(tmp_path, sampling={"num_train_timesteps": 50})
     with pytest.raises(ValueError, match="sampling: objective.timestep_spacing: expected one of"):
