@@ -1,0 +1,239 @@
+"""How spread out are a policy's action chunks for one observation, and what does one step do to them?
+
+    python benchmarks/multimodality.py --report "shortcut=RUN_A" --report "flow matching=RUN_B" \\
+        [--steps 1 128] [--observations 128] [--samples 16] [--dataset datasets/push_t_expert.zarr]
+
+Why: a flow-matching model sampled with one Euler step returns (about) the mean action chunk given
+the observation. Where the demonstrations hold several distinct ways to act (go round the block on
+the left or on the right), that mean lies between them, and the paper's one-step collapse follows;
+where they hold one, the mean is a good action and one step costs little. A shortcut model is
+trained to take the one step to a sample of the distribution, not to its mean.
+
+Method. ``--observations`` observation windows are drawn (seeded) from the demonstration store.
+Each policy draws ``--samples`` action chunks per observation at every step budget, each from its
+own noise (the same noise for every policy and budget). Per observation and budget, on the
+executed actions (pixels):
+  * spread: RMS distance of the samples from their mean. Near 0: the policy acts deterministically
+    here; large: it picks among several actions;
+  * off-sample distance: for each sample, the distance to the nearest sample the same policy draws
+    at its most steps (for that budget itself, the nearest other sample). A one-step output that
+    falls between the many-step modes is far from every many-step sample;
+  * mean shift: distance between the mean of the samples and the mean at the most steps;
+  * roughness: RMS of the second difference along each chunk (a smooth path scores near 0; the
+    demonstrations' own is reported for the same windows).
+Distances between chunks are RMS over the executed actions of the per-action Euclidean distance.
+
+Writes JSON (``--out``) and a plot (``--plot``): per-observation spread at the fewest vs the most
+steps, and the sampled chunks for the observations where the many-step samples spread most.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from shortcut_policy.data import ReplayBuffer, SequenceSampler
+from shortcut_policy.generate_demos import default_dataset_path
+from shortcut_policy.io import atomic_write, write_json
+from shortcut_policy.policy import Policy, load_policy
+
+RESULTS = Path(__file__).resolve().parent / "results" / "push_t_multimodality.json"
+PLOT = Path(__file__).resolve().parent.parent / "docs" / "push_t_multimodality.png"
+
+
+def chunk_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """RMS over actions of the per-action Euclidean distance; a (..., T, A), b (..., T, A) -> (...)."""
+    return np.sqrt(((a - b) ** 2).sum(-1).mean(-1))
+
+
+def spread(samples: np.ndarray) -> np.ndarray:
+    """samples (N, K, T, A) -> (N,): RMS distance of the K samples from their mean."""
+    return np.sqrt((chunk_distance(samples, samples.mean(1, keepdims=True)) ** 2).mean(1))
+
+
+def off_sample_distance(samples: np.ndarray, reference: np.ndarray, same: bool) -> np.ndarray:
+    """(N,): mean over samples of the distance to the nearest reference sample (another one if ``same``)."""
+    d = chunk_distance(samples[:, :, None], reference[:, None])  # (N, K, K_ref)
+    if same:
+        d = d + np.where(np.eye(d.shape[1], dtype=bool), np.inf, 0.0)[None]
+    return d.min(-1).mean(-1)
+
+
+def roughness(chunks: np.ndarray) -> np.ndarray:
+    """(..., T, A) -> (...): RMS length of the second difference a[i+1] - 2 a[i] + a[i-1] along the chunk."""
+    second = chunks[..., 2:, :] - 2 * chunks[..., 1:-1, :] + chunks[..., :-2, :]
+    return np.sqrt((second**2).sum(-1).mean(-1))
+
+
+def draw(policy: Policy, obs: dict[str, np.ndarray], samples: int, steps: int, seed: int) -> np.ndarray:
+    """(N, K, n_action_steps, A): K chunks per observation, each from its own noise."""
+    n = next(iter(obs.values())).shape[0]
+    repeated = {k: np.repeat(v, samples, axis=0) for k, v in obs.items()}  # (N*K, To, ...)
+    actions = policy.predict_chunk(repeated, steps=steps, generator=torch.Generator().manual_seed(seed))
+    return actions.reshape(n, samples, *actions.shape[1:])
+
+
+def parse_reports(reports: list[str], parser: argparse.ArgumentParser) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in reports:
+        label, sep, path = item.partition("=")
+        if not sep or not label or not path:
+            parser.error(f"--report: expected LABEL=CHECKPOINT, got {item!r}")
+        if label in out:
+            parser.error(f"--report: label {label!r} given twice")
+        out[label] = path
+    return out
+
+
+def plot(result: dict, samples: dict[str, dict[int, np.ndarray]], agent: np.ndarray | None, path: Path) -> Path:
+    """Spread scatter (fewest vs most steps) and the chunks of the widest observations."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = list(samples)
+    few, many = result["steps"][0], result["steps"][-1]
+    widest = result["widest_observations"]
+    fig, axes = plt.subplots(1 + len(widest), len(labels), figsize=(4.2 * len(labels), 4.0 * (1 + len(widest))), squeeze=False)
+    for col, label in enumerate(labels):
+        per_obs = result["policies"][label]["per_observation"]
+        ax = axes[0, col]
+        x, y = np.array(per_obs[str(many)]["spread"]), np.array(per_obs[str(few)]["spread"])
+        top = max(x.max(), y.max(), 1.0) * 1.05
+        ax.scatter(x, y, s=10, alpha=0.6)
+        ax.plot([0, top], [0, top], color="gray", lw=1, ls="--")
+        ax.set(xlim=(0, top), ylim=(0, top), xlabel=f"spread at {many} steps (px)", ylabel=f"spread at {few} step(s) (px)",
+               title=f"{label}: one point per observation")
+        for row, i in enumerate(widest, start=1):
+            ax = axes[row, col]
+            for steps, color, name in ((many, "0.6", f"{many} steps"), (few, "tab:red", f"{few} step(s)")):
+                chunks = samples[label][steps][i]  # (K, T, 2)
+                for k, chunk in enumerate(chunks):
+                    ax.plot(chunk[:, 0], chunk[:, 1], color=color, lw=1, alpha=0.8, label=name if k == 0 else None)
+            if agent is not None:
+                ax.scatter(*agent[i], marker="x", color="k", label="agent (last observed)")
+            points = np.concatenate([samples[label][s][i].reshape(-1, 2) for s in (few, many)] + ([agent[i][None]] if agent is not None else []))
+            centre, half = points.mean(0), np.abs(points - points.mean(0)).max() * 1.15 + 1.0
+            ax.set(aspect="equal", title=f"observation {i}", xlabel="x (px)", ylabel="y (px)",
+                   xlim=(centre[0] - half, centre[0] + half), ylim=(centre[1] + half, centre[1] - half))  # image y down
+            if col == 0:
+                ax.legend(fontsize=7, loc="best")
+    fig.suptitle("Action chunks sampled for one observation (executed actions)")
+    fig.tight_layout()
+    out = atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    plt.close(fig)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--report", action="append", required=True, help="LABEL=CHECKPOINT (a run folder or policy.safetensors); repeat")
+    parser.add_argument("--steps", type=int, nargs="+", default=[1, 128], help="step budgets; the last is the reference")
+    parser.add_argument("--observations", type=int, default=128)
+    parser.add_argument("--samples", type=int, default=16, help="chunks drawn per observation")
+    parser.add_argument("--dataset", default=None, help="demonstration store (default: the env's default store)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--widest", type=int, default=3, help="observations whose chunks are plotted")
+    parser.add_argument("--out", default=str(RESULTS))
+    parser.add_argument("--plot", default=str(PLOT))
+    args = parser.parse_args()
+    for field in ("observations", "samples"):
+        if getattr(args, field) < 2:
+            parser.error(f"--{field}: expected an integer >= 2, got {getattr(args, field)}")
+    if args.widest < 0 or args.widest > args.observations:
+        parser.error(f"--widest: expected an integer from 0 to --observations ({args.observations}), got {args.widest}")
+    if len(set(args.steps)) != len(args.steps) or min(args.steps) < 1:
+        parser.error(f"--steps: expected distinct integers >= 1, got {args.steps}")
+    reports = parse_reports(args.report, parser)
+
+    policies = {label: load_policy(path) for label, path in reports.items()}
+    first = next(iter(policies.values()))
+    layout = lambda p: (tuple(p.obs_keys), p.horizon, p.n_obs_steps, p.n_action_steps, p.config.env.action_key)  # noqa: E731
+    for label, policy in policies.items():
+        if layout(policy) != layout(first):
+            parser.error(f"--report {label}: expected the observation/action layout of the first policy {layout(first)}, got {layout(policy)}")
+        try:
+            for steps in args.steps:
+                policy.objective.validate_steps(steps)
+        except ValueError as err:
+            parser.error(f"--steps for {label}: {err}")
+
+    dataset = Path(args.dataset) if args.dataset else default_dataset_path(first.config.env.name)
+    if not dataset.exists():
+        parser.error(f"--dataset: no demonstration store at {dataset}")
+    sampler = SequenceSampler(
+        ReplayBuffer.open(dataset), horizon=first.horizon, n_obs_steps=first.n_obs_steps,
+        n_action_steps=first.n_action_steps, obs_keys=first.obs_keys, action_key=first.config.env.action_key,
+    )
+    if args.observations > len(sampler):
+        parser.error(f"--observations: expected at most the store's {len(sampler)} windows, got {args.observations}")
+    windows = np.sort(np.random.default_rng(args.seed).choice(len(sampler), args.observations, replace=False))
+    batch = sampler.sample(windows)
+    obs = batch["obs"]
+    start = first.n_obs_steps - 1
+    demo_executed = batch["action"][:, start : start + first.n_action_steps]  # (N, T, A), as predict_chunk aligns
+
+    steps_sorted = sorted(args.steps)
+    reference = steps_sorted[-1]
+    samples: dict[str, dict[int, np.ndarray]] = {}
+    result: dict = {
+        "dataset": str(dataset), "observations": args.observations, "samples": args.samples, "seed": args.seed,
+        "steps": steps_sorted, "windows": windows.tolist(), "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__, "machine": platform.processor() or platform.machine(),
+        "demonstration_roughness_mean": float(roughness(demo_executed).mean()), "policies": {},
+    }
+    with tqdm(total=len(policies) * len(steps_sorted), desc="sampling") as bar:
+        for label, policy in policies.items():
+            samples[label] = {}
+            for steps in steps_sorted:
+                samples[label][steps] = draw(policy, obs, args.samples, steps, args.seed)
+                bar.update()
+    for label, by_steps in samples.items():
+        ref = by_steps[reference]
+        per_obs, summary = {}, {}
+        for steps, s in by_steps.items():
+            stats = {
+                "spread": spread(s),
+                "off_sample_distance": off_sample_distance(s, ref, same=steps == reference),
+                "mean_shift": chunk_distance(s.mean(1), ref.mean(1)),
+                "roughness": roughness(s).mean(1),
+            }
+            per_obs[str(steps)] = {k: v.round(3).tolist() for k, v in stats.items()}
+            summary[str(steps)] = {f"{k}_{q}": float(f(v)) for k, v in stats.items() for q, f in (("mean", np.mean), ("median", np.median))}
+        result["policies"][label] = {"checkpoint": reports[label], "objective": policies[label].objective.name,
+                                     "summary": summary, "per_observation": per_obs}
+    # the observations where the policies' many-step samples spread most (mean over policies)
+    wide = np.mean([spread(s[reference]) for s in samples.values()], axis=0)
+    result["widest_observations"] = np.argsort(-wide)[: args.widest].tolist()
+    wide_share = {}
+    for label, by_steps in samples.items():
+        ref_spread = spread(by_steps[reference])
+        wide_share[label] = {f">{px}px": float((ref_spread > px).mean()) for px in (5, 10, 20, 40)}
+    result["share_of_observations_with_spread_at_most_steps"] = wide_share
+
+    print(f"\n{args.observations} observations x {args.samples} samples; distances in pixels (executed actions)")
+    print(f"{'policy':<24}{'steps':>6}{'spread mean':>13}{'median':>8}{'off-sample mean':>17}{'median':>8}{'mean shift':>12}{'roughness':>11}")
+    for label, entry in result["policies"].items():
+        for steps in steps_sorted:
+            s = entry["summary"][str(steps)]
+            print(f"{label:<24}{steps:>6}{s['spread_mean']:>13.1f}{s['spread_median']:>8.1f}"
+                  f"{s['off_sample_distance_mean']:>17.1f}{s['off_sample_distance_median']:>8.1f}{s['mean_shift_mean']:>12.1f}{s['roughness_mean']:>11.1f}")
+    print(f"{'demonstrations':<30}{'':>47}{result['demonstration_roughness_mean']:>11.1f}")
+    for label, shares in wide_share.items():
+        print(f"{label}: share of observations whose {reference}-step samples spread more than "
+              + ", ".join(f"{k}: {v:.0%}" for k, v in shares.items()))
+    out = write_json(args.out, result)
+    print(f"wrote {out}")
+    # Push-T's keypoint observation ends with the agent's position: mark it where the plot shows a chunk
+    agent = obs["keypoint"][:, -1, -2:] if first.config.env.name == "push_t" and "keypoint" in obs else None
+    print(f"wrote {plot(result, samples, agent, Path(args.plot))}")
+
+
+if __name__ == "__main__":
+    main()
