@@ -64,6 +64,25 @@ def off_sample_distance(samples: np.ndarray, reference: np.ndarray, same: bool) 
     return d.min(-1).mean(-1)
 
 
+def summarize_widest(result: dict, reference: int, share: float = 0.1) -> None:
+    """Per policy: on the ``share`` of observations whose samples at the most steps spread most (its
+    own), and on the rest, the mean spread and off-sample distance at each budget; and how well the
+    per-observation spread at each budget follows the one at the most steps (Pearson r)."""
+    for entry in result["policies"].values():
+        per_obs = entry["per_observation"]
+        ref = np.array(per_obs[str(reference)]["spread"])
+        wide = ref >= np.quantile(ref, 1 - share)
+        entry["widest"] = {"share": share, "observations": int(wide.sum()), "by_steps": {
+            steps: {
+                "spread_widest": float(np.mean(np.array(stats["spread"])[wide])),
+                "spread_rest": float(np.mean(np.array(stats["spread"])[~wide])),
+                "off_sample_widest": float(np.mean(np.array(stats["off_sample_distance"])[wide])),
+                "spread_correlation_with_most_steps": float(np.corrcoef(stats["spread"], ref)[0, 1]),
+            }
+            for steps, stats in per_obs.items()
+        }}
+
+
 def roughness(chunks: np.ndarray) -> np.ndarray:
     """(..., T, A) -> (...): RMS length of the second difference a[i+1] - 2 a[i] + a[i-1] along the chunk."""
     second = chunks[..., 2:, :] - 2 * chunks[..., 1:-1, :] + chunks[..., :-2, :]
@@ -100,7 +119,7 @@ def plot(result: dict, samples: dict[str, dict[int, np.ndarray]], agent: np.ndar
     labels = list(samples)
     few, many = result["steps"][0], result["steps"][-1]
     widest = result["widest_observations"]
-    fig, axes = plt.subplots(1 + len(widest), len(labels), figsize=(4.2 * len(labels), 4.0 * (1 + len(widest))), squeeze=False)
+    fig, axes = plt.subplots(1 + len(widest), len(labels), figsize=(5.2 * len(labels), 4.6 * (1 + len(widest))), squeeze=False)
     for col, label in enumerate(labels):
         per_obs = result["policies"][label]["per_observation"]
         ax = axes[0, col]
@@ -109,7 +128,7 @@ def plot(result: dict, samples: dict[str, dict[int, np.ndarray]], agent: np.ndar
         ax.scatter(x, y, s=10, alpha=0.6)
         ax.plot([0, top], [0, top], color="gray", lw=1, ls="--")
         ax.set(xlim=(0, top), ylim=(0, top), xlabel=f"spread at {many} steps (px)", ylabel=f"spread at {few} step(s) (px)",
-               title=f"{label}: one point per observation")
+               title=f"{label}\nspread, one point per observation", aspect="equal")
         for row, i in enumerate(widest, start=1):
             ax = axes[row, col]
             for steps, color, name in ((many, "0.6", f"{many} steps"), (few, "tab:red", f"{few} step(s)")):
@@ -120,11 +139,10 @@ def plot(result: dict, samples: dict[str, dict[int, np.ndarray]], agent: np.ndar
                 ax.scatter(*agent[i], marker="x", color="k", label="agent (last observed)")
             points = np.concatenate([samples[label][s][i].reshape(-1, 2) for s in (few, many)] + ([agent[i][None]] if agent is not None else []))
             centre, half = points.mean(0), np.abs(points - points.mean(0)).max() * 1.15 + 1.0
-            ax.set(aspect="equal", title=f"observation {i}", xlabel="x (px)", ylabel="y (px)",
+            ax.set(aspect="equal", title=f"{label}\nobservation {i}: executed actions", xlabel="x (px)", ylabel="y (px)",
                    xlim=(centre[0] - half, centre[0] + half), ylim=(centre[1] + half, centre[1] - half))  # image y down
             if col == 0:
                 ax.legend(fontsize=7, loc="best")
-    fig.suptitle("Action chunks sampled for one observation (executed actions)")
     fig.tight_layout()
     out = atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
     plt.close(fig)
@@ -208,6 +226,7 @@ def main() -> None:
             summary[str(steps)] = {f"{k}_{q}": float(f(v)) for k, v in stats.items() for q, f in (("mean", np.mean), ("median", np.median))}
         result["policies"][label] = {"checkpoint": reports[label], "objective": policies[label].objective.name,
                                      "summary": summary, "per_observation": per_obs}
+    summarize_widest(result, reference)
     # the observations where the policies' many-step samples spread most (mean over policies)
     wide = np.mean([spread(s[reference]) for s in samples.values()], axis=0)
     result["widest_observations"] = np.argsort(-wide)[: args.widest].tolist()
@@ -225,6 +244,13 @@ def main() -> None:
             print(f"{label:<24}{steps:>6}{s['spread_mean']:>13.1f}{s['spread_median']:>8.1f}"
                   f"{s['off_sample_distance_mean']:>17.1f}{s['off_sample_distance_median']:>8.1f}{s['mean_shift_mean']:>12.1f}{s['roughness_mean']:>11.1f}")
     print(f"{'demonstrations':<30}{'':>47}{result['demonstration_roughness_mean']:>11.1f}")
+    print(f"\nthe widest tenth of observations (each policy's own, by its {reference}-step spread) against the rest:")
+    print(f"{'policy':<24}{'steps':>6}{'spread widest':>15}{'rest':>7}{'off-sample widest':>19}{'r with most steps':>19}")
+    for label, entry in result["policies"].items():
+        for steps in steps_sorted:
+            w = entry["widest"]["by_steps"][str(steps)]
+            print(f"{label:<24}{steps:>6}{w['spread_widest']:>15.1f}{w['spread_rest']:>7.1f}{w['off_sample_widest']:>19.1f}"
+                  f"{w['spread_correlation_with_most_steps']:>19.2f}")
     for label, shares in wide_share.items():
         print(f"{label}: share of observations whose {reference}-step samples spread more than "
               + ", ".join(f"{k}: {v:.0%}" for k, v in shares.items()))
