@@ -10,6 +10,8 @@ latency at batch 1 (median / p95 per call, and per replanning call). Writes ``ev
 
 from __future__ import annotations
 
+import dataclasses
+
 import time
 from pathlib import Path
 from typing import Sequence
@@ -133,16 +135,25 @@ def write_report(out_dir: str | Path, rows: list[dict], meta: dict, title: str =
 
 
 @hydra.main(config_path=str(config_dir()), config_name="evaluate", version_base=None)
-def main(cfg: DictConfig) -> None:
+def load_for_evaluation(cfg: DictConfig):
+    """(checkpoint file, policy with the ``sampling.*`` options given, step budgets), all checked."""
     from .checkpoint import resolve_checkpoint
+    from .objectives import check_steps
     from .policy import load_policy
 
     if not cfg.checkpoint:
         raise ValueError("checkpoint: expected a policy.safetensors file or a run folder, got nothing (checkpoint=...)")
     file = resolve_checkpoint(cfg.checkpoint)
-    policy = load_policy(file, device=cfg.device, sampling=OmegaConf.to_container(cfg.sampling))
-    env_name = policy.config.env.name
+    sampling = {k: v for k, v in OmegaConf.to_container(cfg.sampling).items() if v is not None}
+    policy = load_policy(file, device=cfg.device, sampling=sampling)
     steps_list = list(cfg.steps) if cfg.steps else policy.objective.valid_steps()
+    check_steps("steps", steps_list, policy.objective)
+    return file, policy, steps_list
+
+
+def main(cfg: DictConfig) -> None:
+    file, policy, steps_list = load_for_evaluation(cfg)
+    env_name = policy.config.env.name
     out_dir = Path(cfg.out) if cfg.out else file.parent / "eval"
     print(f"evaluating {file} on {env_name}: steps {steps_list}, {cfg.episodes} episodes; outputs -> {out_dir}")
     rows = evaluate_policy(
@@ -151,7 +162,8 @@ def main(cfg: DictConfig) -> None:
     paths = write_report(
         out_dir,
         rows,
-        {"checkpoint": str(file), "env": env_name, "objective": policy.config.objective["name"], "config": OmegaConf.to_container(cfg)},
+        {"checkpoint": str(file), "env": env_name, "objective": policy.config.objective["name"], "config": OmegaConf.to_container(cfg),
+         "objective_options": dataclasses.asdict(policy.objective.config)},  # what sampled, defaults included
         title=f"{env_name} · {policy.config.objective['name']}",
     )
     print(markdown_table(rows))

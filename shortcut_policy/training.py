@@ -35,7 +35,7 @@ from .checkpoint import (
 from .config import TrainConfig
 from .ema import EMA
 from .io import complete_lines, write_json, write_text
-from .objectives import Objective, build_objective
+from .objectives import SAMPLING_OPTIONS, Objective, build_objective
 from .policy import resolve_device
 
 
@@ -250,13 +250,16 @@ def train_and_evaluate(make_trainer: Callable[[], TrainLoop], config: Any, run_d
 
 
 def check_resumable(train_state: Path, objective: Objective) -> None:
-    """Refuse to resume a run saved with other objective options (one begun before a default changed,
-    say): finishing it with another objective would silently mix the two."""
+    """Refuse to resume a run saved with other training options of its objective (one begun before a
+    default changed, say): finishing it with another objective would silently mix the two. Options
+    that only change sampling may differ."""
     saved = load_meta(train_state).get("config", {}).get("objective")
     if saved is None:
         return
     before, now = dataclasses.asdict(build_objective(saved).config), dataclasses.asdict(objective.config)
-    changed = {k: (before.get(k), now.get(k)) for k in sorted(set(before) | set(now)) if before.get(k) != now.get(k)}
+    sampling_only = set(SAMPLING_OPTIONS.get(saved.get("name"), ()))  # they do not change what is trained
+    changed = {k: (before.get(k), now.get(k)) for k in sorted((set(before) | set(now)) - sampling_only)
+               if before.get(k) != now.get(k)}
     if changed:
         raise ValueError(
             f"train.resume: {train_state} was trained with another objective; (saved, asked) per option: {changed}. "

@@ -4,6 +4,7 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+import torch
 from omegaconf import OmegaConf
 
 from shortcut_policy.compare import aggregate, markdown, pareto_front
@@ -368,3 +369,16 @@ def test_each_method_is_compared_with_the_objective_config_train_uses_by_default
         train = compose("train", overrides=[f"objective={method}"])
         cmp = compose("compare")
     assert dict(cmp.objectives[method]) == dict(train.objective)
+
+
+def test_a_run_resumes_under_other_sampling_options_but_not_other_training_options(tmp_path):
+    from shortcut_policy.checkpoint import save_tensors
+    from shortcut_policy.objectives import build_objective
+    from shortcut_policy.training import check_resumable
+
+    # a DDPM run saved before timestep_spacing existed (its stored objective has no such key)
+    state = save_tensors(tmp_path / "train_state.safetensors", {"w": torch.zeros(1)},
+                         {"step": 3, "config": {"objective": {"name": "ddpm", "num_train_timesteps": 100}}})
+    check_resumable(state, build_objective({"name": "ddpm", "timestep_spacing": "leading"}))  # sampling only: fine
+    with pytest.raises(ValueError, match=r"train.resume: .* \(saved, asked\) per option: \{'num_train_timesteps': \(100, 50\)\}"):
+        check_resumable(state, build_objective({"name": "ddpm", "num_train_timesteps": 50}))

@@ -121,6 +121,27 @@ def test_ddim_trailing_spacing_starts_every_budget_at_the_noisy_end(steps):
     assert leading[0] == (steps - 1) * (100 // steps)
 
 
+@pytest.mark.parametrize("spacing", ["leading", "trailing"])
+def test_ddim_takes_exactly_the_steps_asked_at_every_budget(spacing):
+    """diffusers' trailing grid has one timestep too many (k = -1) at some budgets, 29 of 100 among
+    them; ours has exactly ``steps`` distinct timesteps in [0, T), the same as diffusers' wherever
+    diffusers' count is right, and the sampler calls the network once per step."""
+    objective = DDPMObjective(DDPMConfig(timestep_spacing=spacing))
+    scheduler = reference_scheduler("ddim", spacing)
+    for steps in range(1, 100):
+        ours = objective.ddim_timesteps(steps)
+        assert len(ours) == len(set(ours)) == steps and ours == sorted(ours, reverse=True)
+        assert 0 <= ours[-1] and ours[0] <= 99
+        scheduler.set_timesteps(steps)
+        if len(scheduler.timesteps) == steps:
+            assert scheduler.timesteps.tolist() == ours, steps
+    net = FixedNet()
+    calls = []
+    net.register_forward_hook(lambda module, inputs, output: calls.append(inputs[1][0].item()))
+    objective.sample(net, torch.randn(2, 5), (16, 2), 29, torch.Generator().manual_seed(0))
+    assert len(calls) == 29 and max(calls) <= 1.0  # t = 1 - k / T never passes 1 (k = -1)
+
+
 def test_ddpm_steps_match_diffusers_with_the_same_noise():
     objective = DDPMObjective()
     scheduler = reference_scheduler("ddpm")

@@ -198,3 +198,26 @@ def test_sampling_options_of_a_checkpoint_can_be_replaced_at_load_but_training_o
         load_policy(tmp_path, sampling={"num_train_timesteps": 50})
     with pytest.raises(ValueError, match="sampling: objective.timestep_spacing: expected one of"):
         load_policy(tmp_path, sampling={"timestep_spacing": "middle"})
+
+
+def test_evaluate_command_replaces_a_sampling_option_from_the_command_line(tmp_path):
+    """``python -m shortcut_policy.evaluate checkpoint=<run> sampling.timestep_spacing=leading``, composed
+    as hydra composes it, up to the rollouts."""
+    from hydra import compose, initialize_config_dir
+
+    from shortcut_policy.evaluate import load_for_evaluation
+    from shortcut_policy.paths import config_dir
+
+    config = load_config({"policy": {"unet": {"down_dims": [16, 32], "embed_dim": 16}}, "objective": {"name": "ddpm"}})
+    objective = build_objective(config.objective)
+    network = build_network(config.policy, {"keypoint": (OBS_DIM,)}, ACTION_DIM, objective.n_levels)
+    Policy(network, make_policy().normalizer, objective, config, {"keypoint": (OBS_DIM,)}, ACTION_DIM).save(tmp_path / "policy.safetensors")
+    with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
+        default = compose("evaluate", overrides=[f"checkpoint={tmp_path}"])
+        leading = compose("evaluate", overrides=[f"checkpoint={tmp_path}", "sampling.timestep_spacing=leading"])
+        bad = compose("evaluate", overrides=[f"checkpoint={tmp_path}", "steps=[1,128]"])
+    _, policy, steps = load_for_evaluation(default)
+    assert policy.objective.ddim_timesteps(2) == [99, 49] and steps == [1, 2, 4, 8, 16, 100]  # DDPM's own sweep
+    assert load_for_evaluation(leading)[1].objective.ddim_timesteps(2) == [50, 0]
+    with pytest.raises(ValueError, match="steps: expected an integer from 1 to 100"):
+        load_for_evaluation(bad)

@@ -145,6 +145,8 @@ def test_numpy_integer_steps_are_accepted_by_every_objective():
         obj = build_objective({"name": name})
         for steps in (np.int64(4), np.int32(1)):
             obj.validate_steps(steps)  # a loop over 2 ** np.arange(8) gives NumPy integers
+        out = obj.sample(ToyNet(), torch.zeros(2, 3), (4, 2), np.uint8(2), torch.Generator().manual_seed(0))
+        assert out.shape == (2, 4, 2) and torch.isfinite(out).all()  # unsigned: no wrap below zero in DDIM
 
 
 class DropoutNet(ToyNet):

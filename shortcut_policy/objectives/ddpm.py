@@ -113,7 +113,10 @@ class DDPMObjective:
         leading: k = (steps-1 .. 0) * (T // steps); trailing: round(T - i * T / steps) - 1 for i = 0 .. steps-1.
         """
         if self.config.timestep_spacing == "trailing":
-            return (np.round(np.arange(self.T, 0, -self.T / steps)).astype(np.int64) - 1).tolist()
+            # diffusers' grid, np.arange(T, 0, -T / steps), has one entry too many at some budgets (29 of
+            # 100: a float end point just above 0 gives an extra k = -1); its first ``steps`` entries
+            grid = np.round(np.arange(self.T, 0, -self.T / steps))[:steps]
+            return (grid.astype(np.int64) - 1).tolist()
         ratio = self.T // steps
         return [i * ratio for i in reversed(range(steps))]
 
@@ -127,16 +130,19 @@ class DDPMObjective:
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
         self.validate_steps(steps)
+        steps = int(steps)  # a NumPy unsigned integer would wrap below zero in k - T // steps
         b, device = cond.shape[0], cond.device
         x = torch.randn((b, *shape), generator=generator).to(device)
         level = torch.zeros(b, dtype=torch.long, device=device)
         ddpm = steps == self.T
         timesteps = list(reversed(range(self.T))) if ddpm else self.ddim_timesteps(steps)
-        for k in timesteps:
+        for i, k in enumerate(timesteps):
             eps = net(x, torch.full((b,), 1.0 - k / self.T, device=device), level, cond)
             # DDIM steps to k - T // steps, as diffusers does (with trailing spacing that can differ by
-            # one from the next timestep); below 0 is the clean end
-            prev = k - 1 if ddpm else max(k - self.T // steps, -1)
+            # one from the next timestep); the last step always ends at the clean end (-1), where
+            # diffusers stops at k = 0 for some budgets (6 of 100 steps, trailing) and leaves noise
+            last = i == len(timesteps) - 1
+            prev = k - 1 if ddpm else (-1 if last else max(k - self.T // steps, -1))
             x = self.step(x, eps, k, prev, stochastic=ddpm, generator=generator)
         return x
 
