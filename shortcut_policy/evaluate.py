@@ -11,7 +11,6 @@ latency at batch 1 (median / p95 per call, and per replanning call). Writes ``ev
 from __future__ import annotations
 
 import dataclasses
-
 import time
 from pathlib import Path
 from typing import Sequence
@@ -134,7 +133,6 @@ def write_report(out_dir: str | Path, rows: list[dict], meta: dict, title: str =
     return paths
 
 
-@hydra.main(config_path=str(config_dir()), config_name="evaluate", version_base=None)
 def load_for_evaluation(cfg: DictConfig):
     """(checkpoint file, policy with the ``sampling.*`` options given, step budgets), all checked."""
     from .checkpoint import resolve_checkpoint
@@ -151,6 +149,7 @@ def load_for_evaluation(cfg: DictConfig):
     return file, policy, steps_list
 
 
+@hydra.main(config_path=str(config_dir()), config_name="evaluate", version_base=None)
 def main(cfg: DictConfig) -> None:
     file, policy, steps_list = load_for_evaluation(cfg)
     env_name = policy.config.env.name

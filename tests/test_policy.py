@@ -221,3 +221,21 @@ def test_evaluate_command_replaces_a_sampling_option_from_the_command_line(tmp_p
     assert load_for_evaluation(leading)[1].objective.ddim_timesteps(2) == [50, 0]
     with pytest.raises(ValueError, match="steps: expected an integer from 1 to 100"):
         load_for_evaluation(bad)
+
+
+def test_evaluate_command_runs_from_the_command_line(tmp_path):
+    """The real entry point, in a subprocess, on a tiny untrained policy: one episode at one budget."""
+    import json
+    import subprocess
+    import sys
+
+    make_policy().save(tmp_path / "run" / "policy.safetensors")
+    out = tmp_path / "eval"
+    result = subprocess.run(
+        [sys.executable, "-m", "shortcut_policy.evaluate", f"checkpoint={tmp_path / 'run'}", "steps=[1]", "episodes=1",
+         "latency_calls=0", "videos=0", f"out={out}", "sampling.clip_sample=false"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads((out / "eval.json").read_text())
+    assert [r["steps"] for r in report["rows"]] == [1] and report["objective_options"]["clip_sample"] is False
