@@ -40,6 +40,7 @@ from tqdm import tqdm
 from shortcut_policy.data import ReplayBuffer, SequenceSampler
 from shortcut_policy.generate_demos import default_dataset_path
 from shortcut_policy.io import atomic_write, write_json
+from shortcut_policy.objectives import check_steps
 from shortcut_policy.policy import Policy, load_policy
 
 RESULTS = Path(__file__).resolve().parent / "results" / "push_t_multimodality.json"
@@ -177,10 +178,9 @@ def main() -> None:
         if layout(policy) != layout(first):
             parser.error(f"--report {label}: expected the observation/action layout of the first policy {layout(first)}, got {layout(policy)}")
         try:
-            for steps in args.steps:
-                policy.objective.validate_steps(steps)
+            check_steps(f"--steps for {label}", args.steps, policy.objective)
         except ValueError as err:
-            parser.error(f"--steps for {label}: {err}")
+            parser.error(str(err))
 
     dataset = Path(args.dataset) if args.dataset else default_dataset_path(first.config.env.name)
     if not dataset.exists():
@@ -228,12 +228,10 @@ def main() -> None:
                                      "summary": summary, "per_observation": per_obs}
     summarize_widest(result, reference)
     # the observations where the policies' many-step samples spread most (mean over policies)
-    wide = np.mean([spread(s[reference]) for s in samples.values()], axis=0)
+    ref_spread = {label: spread(by_steps[reference]) for label, by_steps in samples.items()}  # (N,) each
+    wide = np.mean(list(ref_spread.values()), axis=0)
     result["widest_observations"] = np.argsort(-wide)[: args.widest].tolist()
-    wide_share = {}
-    for label, by_steps in samples.items():
-        ref_spread = spread(by_steps[reference])
-        wide_share[label] = {f">{px}px": float((ref_spread > px).mean()) for px in (5, 10, 20, 40)}
+    wide_share = {label: {f">{px}px": float((r > px).mean()) for px in (5, 10, 20, 40)} for label, r in ref_spread.items()}
     result["share_of_observations_with_spread_at_most_steps"] = wide_share
 
     print(f"\n{args.observations} observations x {args.samples} samples; distances in pixels (executed actions)")

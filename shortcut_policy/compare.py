@@ -77,9 +77,10 @@ def check_methods(cfg: CompareConfig) -> dict[str, list[Objective]]:
                 raise ValueError(f"objectives.{method}: {err}") from None
         # unset budgets are the first run's whole sweep, and every run of the method must take them:
         # the table pairs the seeds' rows by step budget
-        field = f"steps.{method}" if cfg.steps.get(method) else f"steps.{method} (unset: the first run's {method_budgets(cfg, method, per_run)})"
+        budgets = method_budgets(cfg, method, per_run)
+        field = f"steps.{method}" if cfg.steps.get(method) else f"steps.{method} (unset: the first run's {budgets})"
         for objective in per_run:
-            check_steps(field, method_budgets(cfg, method, per_run), objective)
+            check_steps(field, budgets, objective)
         objectives[method] = per_run
     return objectives
 
