@@ -177,3 +177,38 @@ def test_every_objective_and_backbone_trains_and_acts(demo_store, tmp_path, obje
     for steps in policy.objective.valid_steps()[:2] + policy.objective.valid_steps()[-1:]:
         policy.reset()
         assert np.isfinite(policy.act(obs, steps=steps)).all()
+
+
+def test_store_with_2d_keypoints_trains_and_acts(demo_store, tmp_path):
+    """Diffusion Policy's own Push-T store holds keypoints as (N, 9, 2): the encoder flattens each frame."""
+    source = ReplayBuffer.open(demo_store)
+    buffer = ReplayBuffer()
+    for i in range(source.n_episodes):
+        episode = source.get_episode(i)
+        buffer.add_episode({**episode, "keypoint": episode["keypoint"].reshape(-1, 9, 2)})
+    store = buffer.save(tmp_path / "dp_layout.zarr")
+    config = load_config(
+        {**TINY, "env": {"dataset": str(store)},
+         "train": {"num_steps": 4, "batch_size": 8, "warmup_steps": 1, "val_every": 4, "checkpoint_every": 4, "eval_episodes": 0}}
+    )
+    Trainer(config, tmp_path / "run", progress=False).fit()
+    policy = load_policy(tmp_path / "run")
+    obs, _ = make_env("push_t").reset(seed=0)
+    action = policy.act({"keypoint": obs["keypoint"].reshape(9, 2)}, steps=1)
+    assert action.shape == (2,) and np.isfinite(action).all()
+    with pytest.raises(ValueError, match=r"obs\['keypoint'\]: expected shape \(9, 2\), got \(18,\)"):
+        policy.act({"keypoint": obs["keypoint"]}, steps=1)
+
+
+def test_image_observation_is_refused_by_the_low_dim_encoder():
+    from shortcut_policy.models.obs_encoder import LowDimEncoder
+
+    with pytest.raises(ValueError, match=r"obs_keys: LowDimEncoder expects 1-D or 2-D .* 'img' with shape \(96, 96, 3\) \(an image\?\)"):
+        LowDimEncoder({"keypoint": (18,), "img": (96, 96, 3)}, n_obs_steps=2)
+    encoder = LowDimEncoder({"keypoint": (9, 2), "state": (5,)}, n_obs_steps=2)
+    obs = {"keypoint": torch.arange(36.0).reshape(1, 2, 9, 2), "state": -torch.ones(1, 2, 5)}
+    out = encoder(obs)
+    assert encoder.out_dim == 46 and out.shape == (1, 46)
+    # frame-major: frame 0's keypoints then its state, then frame 1
+    assert torch.equal(out[0, :18], torch.arange(18.0)) and torch.equal(out[0, 18:23], -torch.ones(5))
+    assert torch.equal(out[0, 23:41], torch.arange(18.0, 36.0))
