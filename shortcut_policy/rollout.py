@@ -7,10 +7,11 @@ control loop sees it.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -26,6 +27,24 @@ class EpisodeResult:
     success: bool
     length: int
     frames: list[np.ndarray] = field(default_factory=list, repr=False)
+
+
+def check_obs_shapes(obs_shapes: Mapping[str, tuple[int, ...]], env_name: str) -> None:
+    """Refuse, before anything runs, a policy whose observations the env cannot give.
+
+    A key may differ from the env's in shape but not in size: a policy trained on a store with
+    (9, 2) keypoints (Diffusion Policy's layout) acts on the env's (18,) keypoints reshaped.
+    """
+    spec = get_env_spec(env_name)
+    for key, shape in obs_shapes.items():
+        if key not in spec.obs_shapes:
+            raise ValueError(f"env.obs_keys: {key!r} is not an observation of {env_name} ({sorted(spec.obs_shapes)})")
+        env_shape = spec.obs_shapes[key]
+        if math.prod(env_shape) != math.prod(shape):
+            raise ValueError(
+                f"obs[{key!r}]: the policy observes shape {tuple(shape)} ({math.prod(shape)} values), "
+                f"the {env_name} env gives {env_shape} ({math.prod(env_shape)} values)"
+            )
 
 
 def rollout(
@@ -44,6 +63,7 @@ def rollout(
     rollout's result depends only on (policy, seeds, steps, noise_seed), not on what ran before it.
     """
     spec = get_env_spec(env_name)
+    check_obs_shapes(policy.obs_shapes, env_name)
     generator = torch.Generator().manual_seed(noise_seed)
     policy.objective.validate_steps(steps)
     n = len(seeds)
@@ -66,8 +86,9 @@ def rollout(
         if replan:
             batch = {
                 k: np.stack([np.stack([o[k] for o in histories[i][-policy.n_obs_steps:]]) for i in replan])
+                .reshape(len(replan), policy.n_obs_steps, *policy.obs_shapes[k])
                 for k in policy.obs_keys
-            }  # (b, To, *shape)
+            }  # (b, To, *shape), the env's layout reshaped to the policy's (see check_obs_shapes)
             chunks = policy.predict_chunk(batch, steps=steps, validate=False, generator=generator)  # (b, Ta, A)
             for i, chunk in zip(replan, chunks):
                 queues[i] = list(chunk)

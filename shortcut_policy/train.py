@@ -28,6 +28,7 @@ from .models.network import build_network
 from .objectives import Objective, build_objective, check_steps
 from .paths import config_dir
 from .policy import Policy, save_policy
+from .rollout import check_obs_shapes
 from .training import TrainLoop, train_and_evaluate
 
 IMAGE_RANGE = (0.0, 255.0)  # uint8 images are scaled by a fixed range, not per-pixel statistics
@@ -82,6 +83,8 @@ class Trainer(TrainLoop):
         self.normalizer = MinMaxNormalizer.fit({k: self.buffer.data[k] for k in keys}, fixed_ranges=fixed).to(self.device)
         self.obs_shapes = {k: tuple(self.buffer.data[k].shape[1:]) for k in config.env.obs_keys}
         self.action_dim = int(self.buffer.data[config.env.action_key].shape[-1])
+        if self.eval_steps or tc.eval_every:  # evaluation rolls out in the env: refuse now, not after training
+            check_obs_shapes(self.obs_shapes, config.env.name)
 
         self.setup(objective, build_network(config.policy, self.obs_shapes, self.action_dim, objective.n_levels))
 

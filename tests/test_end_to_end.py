@@ -12,6 +12,7 @@ from shortcut_policy.data import ReplayBuffer
 from shortcut_policy.generate_demos import generate_demos
 from shortcut_policy.checkpoint import load_tensors as read_tensors
 from shortcut_policy.objectives import build_objective
+from shortcut_policy.rollout import rollout
 from shortcut_policy.train import Trainer, final_eval_steps, run
 
 TINY = {"policy": {"unet": {"down_dims": [16, 32], "embed_dim": 16}}}
@@ -179,17 +180,24 @@ def test_every_objective_and_backbone_trains_and_acts(demo_store, tmp_path, obje
         assert np.isfinite(policy.act(obs, steps=steps)).all()
 
 
-def test_store_with_2d_keypoints_trains_and_acts(demo_store, tmp_path):
-    """Diffusion Policy's own Push-T store holds keypoints as (N, 9, 2): the encoder flattens each frame."""
+def dp_layout_store(demo_store, path, keypoints):
+    """The demo store with its keypoints rewritten by ``keypoints`` (N, 18) -> (N, ...)."""
     source = ReplayBuffer.open(demo_store)
     buffer = ReplayBuffer()
     for i in range(source.n_episodes):
         episode = source.get_episode(i)
-        buffer.add_episode({**episode, "keypoint": episode["keypoint"].reshape(-1, 9, 2)})
-    store = buffer.save(tmp_path / "dp_layout.zarr")
+        buffer.add_episode({**episode, "keypoint": keypoints(episode["keypoint"])})
+    return buffer.save(path)
+
+
+def test_store_with_2d_keypoints_trains_acts_and_rolls_out(demo_store, tmp_path):
+    """Diffusion Policy's own Push-T store holds keypoints as (N, 9, 2): the encoder flattens each frame,
+    and rollouts give the policy the env's (18,) keypoints reshaped."""
+    store = dp_layout_store(demo_store, tmp_path / "dp_layout.zarr", lambda k: k.reshape(-1, 9, 2))
     config = load_config(
         {**TINY, "env": {"dataset": str(store)},
-         "train": {"num_steps": 4, "batch_size": 8, "warmup_steps": 1, "val_every": 4, "checkpoint_every": 4, "eval_episodes": 0}}
+         "train": {"num_steps": 4, "batch_size": 8, "warmup_steps": 1, "val_every": 4, "checkpoint_every": 4,
+                   "eval_episodes": 1, "eval_steps": [1]}}
     )
     Trainer(config, tmp_path / "run", progress=False).fit()
     policy = load_policy(tmp_path / "run")
@@ -198,6 +206,18 @@ def test_store_with_2d_keypoints_trains_and_acts(demo_store, tmp_path):
     assert action.shape == (2,) and np.isfinite(action).all()
     with pytest.raises(ValueError, match=r"obs\['keypoint'\]: expected shape \(9, 2\), got \(18,\)"):
         policy.act({"keypoint": obs["keypoint"]}, steps=1)
+    [episode] = rollout(policy, "push_t", seeds=[0], steps=1, progress=False)
+    assert 1 <= episode.length <= 300 and 0 <= episode.max_reward <= 1
+
+
+def test_store_the_env_cannot_feed_is_refused_before_training(demo_store, tmp_path):
+    store = dp_layout_store(demo_store, tmp_path / "short.zarr", lambda k: k.reshape(-1, 9, 2)[:, :8])
+    config = load_config({**TINY, "env": {"dataset": str(store)}, "train": {"eval_episodes": 1, "eval_steps": [1]}})
+    with pytest.raises(ValueError, match=r"obs\['keypoint'\]: the policy observes shape \(8, 2\) \(16 values\), "
+                                         r"the push_t env gives \(18,\) \(18 values\)"):
+        Trainer(config, tmp_path / "run", progress=False)
+    config.train.eval_episodes = 0  # nothing rolls out: such a store trains
+    Trainer(config, tmp_path / "run", progress=False)
 
 
 def test_image_observation_is_refused_by_the_low_dim_encoder():
