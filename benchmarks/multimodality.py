@@ -255,7 +255,8 @@ def main() -> None:
     out = write_json(args.out, result)
     print(f"wrote {out}")
     # Push-T's keypoint observation ends with the agent's position: mark it where the plot shows a chunk
-    agent = obs["keypoint"][:, -1, -2:] if first.config.env.name == "push_t" and "keypoint" in obs else None
+    # (only this env's (18,) layout; Diffusion Policy's (9, 2) block keypoints hold no agent)
+    agent = obs["keypoint"][:, -1, -2:] if first.config.env.name == "push_t" and first.obs_shapes.get("keypoint") == (18,) else None
     print(f"wrote {plot(result, samples, agent, Path(args.plot))}")
 
 

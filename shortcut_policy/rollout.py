@@ -7,7 +7,6 @@ control loop sees it.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,20 +29,20 @@ class EpisodeResult:
 
 
 def check_obs_shapes(obs_shapes: Mapping[str, tuple[int, ...]], env_name: str) -> None:
-    """Refuse, before anything runs, a policy whose observations the env cannot give.
+    """Refuse, before anything runs, a policy whose observations the env does not give as they are.
 
-    A key may differ from the env's in shape but not in size: a policy trained on a store with
-    (9, 2) keypoints (Diffusion Policy's layout) acts on the env's (18,) keypoints reshaped.
+    Same size is not enough: Diffusion Policy's Push-T store holds (9, 2) keypoints sampled on the
+    block, this env's (18,) keypoint is the T's 8 corners and the agent, so no reshape maps one
+    onto the other.
     """
     spec = get_env_spec(env_name)
     for key, shape in obs_shapes.items():
         if key not in spec.obs_shapes:
             raise ValueError(f"env.obs_keys: {key!r} is not an observation of {env_name} ({sorted(spec.obs_shapes)})")
-        env_shape = spec.obs_shapes[key]
-        if math.prod(env_shape) != math.prod(shape):
+        if tuple(shape) != tuple(spec.obs_shapes[key]):
             raise ValueError(
-                f"obs[{key!r}]: the policy observes shape {tuple(shape)} ({math.prod(shape)} values), "
-                f"the {env_name} env gives {env_shape} ({math.prod(env_shape)} values)"
+                f"obs[{key!r}]: the policy observes shape {tuple(shape)} (its training data), the {env_name} env "
+                f"gives {tuple(spec.obs_shapes[key])}: it cannot be rolled out in this env"
             )
 
 
@@ -86,9 +85,8 @@ def rollout(
         if replan:
             batch = {
                 k: np.stack([np.stack([o[k] for o in histories[i][-policy.n_obs_steps:]]) for i in replan])
-                .reshape(len(replan), policy.n_obs_steps, *policy.obs_shapes[k])
                 for k in policy.obs_keys
-            }  # (b, To, *shape), the env's layout reshaped to the policy's (see check_obs_shapes)
+            }  # (b, To, *shape)
             chunks = policy.predict_chunk(batch, steps=steps, validate=False, generator=generator)  # (b, Ta, A)
             for i, chunk in zip(replan, chunks):
                 queues[i] = list(chunk)

@@ -63,6 +63,7 @@ class Trainer(TrainLoop):
         # checked before anything is made on disk; a run that evaluates nothing (eval_episodes=0, as
         # compare trains) has no budgets to check
         self.eval_steps = final_eval_steps(config.train.eval_steps, objective) if config.train.eval_episodes else []
+        made_run_dir = not Path(run_dir).exists()
         super().__init__(config, run_dir, progress)
         tc = config.train
         self.dataset_path = ensure_dataset(config.env, self.progress)
@@ -84,7 +85,15 @@ class Trainer(TrainLoop):
         self.obs_shapes = {k: tuple(self.buffer.data[k].shape[1:]) for k in config.env.obs_keys}
         self.action_dim = int(self.buffer.data[config.env.action_key].shape[-1])
         if self.eval_steps or tc.eval_every:  # evaluation rolls out in the env: refuse now, not after training
-            check_obs_shapes(self.obs_shapes, config.env.name)
+            try:
+                check_obs_shapes(self.obs_shapes, config.env.name)
+            except ValueError as err:
+                if made_run_dir and not any(self.run_dir.iterdir()):
+                    self.run_dir.rmdir()
+                raise ValueError(
+                    f"env.dataset {self.dataset_path}: {err}; train.eval_episodes=0 train.eval_every=0 trains "
+                    "without rolling out, or env.obs_keys can name observations the env gives"
+                ) from None
 
         self.setup(objective, build_network(config.policy, self.obs_shapes, self.action_dim, objective.n_levels))
 

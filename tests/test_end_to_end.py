@@ -190,14 +190,13 @@ def dp_layout_store(demo_store, path, keypoints):
     return buffer.save(path)
 
 
-def test_store_with_2d_keypoints_trains_acts_and_rolls_out(demo_store, tmp_path):
-    """Diffusion Policy's own Push-T store holds keypoints as (N, 9, 2): the encoder flattens each frame,
-    and rollouts give the policy the env's (18,) keypoints reshaped."""
+def test_store_with_2d_keypoints_trains_and_acts(demo_store, tmp_path):
+    """Diffusion Policy's own Push-T store holds keypoints as (N, 9, 2): the encoder flattens each frame.
+    (Here the layout only: this store's keypoints are the demo store's, reshaped.)"""
     store = dp_layout_store(demo_store, tmp_path / "dp_layout.zarr", lambda k: k.reshape(-1, 9, 2))
     config = load_config(
         {**TINY, "env": {"dataset": str(store)},
-         "train": {"num_steps": 4, "batch_size": 8, "warmup_steps": 1, "val_every": 4, "checkpoint_every": 4,
-                   "eval_episodes": 1, "eval_steps": [1]}}
+         "train": {"num_steps": 4, "batch_size": 8, "warmup_steps": 1, "val_every": 4, "checkpoint_every": 4, "eval_episodes": 0}}
     )
     Trainer(config, tmp_path / "run", progress=False).fit()
     policy = load_policy(tmp_path / "run")
@@ -206,24 +205,45 @@ def test_store_with_2d_keypoints_trains_acts_and_rolls_out(demo_store, tmp_path)
     assert action.shape == (2,) and np.isfinite(action).all()
     with pytest.raises(ValueError, match=r"obs\['keypoint'\]: expected shape \(9, 2\), got \(18,\)"):
         policy.act({"keypoint": obs["keypoint"]}, steps=1)
-    [episode] = rollout(policy, "push_t", seeds=[0], steps=1, progress=False)
-    assert 1 <= episode.length <= 300 and 0 <= episode.max_reward <= 1
 
 
 def test_store_the_env_cannot_feed_is_refused_before_training(demo_store, tmp_path):
-    store = dp_layout_store(demo_store, tmp_path / "short.zarr", lambda k: k.reshape(-1, 9, 2)[:, :8])
-    config = load_config({**TINY, "env": {"dataset": str(store)}, "train": {"eval_episodes": 1, "eval_steps": [1]}})
-    with pytest.raises(ValueError, match=r"obs\['keypoint'\]: the policy observes shape \(8, 2\) \(16 values\), "
-                                         r"the push_t env gives \(18,\) \(18 values\)"):
+    """Same size is not the same observation (Diffusion Policy's 9 block keypoints vs this env's 8 T corners
+    and the agent): a run that will roll out refuses such a store before training, and leaves no folder."""
+    store = dp_layout_store(demo_store, tmp_path / "dp_layout.zarr", lambda k: k.reshape(-1, 9, 2))
+    config = load_config(
+        {**TINY, "env": {"dataset": str(store)},
+         "train": {"num_steps": 4, "batch_size": 8, "warmup_steps": 1, "val_every": 4, "checkpoint_every": 4,
+                   "eval_episodes": 1, "eval_steps": [1]}}
+    )
+    with pytest.raises(ValueError, match=r"env.dataset .*dp_layout.zarr: obs\['keypoint'\]: the policy observes shape "
+                                         r"\(9, 2\) \(its training data\), the push_t env gives \(18,\).*train.eval_episodes=0"):
         Trainer(config, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
     config.train.eval_episodes = 0  # nothing rolls out: such a store trains
-    Trainer(config, tmp_path / "run", progress=False)
+    Trainer(config, tmp_path / "run", progress=False).fit()
+    policy = load_policy(tmp_path / "run")
+    with pytest.raises(ValueError, match=r"cannot be rolled out in this env"):
+        rollout(policy, "push_t", seeds=[0], steps=1, progress=False)
+
+
+def test_state_only_policy_trains_and_rolls_out(demo_store, tmp_path):
+    """env.obs_keys=[state]: how a store written by Diffusion Policy trains and evaluates in this env."""
+    config = load_config(
+        {**TINY, "env": {"dataset": str(demo_store), "obs_keys": ["state"]},
+         "train": {"num_steps": 4, "batch_size": 8, "warmup_steps": 1, "val_every": 4, "checkpoint_every": 4, "eval_episodes": 0}}
+    )
+    Trainer(config, tmp_path / "run", progress=False).fit()
+    policy = load_policy(tmp_path / "run")
+    assert policy.obs_shapes == {"state": (5,)}
+    [episode] = rollout(policy, "push_t", seeds=[0], steps=1, progress=False)
+    assert 1 <= episode.length <= 300 and 0 <= episode.max_reward <= 1
 
 
 def test_image_observation_is_refused_by_the_low_dim_encoder():
     from shortcut_policy.models.obs_encoder import LowDimEncoder
 
-    with pytest.raises(ValueError, match=r"obs_keys: LowDimEncoder expects 1-D or 2-D .* 'img' with shape \(96, 96, 3\) \(an image\?\)"):
+    with pytest.raises(ValueError, match=r"obs_keys: LowDimEncoder expects 1-D or 2-D .* 'img' with shape \(96, 96, 3\) \(an image: .*leave it out of env.obs_keys\)"):
         LowDimEncoder({"keypoint": (18,), "img": (96, 96, 3)}, n_obs_steps=2)
     encoder = LowDimEncoder({"keypoint": (9, 2), "state": (5,)}, n_obs_steps=2)
     obs = {"keypoint": torch.arange(36.0).reshape(1, 2, 9, 2), "state": -torch.ones(1, 2, 5)}
