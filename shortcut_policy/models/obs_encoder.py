@@ -23,9 +23,10 @@ class LowDimEncoder(nn.Module):
         super().__init__()
         for key, shape in obs_shapes.items():
             if len(shape) not in (1, 2):
+                hint = " (an image: this policy has no image encoder, leave it out of env.obs_keys)" if len(shape) == 3 else ""
                 raise ValueError(
                     f"obs_keys: LowDimEncoder expects 1-D or 2-D (flattened per frame) observations, got {key!r} "
-                    f"with shape {tuple(shape)}" + (" (an image: this policy has no image encoder, leave it out of env.obs_keys)" if len(shape) == 3 else "")
+                    f"with shape {tuple(shape)}{hint}"
                 )
         self.keys = list(obs_shapes)
         self.out_dim = n_obs_steps * sum(math.prod(int(n) for n in shape) for shape in obs_shapes.values())
