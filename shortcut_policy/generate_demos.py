@@ -36,9 +36,7 @@ def ensure_dataset(env: EnvConfig, progress: bool = True) -> Path:
     """The env's demonstration store (``env.dataset``, else the default path), generated there when missing;
     checks first that the env has the observations the policy asks for."""
     spec = get_env_spec(env.name)
-    for key in env.obs_keys:
-        if key not in spec.obs_shapes:
-            raise ValueError(f"env.obs_keys: {key!r} is not an observation of {spec.name} ({sorted(spec.obs_shapes)})")
+    spec.check_obs_keys(env.obs_keys)
     path = Path(env.dataset) if env.dataset else default_dataset_path(env.name)
     if path.exists():
         print(f"using demonstrations at {path}")

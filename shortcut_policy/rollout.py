@@ -36,9 +36,8 @@ def check_obs_shapes(obs_shapes: Mapping[str, tuple[int, ...]], env_name: str) -
     onto the other.
     """
     spec = get_env_spec(env_name)
+    spec.check_obs_keys(obs_shapes)
     for key, shape in obs_shapes.items():
-        if key not in spec.obs_shapes:
-            raise ValueError(f"env.obs_keys: {key!r} is not an observation of {env_name} ({sorted(spec.obs_shapes)})")
         if tuple(shape) != tuple(spec.obs_shapes[key]):
             raise ValueError(
                 f"obs[{key!r}]: the policy observes shape {tuple(shape)} (its training data), the {env_name} env "

@@ -63,7 +63,6 @@ class Trainer(TrainLoop):
         # checked before anything is made on disk; a run that evaluates nothing (eval_episodes=0, as
         # compare trains) has no budgets to check
         self.eval_steps = final_eval_steps(config.train.eval_steps, objective) if config.train.eval_episodes else []
-        made_run_dir = not Path(run_dir).exists()
         super().__init__(config, run_dir, progress)
         tc = config.train
         self.dataset_path = ensure_dataset(config.env, self.progress)
@@ -88,8 +87,6 @@ class Trainer(TrainLoop):
             try:
                 check_obs_shapes(self.obs_shapes, config.env.name)
             except ValueError as err:
-                if made_run_dir and not any(self.run_dir.iterdir()):
-                    self.run_dir.rmdir()
                 raise ValueError(
                     f"env.dataset {self.dataset_path}: {err}; train.eval_episodes=0 train.eval_every=0 trains "
                     "without rolling out, or env.obs_keys can name observations the env gives"

@@ -58,8 +58,7 @@ class TrainLoop:
 
     def __init__(self, config: Any, run_dir: str | Path, progress: bool = True) -> None:
         self.config = config
-        self.run_dir = Path(run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.run_dir = Path(run_dir)  # made by the first write (io.atomic_write), so a refusal here leaves nothing
         self.progress = progress
         tc: TrainConfig = config.train
         self.device = resolve_device(tc.device)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import gymnasium as gym
 
@@ -21,6 +21,12 @@ class EnvSpec:
     max_episode_steps: int
     make_expert: Callable[[int | None], Any] | None = None  # scripted demonstrator, if any
     image_key: str = "img"
+
+    def check_obs_keys(self, keys: Iterable[str]) -> None:
+        """Refuse observation keys this env's observation dict does not hold."""
+        for key in keys:
+            if key not in self.obs_shapes:
+                raise ValueError(f"env.obs_keys: {key!r} is not an observation of {self.name} ({sorted(self.obs_shapes)})")
 
 
 ENVS: dict[str, EnvSpec] = {
