@@ -1,7 +1,7 @@
 """act() latency at batch 1 on this machine, against one bare forward pass of the denoiser.
 
     python benchmarks/act_latency.py [--checkpoint outputs/.../policy.safetensors] [--calls 300]
-    python benchmarks/act_latency.py --objective ddpm --steps 1 100 --out benchmarks/results/act_latency_ddpm.json
+    python benchmarks/act_latency.py --objective ddpm --steps 1 100 --out docs/results/act_latency_ddpm.json
     python benchmarks/act_latency.py --device cuda --objective ddpm --steps 1 100 --out ...   # on a GPU
 
 Without a checkpoint it builds the default policy (env=push_t, policy=unet) with random weights:
@@ -10,7 +10,7 @@ latency does not depend on the weights. Reports, per step budget, the median and
   * act() calls that replan (validation, history, normalization, encoding, sampling, unnormalizing);
   * act() amortized over all calls (7 of 8 calls only pop the queue).
 and the ratio replanning act(steps=1) / bare forward (target <= 1.15). Writes
-benchmarks/results/act_latency.json.
+docs/results/act_latency.json.
 """
 
 from __future__ import annotations
@@ -25,12 +25,13 @@ import torch
 
 from shortcut_policy.config import load_config
 from shortcut_policy.data import MinMaxNormalizer
-from shortcut_policy.io import write_json
+from shortcut_policy.utils.io import write_json
 from shortcut_policy.models.network import build_network
 from shortcut_policy.objectives import build_objective
-from shortcut_policy.policy import Policy, describe_device, load_policy
+from shortcut_policy.policy import Policy, load_policy
+from shortcut_policy.utils.device import describe_device
 
-RESULTS = Path(__file__).resolve().parent / "results" / "act_latency.json"
+RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results" / "act_latency.json"
 
 
 def default_policy(objective_name: str = "shortcut", device: str = "cpu") -> Policy:

@@ -38,31 +38,14 @@ import torch
 from tqdm import tqdm
 
 from shortcut_policy.data import ReplayBuffer, SequenceSampler
-from shortcut_policy.generate_demos import default_dataset_path
-from shortcut_policy.io import atomic_write, write_json
+from shortcut_policy.data.demos import default_dataset_path
+from shortcut_policy.evaluation.multimodality import chunk_distance, off_sample_distance, roughness, spread
+from shortcut_policy.utils.io import atomic_write, write_json
 from shortcut_policy.objectives import check_steps
 from shortcut_policy.policy import Policy, load_policy
 
-RESULTS = Path(__file__).resolve().parent / "results" / "push_t_multimodality.json"
-PLOT = Path(__file__).resolve().parent.parent / "docs" / "push_t_multimodality.png"
-
-
-def chunk_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """RMS over actions of the per-action Euclidean distance; a (..., T, A), b (..., T, A) -> (...)."""
-    return np.sqrt(((a - b) ** 2).sum(-1).mean(-1))
-
-
-def spread(samples: np.ndarray) -> np.ndarray:
-    """samples (N, K, T, A) -> (N,): RMS distance of the K samples from their mean."""
-    return np.sqrt((chunk_distance(samples, samples.mean(1, keepdims=True)) ** 2).mean(1))
-
-
-def off_sample_distance(samples: np.ndarray, reference: np.ndarray, same: bool) -> np.ndarray:
-    """(N,): mean over samples of the distance to the nearest reference sample (another one if ``same``)."""
-    d = chunk_distance(samples[:, :, None], reference[:, None])  # (N, K, K_ref)
-    if same:
-        d = d + np.where(np.eye(d.shape[1], dtype=bool), np.inf, 0.0)[None]
-    return d.min(-1).mean(-1)
+RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results" / "push_t_multimodality.json"
+PLOT = Path(__file__).resolve().parents[1] / "docs" / "results" / "push_t_multimodality.png"
 
 
 def summarize_widest(result: dict, reference: int, share: float = 0.1) -> None:
@@ -82,12 +65,6 @@ def summarize_widest(result: dict, reference: int, share: float = 0.1) -> None:
             }
             for steps, stats in per_obs.items()
         }}
-
-
-def roughness(chunks: np.ndarray) -> np.ndarray:
-    """(..., T, A) -> (...): RMS length of the second difference a[i+1] - 2 a[i] + a[i-1] along the chunk."""
-    second = chunks[..., 2:, :] - 2 * chunks[..., 1:-1, :] + chunks[..., :-2, :]
-    return np.sqrt((second**2).sum(-1).mean(-1))
 
 
 def draw(policy: Policy, obs: dict[str, np.ndarray], samples: int, steps: int, seed: int) -> np.ndarray:

@@ -3,7 +3,7 @@
     python benchmarks/push_t_expert.py --episodes 100 --seed-start 0
 
 Runs one episode per env seed (seed_start .. seed_start + episodes - 1; the expert is reseeded with
-the same seed), prints a table and writes JSON to benchmarks/results/push_t_expert.json.
+the same seed), prints a table and writes JSON to docs/results/push_t_expert.json.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ import numpy as np
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from shortcut_policy.envs.push_t_expert import PushTExpert  # noqa: E402
+from shortcut_policy.envs.push_t.expert import PushTExpert  # noqa: E402
 
-RESULTS_PATH = Path(__file__).resolve().parent / "results" / "push_t_expert.json"
+RESULTS_PATH = Path(__file__).resolve().parents[1] / "docs" / "results" / "push_t_expert.json"
 MAX_EPISODE_STEPS = 300  # gym-pusht's episode cap
 WILSON_Z = 1.959964  # 95% two-sided normal quantile
 
@@ -48,7 +48,7 @@ def run_episode(env: gym.Env, expert: PushTExpert, seed: int) -> dict:
     expert.reset(seed=seed)
     coverage, max_coverage, success, steps = 0.0, 0.0, False, 0
     for steps in range(1, MAX_EPISODE_STEPS + 1):
-        _, _, terminated, truncated, info = env.step(expert.act(env.unwrapped))
+        _, _, terminated, truncated, info = env.step(expert.act(None, env))
         coverage = float(info["coverage"])
         max_coverage = max(max_coverage, coverage)
         success = bool(info["is_success"])

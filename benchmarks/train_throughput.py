@@ -15,7 +15,7 @@ The shortcut's extra cost is also broken down, in the same rounds:
   * one no-grad forward over n_sc rows against one over the whole batch. The paper's "about 16%
     more compute" assumes the small pass costs its share of rows, n_sc / B; the measured share
     says how far this machine's kernels are from that at this batch size.
-Writes benchmarks/results/train_throughput.json.
+Writes docs/results/train_throughput.json.
 """
 
 from __future__ import annotations
@@ -31,14 +31,14 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from shortcut_policy.config import PolicyConfig, load_config
-from shortcut_policy.ema import EMA
-from shortcut_policy.io import write_json
+from shortcut_policy.training.ema import EMA
+from shortcut_policy.utils.io import write_json
 from shortcut_policy.models.network import build_network
 from shortcut_policy.objectives import ShortcutConfig, build_objective
-from shortcut_policy.paths import config_dir
-from shortcut_policy.policy import describe_device
+from shortcut_policy.utils.paths import config_dir
+from shortcut_policy.utils.device import describe_device
 
-RESULTS = Path(__file__).resolve().parent / "results" / "train_throughput.json"
+RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results" / "train_throughput.json"
 OBJECTIVES = ["flow_matching", "shortcut", "ddpm"]
 OBS_DIM = 18  # Push-T keypoints
 ACTION_DIM = 2

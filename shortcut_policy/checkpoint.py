@@ -20,7 +20,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from .io import atomic_write
+from .utils.io import atomic_write
 
 POLICY_FILE = "policy.safetensors"
 TRAIN_STATE_FILE = "train_state.safetensors"

@@ -13,68 +13,33 @@ from typing import Any, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
-
-def at_least(prefix: str, config: Any, minimum: int, *names: str) -> None:
-    """One error naming ``prefix.name`` for the first of ``config``'s fields ``names`` below ``minimum``."""
-    for name in names:
-        value = getattr(config, name)
-        if value < minimum:
-            raise ValueError(f"{prefix + '.' if prefix else ''}{name}: expected >= {minimum}, got {value}")
+from .envs import DEFAULT_ENV, get_env_spec
+from .models.network import backbone_options, get_backbone
+from .objectives import OBJECTIVES
+from .models.transformer import TransformerConfig
+from .models.unet1d import UNetConfig
+from .utils.checks import at_least, check_ema, check_workers
+from .utils.workers import check_jobs
 
 
 @dataclass
 class EnvConfig:
-    name: str = "push_t"
-    obs_keys: list[str] = field(default_factory=lambda: ["keypoint"])  # what the policy observes
+    name: str = DEFAULT_ENV
+    obs_keys: Optional[list[str]] = None  # what the policy observes; None: the env's default_obs_keys
     action_key: str = "action"
     dataset: str = ""  # zarr store; "" -> <datasets dir>/<name>_expert.zarr, generated when missing
     demo_episodes: int = 200  # successful expert episodes to generate when the store is missing
     demo_seed: int = 100_000  # expert episodes reset with seeds demo_seed, demo_seed+1, ... (test seeds start at 0)
+    rollout_workers: Optional[int] = None  # processes rollouts step the envs in (0: in-process); None: the env's default
 
     def __post_init__(self) -> None:
+        if self.obs_keys is None:  # a saved run's config always names its keys, so loading one needs no registry entry
+            self.obs_keys = list(get_env_spec(self.name).default_obs_keys)
         if not self.obs_keys:
             raise ValueError("env.obs_keys: expected at least one observation key, got []")
         at_least("env", self, 1, "demo_episodes")
-
-
-@dataclass
-class UNetConfig:
-    down_dims: list[int] = field(default_factory=lambda: [64, 128, 256])  # "paper" size: [256, 512, 1024]
-    embed_dim: int = 64  # width of the t and d embeddings
-    kernel_size: int = 5
-    n_groups: int = 8
-
-    def __post_init__(self) -> None:
-        at_least("policy.unet", self, 1, "n_groups")
-        if not self.down_dims or any(w < 1 or w % self.n_groups for w in self.down_dims):
-            raise ValueError(
-                f"policy.unet.down_dims: expected a non-empty list of multiples of n_groups={self.n_groups}, got {self.down_dims}"
-            )
-        if self.kernel_size < 1 or self.kernel_size % 2 == 0:  # an even kernel would change the chunk's length
-            raise ValueError(f"policy.unet.kernel_size: expected an odd number >= 1, got {self.kernel_size}")
-        if self.embed_dim < 2 or self.embed_dim % 2:
-            raise ValueError(f"policy.unet.embed_dim: expected an even number >= 2 (sinusoids), got {self.embed_dim}")
-
-
-@dataclass
-class TransformerConfig:
-    d_model: int = 128
-    n_heads: int = 4
-    n_layers: int = 4
-    n_cond_layers: int = 0  # 0: an MLP over the conditioning tokens; > 0: a transformer encoder
-    dropout: float = 0.1
-    causal: bool = True  # action tokens attend only to earlier ones (Diffusion Policy's default)
-
-    def __post_init__(self) -> None:
-        at_least("policy.transformer", self, 1, "n_heads")
-        if self.d_model < 2 or self.d_model % self.n_heads or self.d_model % 2:
-            raise ValueError(
-                f"policy.transformer.d_model: expected an even multiple of n_heads={self.n_heads} (sinusoids), got {self.d_model}"
-            )
-        at_least("policy.transformer", self, 1, "n_layers")
-        at_least("policy.transformer", self, 0, "n_cond_layers")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"policy.transformer.dropout: expected a value in [0, 1), got {self.dropout}")
+        if self.rollout_workers is not None:
+            check_workers(self.rollout_workers, "env.rollout_workers")
 
 
 @dataclass
@@ -87,8 +52,7 @@ class PolicyConfig:
     transformer: TransformerConfig = field(default_factory=TransformerConfig)
 
     def __post_init__(self) -> None:
-        if self.backbone not in ("unet", "transformer"):
-            raise ValueError(f"policy.backbone: expected 'unet' or 'transformer', got {self.backbone!r}")
+        backbone_options(self)  # the backbone is known and its options are its dataclass
         at_least("policy", self, 1, "horizon")
         if not 1 <= self.n_obs_steps <= self.horizon:
             raise ValueError(f"policy.n_obs_steps: expected 1..horizon={self.horizon}, got {self.n_obs_steps}")
@@ -97,17 +61,7 @@ class PolicyConfig:
                 "policy.n_action_steps: expected 1 <= n_action_steps <= horizon - n_obs_steps + 1 = "
                 f"{self.horizon - self.n_obs_steps + 1}, got {self.n_action_steps}"
             )
-        if self.backbone == "unet":
-            factor = 2 ** (len(self.unet.down_dims) - 1)
-            if self.horizon % factor:
-                raise ValueError(
-                    f"policy.horizon: the U-Net with {len(self.unet.down_dims)} levels needs a multiple of "
-                    f"{factor}, got {self.horizon}"
-                )
-
-    def backbone_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of the selected backbone's constructor."""
-        return dataclasses.asdict(getattr(self, self.backbone))
+        get_backbone(self.backbone).check(self)
 
 
 @dataclass
@@ -145,10 +99,7 @@ class TrainConfig:
         if self.lr <= 0:
             raise ValueError(f"train.lr: expected > 0, got {self.lr}")
         at_least("train", self, 0, "weight_decay", "warmup_steps", "grad_clip", "eval_every", "eval_episodes")
-        if self.ema_power <= 0:
-            raise ValueError(f"train.ema_power: expected > 0, got {self.ema_power}")
-        if not 0 <= self.ema_max_decay < 1:
-            raise ValueError(f"train.ema_max_decay: expected a value in [0, 1), got {self.ema_max_decay}")
+        check_ema(self.ema_power, self.ema_max_decay)
         if self.eval_every and self.periodic_eval_episodes < 1:
             raise ValueError(f"train.periodic_eval_episodes: expected >= 1 with eval_every={self.eval_every}, got {self.periodic_eval_episodes}")
         if self.eval_steps is not None and any(k < 1 for k in self.eval_steps):
@@ -165,20 +116,13 @@ class RunConfig:
 
 
 def _compare_objectives() -> dict[str, dict[str, Any]]:
-    """Each objective with its own defaults (compare.yaml takes them from ``configs/objective/``)."""
-    return {name: {"name": name} for name in ("shortcut", "flow_matching", "ddpm")}
+    """Every registered objective with its own defaults (compare.yaml takes them from ``configs/objective/``)."""
+    return {name: {"name": name} for name in OBJECTIVES}
 
 
 def _compare_steps() -> dict[str, list[int]]:
-    every = [1, 2, 4, 8, 16, 32, 64, 128]
-    return {"shortcut": every, "flow_matching": list(every), "ddpm": [1, 2, 4, 8, 16, 100]}
-
-
-def check_jobs(jobs: Any) -> int:
-    """``jobs``, the number of runs trained and evaluated side by side, if it is an integer >= 1."""
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise ValueError(f"jobs: expected an integer >= 1 (runs trained and evaluated side by side), got {jobs!r}")
-    return jobs
+    """Every registered objective's default sweep."""
+    return {name: entry.default_steps() for name, entry in OBJECTIVES.items()}
 
 
 @dataclass
@@ -189,7 +133,7 @@ class CompareConfig:
     env: EnvConfig = field(default_factory=EnvConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     train: TrainConfig = field(default_factory=TrainConfig)  # the budget every method trains with
-    methods: list[str] = field(default_factory=lambda: ["shortcut", "flow_matching", "ddpm"])
+    methods: list[str] = field(default_factory=lambda: list(OBJECTIVES))
     # dict fields given in a config replace these defaults whole (load_config), so entries can be removed
     objectives: dict[str, dict[str, Any]] = field(default_factory=_compare_objectives)  # method -> objective config
     steps: dict[str, list[int]] = field(default_factory=_compare_steps)  # method -> step budgets (NFE); absent: all
@@ -311,7 +255,8 @@ def load_config(cfg: DictConfig | dict | None = None, schema: type = RunConfig) 
     """Merge a hydra/omegaconf config onto the dataclass defaults (``schema``), validating names and types.
 
     A top-level dict field that ``cfg`` gives (``objective``, compare's ``objectives``, ``steps``, ...)
-    replaces the default whole: merged, a default entry that the config removed would come back."""
+    replaces the default whole: merged, a default entry that the config removed would come back.
+    An ``env`` that ``cfg`` names without its ``obs_keys`` observes that env's ``default_obs_keys``."""
     base = OmegaConf.structured(schema)
     if cfg is not None:
         if isinstance(cfg, dict):
@@ -320,6 +265,9 @@ def load_config(cfg: DictConfig | dict | None = None, schema: type = RunConfig) 
             if str(f.type).startswith("dict[") and f.name in cfg:  # annotations are strings here
                 base[f.name] = {}
         base = OmegaConf.merge(base, cfg)
+        env = cfg.get("env")
+        if isinstance(env, DictConfig) and "name" in env and "obs_keys" not in env:
+            base.env.obs_keys = None  # the defaults' keys belong to the default env; EnvConfig fills the named env's
     return OmegaConf.to_object(base)
 
 

@@ -20,18 +20,7 @@ from .config import RunConfig, load_config, to_dict
 from .data.normalizer import MinMaxNormalizer
 from .models.network import ChunkDenoiser, build_network
 from .objectives import Objective, build_objective, with_sampling
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-def describe_device(device: str | torch.device) -> str:
-    """The device as reports name it: ``cpu``, or ``cuda (NVIDIA H100 ...)`` with the card's name."""
-    device = resolve_device(str(device))
-    return f"cuda ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else str(device)
+from .utils.device import resolve_device
 
 
 class Policy:
@@ -69,7 +58,7 @@ class Policy:
     ) -> "Policy":
         """Load a ``policy.safetensors`` (or a run folder holding one).
 
-        ``sampling`` replaces sampling-only options of the stored objective (``objectives.SAMPLING_OPTIONS``,
+        ``sampling`` replaces sampling-only options of the stored objective (``OBJECTIVES[name].sampling_options``,
         e.g. ``{"timestep_spacing": "leading"}`` for a DDPM checkpoint); the policy's config records them."""
         file = resolve_checkpoint(path, POLICY_FILE)
         tensors, meta = load_tensors(file)

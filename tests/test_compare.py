@@ -7,8 +7,9 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from shortcut_policy.compare import aggregate, markdown, pareto_front
-from shortcut_policy.stats import mean_ci95
+from shortcut_policy.comparison.runs import aggregate
+from shortcut_policy.comparison.report import markdown, pareto_front
+from shortcut_policy.evaluation.stats import mean_ci95
 
 
 def test_pareto_front_keeps_only_undominated_points():
@@ -70,7 +71,7 @@ def test_given_runs_of_one_method_must_take_the_same_step_budgets(tmp_path):
     import numpy as np
     import torch
 
-    from shortcut_policy.compare import check_methods
+    from shortcut_policy.comparison.runs import check_methods
     from shortcut_policy.config import CompareConfig, load_config
     from shortcut_policy.data import MinMaxNormalizer
     from shortcut_policy.models.network import build_network
@@ -100,9 +101,9 @@ def test_quick_comparison_trains_evaluates_and_reports(tmp_path, capsys):
 
     from hydra import compose, initialize_config_dir
 
-    from shortcut_policy.compare import compare
-    from shortcut_policy.generate_demos import generate_demos
-    from shortcut_policy.paths import config_dir
+    from shortcut_policy.comparison.runs import compare
+    from shortcut_policy.data.demos import generate_demos
+    from shortcut_policy.utils.paths import config_dir
 
     store = generate_demos("push_t", episodes=2, seed=100_000, out=tmp_path / "demos.zarr", progress=False)
     overrides = [
@@ -140,9 +141,9 @@ def test_the_command_printed_after_training_only_evaluates_those_runs_with_the_o
 
     from hydra import compose, initialize_config_dir
 
-    from shortcut_policy.compare import evaluate_command
+    from shortcut_policy.comparison.runs import evaluate_command
     from shortcut_policy.config import CompareConfig, load_config
-    from shortcut_policy.paths import config_dir
+    from shortcut_policy.utils.paths import config_dir
 
     overrides = ["preset=quick", "seeds=[0,1]", "++evaluate=false", "train.device=cuda", "out=elsewhere", "~checkpoints.ddpm",
                  "methods=[shortcut,flow_matching,fm2]", "+objectives.fm2={name: flow_matching}"]
@@ -158,7 +159,7 @@ def test_the_command_printed_after_training_only_evaluates_those_runs_with_the_o
 
 
 def test_complete_lines_leaves_out_a_line_still_being_written(tmp_path):
-    from shortcut_policy.io import complete_lines
+    from shortcut_policy.utils.io import complete_lines
 
     path = tmp_path / "rows.jsonl"
     assert complete_lines(path) == []  # not written yet
@@ -171,7 +172,7 @@ def test_complete_lines_leaves_out_a_line_still_being_written(tmp_path):
 def test_presets_override_the_comparison_defaults():
     from hydra import compose, initialize_config_dir
 
-    from shortcut_policy.paths import config_dir
+    from shortcut_policy.utils.paths import config_dir
 
     with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
         quick = compose("compare", overrides=["preset=quick"])
@@ -184,7 +185,7 @@ def test_given_checkpoints_override_from_the_command_line():
     """The documented ``checkpoints.<method>=[runs]`` override composes (the keys exist in the config)."""
     from hydra import compose, initialize_config_dir
 
-    from shortcut_policy.paths import config_dir
+    from shortcut_policy.utils.paths import config_dir
 
     with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
         cfg = compose("compare", overrides=["checkpoints.shortcut=[runs/a,runs/b]", "checkpoints.ddpm=[runs/c]"])
@@ -201,9 +202,9 @@ def test_runs_trained_and_evaluated_side_by_side_match_runs_done_in_process(tmp_
     from hydra import compose, initialize_config_dir
     from safetensors.torch import load_file
 
-    from shortcut_policy.compare import compare
-    from shortcut_policy.generate_demos import generate_demos
-    from shortcut_policy.paths import config_dir
+    from shortcut_policy.comparison.runs import compare
+    from shortcut_policy.data.demos import generate_demos
+    from shortcut_policy.utils.paths import config_dir
 
     store = generate_demos("push_t", episodes=2, seed=100_000, out=tmp_path / "demos.zarr", progress=False)
     overrides = [
@@ -251,8 +252,8 @@ def test_runs_trained_and_evaluated_side_by_side_match_runs_done_in_process(tmp_
 def test_jobs_must_be_a_positive_integer(tmp_path, jobs):
     from hydra import compose, initialize_config_dir
 
-    from shortcut_policy.compare import compare
-    from shortcut_policy.paths import config_dir
+    from shortcut_policy.comparison.runs import compare
+    from shortcut_policy.utils.paths import config_dir
 
     with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
         cfg = compose("compare", overrides=["preset=quick", f"jobs={jobs}"])
@@ -267,7 +268,7 @@ def test_compare_yaml_restates_the_compare_config_defaults():
     from hydra import compose, initialize_config_dir
 
     from shortcut_policy.config import CompareConfig, load_config
-    from shortcut_policy.paths import config_dir
+    from shortcut_policy.utils.paths import config_dir
 
     with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
         cfg = compose("compare")
@@ -285,7 +286,7 @@ def test_entries_of_the_comparison_dicts_can_be_replaced_or_removed():
     from hydra import compose, initialize_config_dir
 
     from shortcut_policy.config import CompareConfig, load_config
-    from shortcut_policy.paths import config_dir
+    from shortcut_policy.utils.paths import config_dir
 
     with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
         cfg = load_config(compose("compare", overrides=[
@@ -315,8 +316,8 @@ def test_entries_of_the_comparison_dicts_can_be_replaced_or_removed():
 def test_bad_comparison_settings_are_refused_naming_the_key(tmp_path, override, message):
     from hydra import compose, initialize_config_dir
 
-    from shortcut_policy.compare import compare
-    from shortcut_policy.paths import config_dir
+    from shortcut_policy.comparison.runs import compare
+    from shortcut_policy.utils.paths import config_dir
 
     with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
         methods = ["methods=[shortcut]"] if override.startswith("checkpoints.ddpm") else []
@@ -329,8 +330,8 @@ def test_bad_comparison_settings_are_refused_naming_the_key(tmp_path, override, 
 def test_a_run_failing_in_a_worker_is_named_with_its_log_and_traceback(tmp_path):
     from hydra import compose, initialize_config_dir
 
-    from shortcut_policy.compare import compare
-    from shortcut_policy.paths import config_dir
+    from shortcut_policy.comparison.runs import compare
+    from shortcut_policy.utils.paths import config_dir
 
     not_a_store = tmp_path / "empty.zarr"
     not_a_store.mkdir()  # exists, so no demonstrations are made; opening it fails inside each worker's trainer
@@ -348,8 +349,8 @@ def test_a_run_failing_in_a_worker_is_named_with_its_log_and_traceback(tmp_path)
 def test_an_observation_the_env_lacks_is_refused_before_any_worker_starts(tmp_path):
     from hydra import compose, initialize_config_dir
 
-    from shortcut_policy.compare import compare
-    from shortcut_policy.paths import config_dir
+    from shortcut_policy.comparison.runs import compare
+    from shortcut_policy.utils.paths import config_dir
 
     with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
         cfg = compose("compare", overrides=["preset=quick", "env.obs_keys=[no_such_key]", "jobs=2", f"env.dataset={tmp_path / 'x.zarr'}"])
@@ -363,7 +364,7 @@ def test_each_method_is_compared_with_the_objective_config_train_uses_by_default
     """The comparison's objectives restate ``configs/objective/<method>.yaml``: a method is compared as it trains."""
     from hydra import compose, initialize_config_dir
 
-    from shortcut_policy.paths import config_dir
+    from shortcut_policy.utils.paths import config_dir
 
     with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
         train = compose("train", overrides=[f"objective={method}"])
@@ -374,7 +375,7 @@ def test_each_method_is_compared_with_the_objective_config_train_uses_by_default
 def test_a_run_resumes_under_other_sampling_options_but_not_other_training_options(tmp_path):
     from shortcut_policy.checkpoint import save_tensors
     from shortcut_policy.objectives import build_objective
-    from shortcut_policy.training import check_resumable
+    from shortcut_policy.training.loop import check_resumable
 
     # a DDPM run saved before timestep_spacing existed (its stored objective has no such key)
     state = save_tensors(tmp_path / "train_state.safetensors", {"w": torch.zeros(1)},

@@ -9,11 +9,11 @@ import torch
 from shortcut_policy import load_policy, make_env
 from shortcut_policy.config import load_config
 from shortcut_policy.data import ReplayBuffer
-from shortcut_policy.generate_demos import generate_demos
+from shortcut_policy.data.demos import generate_demos
 from shortcut_policy.checkpoint import load_tensors as read_tensors
 from shortcut_policy.objectives import build_objective
-from shortcut_policy.rollout import rollout
-from shortcut_policy.train import Trainer, final_eval_steps, run
+from shortcut_policy.evaluation.rollout import rollout
+from shortcut_policy.training.trainer import Trainer, final_eval_steps, run
 
 TINY = {"policy": {"unet": {"down_dims": [16, 32], "embed_dim": 16}}}
 
@@ -237,7 +237,7 @@ def test_state_only_policy_trains_and_rolls_out(demo_store, tmp_path):
     policy = load_policy(tmp_path / "run")
     assert policy.obs_shapes == {"state": (5,)}
     [episode] = rollout(policy, "push_t", seeds=[0], steps=1, progress=False)
-    assert 1 <= episode.length <= 300 and 0 <= episode.max_reward <= 1
+    assert 1 <= episode.length <= 300 and 0 <= episode.score <= 1
 
 
 def test_image_observation_is_refused_by_the_low_dim_encoder():

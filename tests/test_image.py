@@ -8,12 +8,12 @@ import torch
 from PIL import Image
 
 from shortcut_policy.config import ImageRunConfig, load_config
-from shortcut_policy.data.images import load_digits, load_image_folder
-from shortcut_policy.image_metrics import frechet_distance
-from shortcut_policy.image_parity import image_parity
-from shortcut_policy.models.dit import DiT, AdaLNZeroBlock, patchify, unpatchify
+from shortcut_policy.image.data import load_digits, load_image_folder
+from shortcut_policy.image.metrics import frechet_distance
+from shortcut_policy.image.parity import image_parity
+from shortcut_policy.image.dit import DiT, AdaLNZeroBlock, patchify, unpatchify
 from shortcut_policy.objectives import ShortcutConfig, ShortcutObjective, build_objective
-from shortcut_policy.train_image import ImageTrainer, generate, load_image_model, run_image
+from shortcut_policy.image.trainer import ImageTrainer, generate, load_image_model, run_image
 
 
 def tiny_dit(n_levels=8, randomize=True, **kw):
@@ -250,7 +250,7 @@ def test_dit_b_builds_and_runs_one_training_step(tmp_path):
 
 
 def test_a_local_torchscript_feature_extractor_replaces_the_classifier_features(tmp_path):
-    from shortcut_policy.image_metrics import FeatureClassifier, FeatureSpace
+    from shortcut_policy.image.metrics import FeatureClassifier, FeatureSpace
 
     class Pool(torch.nn.Module):  # stands in for a TorchScript FID Inception: (B, 3, 299, 299) in [0, 255] -> (B, F)
         def forward(self, x):

@@ -1,20 +1,14 @@
-"""The arithmetic of benchmarks/multimodality.py (spread, off-sample distance, roughness)."""
-
-import importlib.util
-from pathlib import Path
+"""The arithmetic of the multimodality measurement (spread, off-sample distance, roughness)."""
 
 import numpy as np
 import pytest
 
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "multimodality.py"
+from shortcut_policy.evaluation import multimodality
 
 
 @pytest.fixture(scope="module")
 def mm():
-    spec = importlib.util.spec_from_file_location("multimodality", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return multimodality
 
 
 def test_spread_is_zero_for_identical_samples_and_the_distance_to_the_mean_otherwise(mm):

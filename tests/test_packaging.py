@@ -14,12 +14,16 @@ ROOT = Path(__file__).resolve().parents[1]
 CHECK = """
 import importlib, pkgutil, sys
 import shortcut_policy
-from shortcut_policy.paths import config_dir
+from shortcut_policy.utils.paths import config_dir
 from hydra import compose, initialize_config_dir
+from shortcut_policy.envs import get_env_spec
 root = shortcut_policy.__path__[0]
 assert root.startswith(sys.argv[1]), root
 for mod in pkgutil.walk_packages(shortcut_policy.__path__, "shortcut_policy."):
     importlib.import_module(mod.name)
+assert get_env_spec("push_t").make.__module__ == "shortcut_policy.envs.push_t.env"
+import shortcut_policy.envs.push_t.env as push_t_env
+assert push_t_env.__file__.startswith(sys.argv[1]), push_t_env.__file__
 cdir = config_dir()
 assert str(cdir).startswith(sys.argv[1]), cdir
 with initialize_config_dir(config_dir=str(cdir), version_base=None):
@@ -48,8 +52,22 @@ def wheel(tmp_path_factory) -> Path:
     return path
 
 
-def test_wheel_contains_the_configs(wheel):
+def test_editable_install_finds_the_top_level_envs_folder():
+    """``envs/`` sits beside the package in a checkout and is imported as ``shortcut_policy.envs``
+    (no top-level ``envs`` module, which would shadow the PyPI package of that name)."""
+    code = ("import shortcut_policy.envs.push_t.expert as e, shortcut_policy.envs as p; "
+            "import importlib.util as u; print(p.__file__); print(e.__file__); print(u.find_spec('envs') is None)")
+    result = subprocess.run([sys.executable, "-c", code], cwd="/", capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    package, expert, no_top_level = result.stdout.split()
+    assert Path(package) == ROOT / "envs" / "__init__.py" and Path(expert) == ROOT / "envs" / "push_t" / "expert.py"
+    assert no_top_level == "True"
+
+
+def test_wheel_contains_the_configs_and_envs(wheel):
     names = zipfile.ZipFile(wheel).namelist()
+    for name in ("__init__.py", "spec.py", "registry.py", "push_t/__init__.py", "push_t/env.py", "push_t/expert.py"):
+        assert f"shortcut_policy/envs/{name}" in names, name
     for name in ("train.yaml", "evaluate.yaml", "generate_demos.yaml", "env/push_t.yaml", "policy/unet.yaml",
                  "objective/shortcut.yaml", "train/default.yaml", "train_image.yaml", "image_parity.yaml",
                  "model/dit_b.yaml", "dataset/digits.yaml", "eval/image.yaml", "objective/shortcut_image.yaml"):

@@ -134,7 +134,7 @@ def test_atomic_writes_leave_normal_permissions_and_no_temp_files(tmp_path):
     import os
     import stat
 
-    from shortcut_policy.io import write_json
+    from shortcut_policy.utils.io import write_json
 
     mask = os.umask(0o022)
     try:
@@ -147,14 +147,14 @@ def test_atomic_writes_leave_normal_permissions_and_no_temp_files(tmp_path):
 
 def test_rollout_noise_is_its_own_so_results_do_not_depend_on_what_ran_before():
     """Evaluation seeds its sampler noise itself: an unseeded global RNG would make tables irreproducible."""
-    from shortcut_policy.rollout import rollout
+    from shortcut_policy.evaluation.rollout import rollout
 
     policy = make_policy()
     runs = []
     for global_seed in (1, 2):
         torch.manual_seed(global_seed)  # a different global state before each rollout
         results = rollout(policy, "push_t", seeds=[0, 1], steps=1, progress=False)
-        runs.append([(r.max_reward, r.length) for r in results])
+        runs.append([(r.score, r.length) for r in results])
     assert runs[0] == runs[1]
 
 
@@ -206,7 +206,7 @@ def test_evaluate_command_replaces_a_sampling_option_from_the_command_line(tmp_p
     from hydra import compose, initialize_config_dir
 
     from shortcut_policy.evaluate import load_for_evaluation
-    from shortcut_policy.paths import config_dir
+    from shortcut_policy.utils.paths import config_dir
 
     config = load_config({"policy": {"unet": {"down_dims": [16, 32], "embed_dim": 16}}, "objective": {"name": "ddpm"}})
     objective = build_objective(config.objective)

@@ -12,7 +12,7 @@ import gym_pusht  # noqa: F401  (registers gym_pusht/PushT-v0)
 import numpy as np
 import pytest
 
-from shortcut_policy.envs.push_t_expert import ExpertTuning, PushTExpert
+from shortcut_policy.envs.push_t.expert import ExpertTuning, PushTExpert
 
 MAX_STEPS = 300
 SOLVED_SEEDS = [0, 1, 1000]
@@ -31,7 +31,7 @@ def _rollout(env, expert: PushTExpert, env_seed: int, steps: int) -> tuple[np.nd
     env.reset(seed=env_seed)
     targets, info = [], {}
     for _ in range(steps):
-        action = expert.act(env.unwrapped)
+        action = expert.act(None, env)
         targets.append(action.copy())
         _, _, terminated, _, info = env.step(action)
         if terminated:
@@ -53,7 +53,7 @@ def test_actions_are_finite_in_bounds_and_rate_limited(env) -> None:
     limit = ExpertTuning().max_target_step
     previous = np.array(env.unwrapped.agent.position)  # the first target starts from the agent
     for _ in range(SHORT_ROLLOUT):
-        action = expert.act(env.unwrapped)
+        action = expert.act(None, env)
         assert isinstance(action, np.ndarray) and action.dtype == np.float64 and action.shape == (2,)
         assert np.all(np.isfinite(action))
         assert np.all((action >= 0.0) & (action <= 512.0))
@@ -71,7 +71,7 @@ def test_act_does_not_modify_env(env) -> None:
     env.reset(seed=5)
     unwrapped = env.unwrapped
     before = (tuple(unwrapped.agent.position), tuple(unwrapped.block.position), unwrapped.block.angle)
-    PushTExpert(seed=0).act(unwrapped)
+    PushTExpert(seed=0).act(None, unwrapped)
     after = (tuple(unwrapped.agent.position), tuple(unwrapped.block.position), unwrapped.block.angle)
     assert before == after
 

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Mapping, Sequence
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 from torch import nn
 
 from .obs_encoder import LowDimEncoder
-from .transformer import TransformerDenoiser
-from .unet1d import UNet1D
+from .transformer import TransformerConfig, TransformerDenoiser
+from .unet1d import UNet1D, UNetConfig
 
-if TYPE_CHECKING:
-    from ..config import PolicyConfig
-
-
-BACKBONES = ["unet", "transformer"]
+# Backbones read the run's ``PolicyConfig`` (horizon, n_obs_steps, their own ``policy.<name>`` options);
+# it is typed ``Any`` here because config.py reads this registry to check ``policy.backbone``.
+PolicyConfig = Any
 
 
 class ChunkDenoiser(nn.Module):
@@ -33,19 +33,62 @@ class ChunkDenoiser(nn.Module):
         return self.denoiser(x, t, level, cond)  # (B, H, A)
 
 
+def _check_unet(policy: PolicyConfig) -> None:
+    factor = 2 ** (len(policy.unet.down_dims) - 1)  # each level halves the chunk's length
+    if policy.horizon % factor:
+        raise ValueError(
+            f"policy.horizon: the U-Net with {len(policy.unet.down_dims)} levels needs a multiple of {factor}, got {policy.horizon}"
+        )
+
+
+def _build_unet(policy: PolicyConfig, options: UNetConfig, **common) -> nn.Module:
+    return UNet1D(**common, **dataclasses.asdict(options))
+
+
+def _build_transformer(policy: PolicyConfig, options: TransformerConfig, **common) -> nn.Module:
+    return TransformerDenoiser(horizon=policy.horizon, n_obs_steps=policy.n_obs_steps, **common, **dataclasses.asdict(options))
+
+
+@dataclass(frozen=True)
+class Backbone:
+    """One chunk denoiser by name: the dataclass of its options (the config's ``policy.<name>``), how it
+    is built, and what it needs of the rest of the policy config."""
+
+    config: type
+    build: Callable[..., nn.Module]  # build(policy, options, action_dim=, cond_dim=, n_levels=)
+    check: Callable[[PolicyConfig], None] = lambda policy: None
+
+
+BACKBONES: dict[str, Backbone] = {
+    "unet": Backbone(UNetConfig, _build_unet, _check_unet),
+    "transformer": Backbone(TransformerConfig, _build_transformer),
+}
+
+
+def get_backbone(name: str) -> Backbone:
+    if name not in BACKBONES:
+        raise ValueError(f"policy.backbone: expected one of {sorted(BACKBONES)}, got {name!r}")
+    return BACKBONES[name]
+
+
+def backbone_options(policy: PolicyConfig) -> Any:
+    """The selected backbone's options, ``policy.<backbone>``, checked to be its options dataclass."""
+    backbone = get_backbone(policy.backbone)
+    options = getattr(policy, policy.backbone, None)
+    if not isinstance(options, backbone.config):
+        raise ValueError(f"policy.{policy.backbone}: expected {backbone.config.__name__} options (a PolicyConfig field "
+                         f"named after the backbone), got {type(options).__name__}")
+    return options
+
+
 def build_network(
-    policy: "PolicyConfig",
+    policy: PolicyConfig,
     obs_shapes: Mapping[str, Sequence[int]],
     action_dim: int,
     n_levels: int,
 ) -> ChunkDenoiser:
     """Build encoder + the configured backbone; ``n_levels`` is the objective's number of step-size levels."""
     encoder = LowDimEncoder(obs_shapes, policy.n_obs_steps)
-    common = dict(action_dim=action_dim, cond_dim=encoder.out_dim, n_levels=n_levels, **policy.backbone_kwargs())
-    if policy.backbone == "unet":
-        denoiser: nn.Module = UNet1D(**common)
-    elif policy.backbone == "transformer":
-        denoiser = TransformerDenoiser(horizon=policy.horizon, n_obs_steps=policy.n_obs_steps, **common)
-    else:
-        raise ValueError(f"policy.backbone: expected one of {BACKBONES}, got {policy.backbone!r}")
+    build = get_backbone(policy.backbone).build
+    denoiser = build(policy, backbone_options(policy), action_dim=action_dim, cond_dim=encoder.out_dim, n_levels=n_levels)
     return ChunkDenoiser(encoder, denoiser)

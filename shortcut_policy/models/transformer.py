@@ -7,10 +7,34 @@ observation frame. ``forward(x (B,H,A), t (B,), level (B,), cond (B, n_obs_steps
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
+from ..utils.checks import at_least
 from .embeddings import LevelEmbedding, TimeEmbedding
+
+
+@dataclass
+class TransformerConfig:
+    d_model: int = 128
+    n_heads: int = 4
+    n_layers: int = 4
+    n_cond_layers: int = 0  # 0: an MLP over the conditioning tokens; > 0: a transformer encoder
+    dropout: float = 0.1
+    causal: bool = True  # action tokens attend only to earlier ones (Diffusion Policy's default)
+
+    def __post_init__(self) -> None:
+        at_least("policy.transformer", self, 1, "n_heads")
+        if self.d_model < 2 or self.d_model % self.n_heads or self.d_model % 2:
+            raise ValueError(
+                f"policy.transformer.d_model: expected an even multiple of n_heads={self.n_heads} (sinusoids), got {self.d_model}"
+            )
+        at_least("policy.transformer", self, 1, "n_layers")
+        at_least("policy.transformer", self, 0, "n_cond_layers")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"policy.transformer.dropout: expected a value in [0, 1), got {self.dropout}")
 
 
 class TransformerDenoiser(nn.Module):
@@ -31,8 +55,7 @@ class TransformerDenoiser(nn.Module):
         super().__init__()
         if cond_dim % n_obs_steps:
             raise ValueError(f"cond_dim: expected a multiple of n_obs_steps={n_obs_steps}, got {cond_dim}")
-        if d_model % n_heads:
-            raise ValueError(f"policy.transformer.d_model: expected a multiple of n_heads={n_heads}, got {d_model}")
+        TransformerConfig(d_model, n_heads, n_layers, n_cond_layers, dropout, causal)  # its checks, for direct use too
         self.n_obs_steps = n_obs_steps
         self.action_in = nn.Linear(action_dim, d_model)
         self.action_pos = nn.Parameter(torch.zeros(1, horizon, d_model))

@@ -7,12 +7,33 @@ global condition (t, d and the observation features).
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import torch
 from torch import nn
 
+from ..utils.checks import at_least
 from .embeddings import ConditionEmbedding
+
+
+@dataclass
+class UNetConfig:
+    down_dims: list[int] = field(default_factory=lambda: [64, 128, 256])  # "paper" size: [256, 512, 1024]
+    embed_dim: int = 64  # width of the t and d embeddings
+    kernel_size: int = 5
+    n_groups: int = 8
+
+    def __post_init__(self) -> None:
+        at_least("policy.unet", self, 1, "n_groups")
+        if not self.down_dims or any(w < 1 or w % self.n_groups for w in self.down_dims):
+            raise ValueError(
+                f"policy.unet.down_dims: expected a non-empty list of multiples of n_groups={self.n_groups}, got {self.down_dims}"
+            )
+        if self.kernel_size < 1 or self.kernel_size % 2 == 0:  # an even kernel would change the chunk's length
+            raise ValueError(f"policy.unet.kernel_size: expected an odd number >= 1, got {self.kernel_size}")
+        if self.embed_dim < 2 or self.embed_dim % 2:
+            raise ValueError(f"policy.unet.embed_dim: expected an even number >= 2 (sinusoids), got {self.embed_dim}")
 
 
 class ConvBlock(nn.Sequential):
@@ -57,11 +78,7 @@ class UNet1D(nn.Module):
         n_groups: int = 8,
     ) -> None:
         super().__init__()
-        if not down_dims:
-            raise ValueError("UNet1D down_dims: expected a non-empty list of channel widths, got []")
-        for width in down_dims:
-            if width % n_groups:
-                raise ValueError(f"UNet1D down_dims: expected multiples of n_groups={n_groups}, got {list(down_dims)}")
+        UNetConfig(list(down_dims), embed_dim, kernel_size, n_groups)  # its checks, for direct use too
         self.condition = ConditionEmbedding(cond_dim, embed_dim, n_levels)
         film_dim = self.condition.out_dim
         widths = [action_dim, *down_dims]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
 from .base import Denoiser, Objective
@@ -10,21 +11,38 @@ from .ddpm import DDPMConfig, DDPMObjective
 from .flow_matching import FlowMatchingConfig, FlowMatchingObjective
 from .shortcut import ShortcutConfig, ShortcutObjective
 
-# name -> (config dataclass, objective class)
-OBJECTIVES: dict[str, tuple[type, type]] = {
-    "shortcut": (ShortcutConfig, ShortcutObjective),
-    "flow_matching": (FlowMatchingConfig, FlowMatchingObjective),
-    "ddpm": (DDPMConfig, DDPMObjective),
+@dataclass(frozen=True)
+class ObjectiveEntry:
+    """One plug-in objective: its options dataclass, its class (loss + sampler), and the options that
+    change only how it samples, so that a trained checkpoint may act with other values
+    (``evaluate ... sampling.timestep_spacing=trailing``)."""
+
+    config: type
+    objective: type
+    sampling_options: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        return self.objective.name
+
+    def default_steps(self) -> list[int]:
+        """The step budgets an evaluation sweeps by default: the objective's, with default options."""
+        return self.objective(self.config()).valid_steps()
+
+
+OBJECTIVES: dict[str, ObjectiveEntry] = {
+    entry.name: entry
+    for entry in (
+        ObjectiveEntry(ShortcutConfig, ShortcutObjective, ("clip_sample", "cfg_scale", "cfg_min_steps")),
+        ObjectiveEntry(FlowMatchingConfig, FlowMatchingObjective, ("clip_sample", "cfg_scale", "cfg_min_steps")),
+        ObjectiveEntry(DDPMConfig, DDPMObjective, ("clip_sample", "timestep_spacing")),
+    )
 }
 
 
-# Options that change only how an objective samples, not what its network learned: a trained
-# checkpoint may act with other values (``evaluate ... sampling.timestep_spacing=trailing``).
-SAMPLING_OPTIONS: dict[str, tuple[str, ...]] = {
-    "shortcut": ("clip_sample", "cfg_scale", "cfg_min_steps"),
-    "flow_matching": ("clip_sample", "cfg_scale", "cfg_min_steps"),
-    "ddpm": ("clip_sample", "timestep_spacing"),
-}
+def sampling_options(name: Any) -> tuple[str, ...]:
+    """The options of objective ``name`` that only sampling reads (none for an unknown name)."""
+    return OBJECTIVES[name].sampling_options if name in OBJECTIVES else ()
 
 
 def with_sampling(config: Mapping[str, Any], sampling: Mapping[str, Any] | None, field: str = "sampling") -> dict[str, Any]:
@@ -34,7 +52,7 @@ def with_sampling(config: Mapping[str, Any], sampling: Mapping[str, Any] | None,
     if not sampling:
         return options
     name = options.get("name")
-    allowed = SAMPLING_OPTIONS.get(name, ())
+    allowed = sampling_options(name)
     for key in sampling:
         if key not in allowed:
             raise ValueError(
@@ -55,7 +73,7 @@ def build_objective(config: Mapping[str, Any]) -> Objective:
     name = options.pop("name", None)
     if name not in OBJECTIVES:
         raise ValueError(f"objective.name: expected one of {sorted(OBJECTIVES)}, got {name!r}")
-    config_cls, objective_cls = OBJECTIVES[name]
+    config_cls, objective_cls = OBJECTIVES[name].config, OBJECTIVES[name].objective
     known = {f.name for f in dataclasses.fields(config_cls)}
     unknown = sorted(set(options) - known)
     if unknown:
@@ -81,10 +99,11 @@ __all__ = [
     "FlowMatchingObjective",
     "OBJECTIVES",
     "Objective",
-    "SAMPLING_OPTIONS",
+    "ObjectiveEntry",
     "ShortcutConfig",
     "ShortcutObjective",
     "build_objective",
     "check_steps",
+    "sampling_options",
     "with_sampling",
 ]

@@ -54,8 +54,8 @@ class DDPMConfig:
     beta_schedule: str = "squaredcos_cap_v2"
     clip_sample: bool = True  # clip the predicted clean sample to [-1, 1] at every step
     # DDIM timesteps: "trailing" (from the noisy end) or "leading" (diffusers' default, and Diffusion
-    # Policy's). On Push-T (four checkpoints, README) trailing scored far higher at 2 and 4 steps, higher
-    # at 8 and 16 on three of the four, and lower at 1 step, where both collapse.
+    # Policy's); trailing starts few-step sampling from pure noise, where leading starts it part-way
+    # (the two compared: docs/results/push_t_comparison.md).
     timestep_spacing: str = "trailing"
 
     def __post_init__(self) -> None:

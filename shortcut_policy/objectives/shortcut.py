@@ -19,10 +19,8 @@ d = 1/M (the finest). Each batch has two kinds of rows:
       s1 = s(x_t, t, d/2);  x' = x_t + (d/2) s1;  s2 = s(x', t + d/2, d/2);  target = (s1 + s2) / 2.
 
 Why online targets by default: level 0 (one step) bootstraps from level 1, which bootstraps from
-level 2, ... down to the flow-trained level L = 7, and an EMA target adds its lag at every hop. On
-Push-T with 1,500 training steps (same data, network and seed), the executed-action error against
-held-out demonstrations was 30.4 px at 1 step vs 28.6 px at 128 steps with online targets, and
-44.3 px vs 28.2 px with EMA targets (rollout scores 0.248 vs 0.276 online, 0.084 vs 0.275 EMA).
+level 2, ... down to the flow-trained level L = 7, and an EMA target adds its lag at every hop; with
+EMA targets the one-step level lagged far behind the many-step one (docs/results/sc_target.md).
 The EMA remains the network the policy acts with.
 
 Level allocation: every self-consistency row is used and levels are dealt round-robin from a random
@@ -57,8 +55,8 @@ from .base import Denoiser, Guided, GuidanceConfig, broadcast_to, drop_cond, eul
 @dataclass
 class ShortcutConfig(GuidanceConfig):
     """Options of the shortcut objective: M=128 and an eighth of each batch self-consistent, as in the
-    paper's released training config (``bootstrap_every: 8``; its text says a quarter): on Push-T an
-    eighth scored no lower than a quarter at every step budget and trains faster (README); online
+    paper's released training config (``bootstrap_every: 8``; its text says a quarter), which trains
+    faster than a quarter and scored no lower (docs/results/sc_fraction.md); online
     self-consistency targets, which train the one-step level far faster on a CPU budget (see above)."""
 
     max_steps: int = 128  # M: the finest step is d = 1/M

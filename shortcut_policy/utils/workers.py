@@ -2,8 +2,7 @@
 
 On a small CPU machine several single-threaded runs side by side do more work per second than one
 run on all the cores: this network's small tensors leave the second core idle much of the time
-(two 400-step runs on 2 cores: 208 s one after the other, 160 s side by side; README, under the
-comparison). Each worker gets ``cpu_count // jobs`` torch threads and writes its output, and the
+(measured: docs/results/train_throughput.md, "Runs side by side"). Each worker gets ``cpu_count // jobs`` torch threads and writes its output, and the
 traceback of a failure, to its own log file.
 """
 
@@ -22,7 +21,13 @@ from typing import Any, Callable
 import torch
 from tqdm import tqdm
 
-from .config import check_jobs
+
+
+def check_jobs(jobs: Any) -> int:
+    """``jobs``, the number of runs trained and evaluated side by side, if it is an integer >= 1."""
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs: expected an integer >= 1 (runs trained and evaluated side by side), got {jobs!r}")
+    return jobs
 
 
 @dataclass

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .embeddings import LevelEmbedding, TimeEmbedding
+from ..models.embeddings import LevelEmbedding, TimeEmbedding
 
 
 def patchify(x: torch.Tensor, patch: int) -> torch.Tensor:

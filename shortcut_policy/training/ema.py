@@ -7,6 +7,8 @@ import copy
 import torch
 from torch import nn
 
+from ..utils.checks import check_ema
+
 
 class EMA:
     """EMA with Diffusion Policy's warm-up: decay = 1 - (1 + step)^-power, capped at ``max_decay``.
@@ -16,10 +18,7 @@ class EMA:
     """
 
     def __init__(self, model: nn.Module, power: float = 0.75, max_decay: float = 0.9999) -> None:
-        if power <= 0:
-            raise ValueError(f"train.ema_power: expected > 0, got {power}")
-        if not 0 <= max_decay < 1:
-            raise ValueError(f"train.ema_max_decay: expected a value in [0, 1), got {max_decay}")
+        check_ema(power, max_decay)
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
         self.power = power
         self.max_decay = max_decay

@@ -1,7 +1,7 @@
 """Where the library finds its shipped configs, wherever it is installed.
 
 In a wheel the top-level ``configs/`` folder is installed as ``shortcut_policy/configs``; in a source
-checkout (editable install, or plain ``PYTHONPATH``) it sits next to the package. Both are looked up
+checkout (editable install) it sits next to the package. Both are looked up
 here, so hydra entry points work the same in either case.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-_PACKAGE_DIR = Path(__file__).resolve().parent
+_PACKAGE_DIR = Path(__file__).resolve().parents[1]  # shortcut_policy/
 
 
 def config_dir() -> Path:

@@ -29,7 +29,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 import shapely.geometry as sg
 
-from .push_t import T_LOCAL_CORNERS
+from .env import T_LOCAL_CORNERS
 
 # --- Environment constants (gym-pusht 0.1.8) -------------------------------------------------
 PUSHER_RADIUS = 15.0
@@ -41,7 +41,7 @@ WALL_INNER_LOW, WALL_INNER_HIGH = 7.0, 504.0  # wall segments at 5 / 506 with ra
 DEFAULT_GOAL_POSE = np.array([256.0, 256.0, np.pi / 4])
 
 # T geometry in the block frame: crossbar [-60, 60] x [0, 30], stem [-15, 15] x [30, 120].
-T_KEYPOINTS = T_LOCAL_CORNERS  # the 8 corners the observation uses, shared with envs/push_t.py
+T_KEYPOINTS = T_LOCAL_CORNERS  # the 8 corners the observation uses, shared with env.py
 T_RECTS = np.array([[0.0, 15.0, 60.0, 15.0], [0.0, 75.0, 15.0, 45.0]])  # centre x, y, half w, h
 T_HULL = [(-60, 0), (60, 0), (60, 30), (15, 120), (-15, 120), (-60, 30)]
 
@@ -337,8 +337,10 @@ class PushTExpert:
         return travel, direct, info
 
     # ------------------------------------------------------------------ main loop
-    def act(self, env) -> np.ndarray:
-        """Next absolute pusher target (float64, shape (2,), in [0, 512]^2)."""
+    def act(self, obs, env) -> np.ndarray:
+        """Next absolute pusher target (float64, shape (2,), in [0, 512]^2). Reads the simulator through
+        ``env.unwrapped`` (``obs`` is not needed: the expert is privileged)."""
+        env = env.unwrapped
         cfg = self.cfg
         self.step_count += 1
         agent = np.array(env.agent.position, dtype=float)

@@ -2,7 +2,7 @@
 
 It knows nothing about robots or images. A task subclasses :class:`TrainLoop` and supplies the data
 (``sample_batch``), what is saved for inference (``save_artifact``) and, optionally, a periodic
-evaluation; the Push-T policy trainer (``train.py``) and the image trainer (``train_image.py``) are
+evaluation; the policy trainer (``trainer.py``) and the image trainer (``image/trainer.py``) are
 the two tasks, so every objective, EMA and checkpoint feature serves both.
 """
 
@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from .checkpoint import (
+from ..checkpoint import (
     METRICS_FILE,
     TRAIN_STATE_FILE,
     load_meta,
@@ -32,11 +32,11 @@ from .checkpoint import (
     save_tensors,
     unprefixed,
 )
-from .config import TrainConfig
+from ..config import TrainConfig
 from .ema import EMA
-from .io import complete_lines, write_json, write_text
-from .objectives import SAMPLING_OPTIONS, Objective, build_objective
-from .policy import resolve_device
+from ..utils.io import complete_lines, write_json, write_text
+from ..objectives import Objective, build_objective, sampling_options
+from ..utils.device import resolve_device
 
 
 def lr_at(step: int, base_lr: float, warmup: int, total: int) -> float:
@@ -256,7 +256,7 @@ def check_resumable(train_state: Path, objective: Objective) -> None:
     if saved is None:
         return
     before, now = dataclasses.asdict(build_objective(saved).config), dataclasses.asdict(objective.config)
-    sampling_only = set(SAMPLING_OPTIONS.get(saved.get("name"), ()))  # they do not change what is trained
+    sampling_only = set(sampling_options(saved.get("name")))  # they do not change what is trained
     changed = {k: (before.get(k), now.get(k)) for k in sorted((set(before) | set(now)) - sampling_only)
                if before.get(k) != now.get(k)}
     if changed:

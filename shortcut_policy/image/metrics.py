@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data.images import ImageDataset
+from .data import ImageDataset
 
 INCEPTION_SIZE = 299
 

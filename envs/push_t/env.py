@@ -9,10 +9,12 @@ Observations (all float64 except ``img``):
     gym-pusht's ``environment_state`` (and LeRobot's), computed here from ``state`` so that a store
     with only ``state`` can be converted. Diffusion Policy's original used 9 keypoints (20-d); any
     set of >= 2 non-collinear points fixes the pose, so 8 corners carry the same information.
-  * ``img`` (96, 96, 3) uint8, only when ``image=True``: gym-pusht's observation rendering.
+  * ``img`` (96, 96, 3) uint8, only when ``obs_keys`` holds it: gym-pusht's observation rendering.
 """
 
 from __future__ import annotations
+
+from typing import Sequence
 
 import gymnasium as gym
 import numpy as np
@@ -53,36 +55,42 @@ class PushTObservations(gym.ObservationWrapper):
             "keypoint": spaces.Box(-np.inf, np.inf, (18,), np.float64),
         }
         if image:
-            space["img"] = spaces.Box(0, 255, (IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8)
+            size = (env.unwrapped.observation_height, env.unwrapped.observation_width, 3)
+            space["img"] = spaces.Box(0, 255, size, np.uint8)
         self.observation_space = spaces.Dict(space)
 
     def observation(self, observation: np.ndarray) -> dict[str, np.ndarray]:
         state = np.asarray(observation, dtype=np.float64)
         obs = {"state": state, "keypoint": keypoints_from_state(state)}
         if self.image:
-            obs["img"] = self.env.unwrapped._render(visualize=False)  # gym-pusht's 96x96 observation image
+            obs["img"] = self.env.unwrapped._render(visualize=False)  # gym-pusht's observation image
         return obs
 
 
-def make_push_t(image: bool = False, render_mode: str = "rgb_array", **kwargs) -> gym.Env:
-    """gym-pusht's PushT-v0 (300-step limit) with the library's observation dict.
+def make_push_t(
+    obs_keys: Sequence[str] = (), image_size: int | None = None, render_size: int | None = None,
+    render_mode: str = "rgb_array", image: bool = False, **gym_kwargs,
+) -> gym.Env:
+    """gym-pusht's PushT-v0 (300-step limit) with the library's observation dict (the env contract's ``make``).
 
-    ``kwargs`` go to gym-pusht's PushTEnv, e.g. ``visualization_width=256`` for smaller videos.
+    ``img`` is rendered only when ``obs_keys`` asks for it (or ``image=True``, the older spelling),
+    ``image_size`` pixels square (default 96); ``render_size`` sets the size of ``render()``'s frames
+    (gym-pusht's default is 680). Other keyword arguments go to gym-pusht's PushTEnv (``damping``, ...).
     """
     import gym_pusht  # noqa: F401  (registers gym_pusht/PushT-v0)
 
+    sizes = {}
+    if image_size is not None:
+        sizes.update(observation_width=image_size, observation_height=image_size)
+    if render_size is not None:
+        sizes.update(visualization_width=render_size, visualization_height=render_size)
     env = gym.make(
         "gym_pusht/PushT-v0",
         obs_type="state",
         render_mode=render_mode,
         max_episode_steps=MAX_EPISODE_STEPS,
         disable_env_checker=True,
-        **kwargs,
+        **sizes,
+        **gym_kwargs,
     )
-    return PushTObservations(env, image=image)
-
-
-def make_push_t_expert(seed: int | None = None):
-    from .push_t_expert import PushTExpert
-
-    return PushTExpert(seed=seed)
+    return PushTObservations(env, image=image or "img" in obs_keys)

@@ -1,0 +1,38 @@
+"""Push-T (gym-pusht 0.1.8): push a T-shaped block onto a goal pose with a round pusher.
+
+Scored as Diffusion Policy scores it: an episode's score is its highest coverage reward, in [0, 1];
+success is gym-pusht's ``is_success`` (coverage above 95%).
+"""
+
+from ..registry import register_env
+from ..spec import EnvSpec, ObsSpec, success_flag
+from .env import IMAGE_SIZE, MAX_EPISODE_STEPS, make_push_t
+
+
+
+def make_expert(seed: int | None = None):
+    """The scripted expert (imported when asked for: it needs shapely)."""
+    from .expert import PushTExpert
+
+    return PushTExpert(seed=seed)
+
+
+SPEC = register_env(
+    EnvSpec(
+        name="push_t",
+        make=make_push_t,
+        obs={
+            "state": ObsSpec((5,)),
+            "keypoint": ObsSpec((18,)),
+            "img": ObsSpec((IMAGE_SIZE, IMAGE_SIZE, 3), "rgb"),
+        },
+        action_dim=2,
+        max_episode_steps=MAX_EPISODE_STEPS,
+        success=success_flag("is_success"),
+        default_obs_keys=("keypoint",),  # the T's 8 corners and the agent (see env.py)
+        step_score=lambda reward, info: reward,  # the coverage reward
+        score_name="Push-T score (max coverage)",
+        make_expert=make_expert,
+        demo_keys=("state", "keypoint"),
+    )
+)

@@ -1,0 +1,128 @@
+"""Scripted demonstrations -> a Diffusion Policy-layout zarr store (``python -m shortcut_policy.generate_demos``).
+
+Runs the environment's scripted expert from seeded starts, keeps the successful episodes (by
+default), and writes the env's demonstration keys (``EnvSpec.record_keys``: its low-dim
+observations, plus rgb ones when asked) and ``action`` under ``data/``, with ``meta/episode_ends``. The
+store's attributes record the expert's success rate, the seeds and the time taken. The store is
+written under a temporary name and renamed at the end, so an interrupted run never leaves a
+half-written store under the final name.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from ..config import EnvConfig
+from .replay_buffer import ReplayBuffer
+from ..envs import EnvSpec, Expert, get_env_spec
+from ..utils.paths import datasets_dir
+
+# Give up when this many starts per requested episode failed to produce a kept episode.
+MAX_ATTEMPTS_PER_EPISODE = 3
+
+
+def default_dataset_path(env_name: str) -> Path:
+    return datasets_dir() / f"{env_name}_expert.zarr"
+
+
+def ensure_dataset(env: EnvConfig, progress: bool = True) -> Path:
+    """The env's demonstration store (``env.dataset``, else the default path), generated there when missing;
+    checks first that the env has the observations the policy asks for."""
+    spec = get_env_spec(env.name)
+    spec.check_obs_keys(env.obs_keys)
+    path = Path(env.dataset) if env.dataset else default_dataset_path(env.name)
+    if path.exists():
+        print(f"using demonstrations at {path}")
+        return path
+    print(f"no demonstrations at {path}: generating {env.demo_episodes} expert episodes")
+    image = bool(spec.rgb_keys(env.obs_keys))
+    return generate_demos(env.name, env.demo_episodes, env.demo_seed, path, image=image, progress=progress)
+
+
+def run_expert_episode(spec: EnvSpec, env, expert: Expert, seed: int, keys: list[str]) -> tuple[dict[str, np.ndarray], bool]:
+    """One expert episode from ``env.reset(seed=seed)``: (per-step arrays of ``keys`` and ``action``, success)."""
+    obs, _ = env.reset(seed=seed)
+    expert.reset(seed=seed)
+    frames: dict[str, list] = {k: [] for k in keys + ["action"]}
+    success = False
+    while True:
+        action = np.asarray(expert.act(obs, env), dtype=np.float64)
+        for k in keys:
+            frames[k].append(obs[k])
+        frames["action"].append(action)
+        obs, _, terminated, truncated, info = env.step(action)
+        success = success or spec.success(info)
+        if terminated or truncated:
+            break
+    dtypes = {k: np.uint8 if spec.obs[k].type == "rgb" else np.float32 for k in keys}
+    episode = {k: np.stack(v).astype(dtypes.get(k, np.float32)) for k, v in frames.items()}
+    return episode, success
+
+
+def generate_demos(
+    env_name: str,
+    episodes: int,
+    seed: int,
+    out: str | Path,
+    keep_failed: bool = False,
+    image: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> Path:
+    """Generate ``episodes`` kept expert episodes into the store at ``out``; returns its path."""
+    if episodes < 1:
+        raise ValueError(f"episodes: expected >= 1, got {episodes}")
+    spec = get_env_spec(env_name)
+    if spec.make_expert is None:
+        raise ValueError(f"env {env_name!r} has no scripted expert")
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"out: {out} already exists; pass overwrite=true to replace it")
+    keys = spec.record_keys(spec.rgb_keys(spec.obs) if image else [])
+    env = spec.make(obs_keys=keys)
+    expert = spec.make_expert(seed)
+    try:
+        buffer = ReplayBuffer()
+        success_seeds, failed_seeds, lengths = [], [], []
+        start = time.perf_counter()
+        with tqdm(total=episodes, desc=f"expert demos ({env_name})", unit="ep", disable=not progress) as bar:
+            while buffer.n_episodes < episodes:
+                attempts = len(success_seeds) + len(failed_seeds)
+                if attempts >= MAX_ATTEMPTS_PER_EPISODE * episodes:
+                    raise RuntimeError(f"expert kept only {buffer.n_episodes}/{episodes} episodes in {attempts} attempts")
+                episode_seed = seed + attempts
+                episode, success = run_expert_episode(spec, env, expert, episode_seed, keys)
+                (success_seeds if success else failed_seeds).append(episode_seed)
+                if success or keep_failed:
+                    buffer.add_episode(episode)
+                    lengths.append(len(episode["action"]))
+                    bar.update(1)
+                bar.set_postfix(expert_success=f"{len(success_seeds) / (attempts + 1):.1%}")
+    finally:
+        env.close()
+    elapsed = time.perf_counter() - start
+    attempts = len(success_seeds) + len(failed_seeds)
+    buffer.attrs.update(
+        {
+            "env": env_name,
+            "generator": "shortcut_policy.generate_demos",
+            "expert_success_rate": len(success_seeds) / attempts,
+            "expert_attempts": attempts,
+            "kept_failed": keep_failed,
+            "seeds_success": success_seeds,
+            "seeds_failed": failed_seeds,
+            "seconds": elapsed,
+            "mean_episode_length": float(np.mean(lengths)),
+        }
+    )
+    path = buffer.save(out, overwrite=overwrite)
+    print(
+        f"expert success {len(success_seeds)}/{attempts} ({len(success_seeds) / attempts:.1%}); "
+        f"kept {buffer.n_episodes} episodes, "
+        f"{buffer.n_steps} steps in {elapsed:.1f}s\nwrote {path}"
+    )
+    return path

@@ -1,0 +1,66 @@
+"""An evaluation's rows as a report: ``eval.json``, ``eval.md`` (table) and ``eval.png`` (score and latency against steps)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..envs import EnvSpec
+from ..utils.io import atomic_write, write_json, write_text
+
+
+def markdown_table(rows: list[dict]) -> str:
+    lines = [
+        "| steps (NFE) | score | success (95% CI) | mean length | act median / p95 (ms) | replan median / p95 (ms) |",
+        "|---:|---:|---|---:|---:|---:|",
+    ]
+    for r in rows:
+        low, high = r["success_ci95"]
+        lat = f"{r['act_median_ms']:.2f} / {r['act_p95_ms']:.2f}" if "act_median_ms" in r else "-"
+        rep = f"{r['replan_median_ms']:.2f} / {r['replan_p95_ms']:.2f}" if "replan_median_ms" in r else "-"
+        lines.append(
+            f"| {r['steps']} | {r['score']:.3f} | {r['success_rate']:.0%} ({low:.0%}-{high:.0%}) | "
+            f"{r['mean_length']:.0f} | {lat} | {rep} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def score_axis(spec: EnvSpec) -> dict:
+    """Matplotlib ``ax.set`` options of an axis of the env's episode score: its name, its range and a margin."""
+    low, high = spec.score_range
+    return {"ylabel": spec.score_name, "ylim": (low, high + 0.05 * (high - low))}
+
+
+def plot_rows(path: str | Path, rows: list[dict], title: str, spec: EnvSpec) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [r["steps"] for r in rows]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    ax1.plot(steps, [r["score"] for r in rows], "o-", label="score (mean over episodes)")
+    ax1.plot(steps, [r["success_rate"] for r in rows], "s--", label="success rate")
+    ax1.set(xscale="log", xlabel="sampling steps (NFE)", title=title, **score_axis(spec))
+    ax1.set_xticks(steps, [str(s) for s in steps])
+    ax1.legend()
+    if "replan_median_ms" in rows[0]:
+        ax2.plot(steps, [r["replan_median_ms"] for r in rows], "o-", label="replanning act() median")
+        ax2.plot(steps, [r["act_median_ms"] for r in rows], "s--", label="act() median, all calls")
+        ax2.set(xscale="log", yscale="log", xlabel="sampling steps (NFE)", ylabel="latency (ms, batch 1)")
+        ax2.set_xticks(steps, [str(s) for s in steps])
+        ax2.legend()
+    fig.tight_layout()
+    out = atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
+    plt.close(fig)
+    return out
+
+
+def write_report(out_dir: str | Path, rows: list[dict], meta: dict, spec: EnvSpec, title: str = "") -> dict[str, Path]:
+    """Write eval.json, eval.md and eval.png into ``out_dir``; ``spec``: the env the rows were rolled out in."""
+    out_dir = Path(out_dir)
+    paths = {
+        "json": write_json(out_dir / "eval.json", {**meta, "rows": rows}),
+        "markdown": write_text(out_dir / "eval.md", markdown_table(rows)),
+        "plot": plot_rows(out_dir / "eval.png", rows, title, spec),
+    }
+    return paths

@@ -1,0 +1,151 @@
+"""Rollouts of a policy over fixed test seeds, with every episode stepped side by side.
+
+All live episodes share one batched ``predict_chunk`` per replanning tick, so 50 episodes cost
+about as many network calls as one; ``act()`` latency is measured separately, at batch 1, as a
+control loop sees it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..envs import get_env_spec
+from .env_pool import EnvPool
+
+
+@dataclass
+class EpisodeResult:
+    seed: int
+    score: float  # the env's episode score: the max over steps of its step score (Push-T: coverage)
+    success: bool
+    length: int
+    frames: list[np.ndarray] = field(default_factory=list, repr=False)
+
+
+def check_fits_env(obs_shapes: Mapping[str, tuple[int, ...]], action_dim: int, env_name: str) -> None:
+    """Refuse, before anything runs, a policy whose observations the env does not give as they are, or
+    whose actions are not the env's.
+
+    Same size is not enough (a (9, 2) and an (18,) observation may mean different points), so no
+    reshape is tried.
+    """
+    spec = get_env_spec(env_name)
+    if action_dim != spec.action_dim:
+        raise ValueError(f"action: the policy acts in {action_dim} dimensions (its training data), the {env_name} "
+                         f"env takes {spec.action_dim}: it cannot be rolled out in this env")
+    spec.check_obs_keys(obs_shapes)
+    for key, shape in obs_shapes.items():
+        if tuple(shape) != tuple(spec.obs[key].shape):
+            raise ValueError(
+                f"obs[{key!r}]: the policy observes shape {tuple(shape)} (its training data), the {env_name} env "
+                f"gives {tuple(spec.obs[key].shape)}: it cannot be rolled out in this env"
+            )
+
+
+def rollout(
+    policy,
+    env_name: str,
+    seeds: Sequence[int],
+    steps: int,
+    n_videos: int = 0,
+    video_size: int = 256,
+    progress: bool = True,
+    noise_seed: int = 0,
+    workers: int | None = None,
+) -> list[EpisodeResult]:
+    """Run one episode per seed, all side by side; the first ``n_videos`` episodes keep RGB frames.
+
+    ``workers``: processes the environments are stepped in (0: this process; None: the env's
+    ``rollout_workers``). The sampler's initial noise comes from its own generator seeded with
+    ``noise_seed``, so a rollout's result depends only on (policy, seeds, steps, noise_seed), not on
+    what ran before it nor on where the environments run.
+    """
+    spec = get_env_spec(env_name)
+    check_fits_env(policy.obs_shapes, policy.action_dim, env_name)
+    generator = torch.Generator().manual_seed(noise_seed)
+    policy.objective.validate_steps(steps)
+    n = len(seeds)
+    kwargs = [{"obs_keys": list(policy.obs_keys), **({"render_size": video_size} if i < n_videos else {})} for i in range(n)]
+    results = [EpisodeResult(seed=int(s), score=-math.inf, success=False, length=0) for s in seeds]
+    filmed = list(range(min(n_videos, n)))
+    with EnvPool(spec.make, kwargs, spec.rollout_workers if workers is None else workers) as envs:
+        first = envs.reset({i: s for i, s in enumerate(seeds)})
+        histories = [[first[i]] * policy.n_obs_steps for i in range(n)]  # pad the start by repeating the first frame
+        for i, frame in envs.render(filmed).items():
+            results[i].frames.append(frame)
+        queues: list[list[np.ndarray]] = [[] for _ in range(n)]
+        live = list(range(n))
+        with tqdm(total=spec.max_episode_steps, desc=f"rollout steps={steps}", unit="tick", disable=not progress, leave=False) as bar:
+            while live:
+                replan = [i for i in live if not queues[i]]
+                if replan:
+                    batch = {
+                        k: np.stack([np.stack([o[k] for o in histories[i][-policy.n_obs_steps:]]) for i in replan])
+                        for k in policy.obs_keys
+                    }  # (b, To, *shape)
+                    chunks = policy.predict_chunk(batch, steps=steps, validate=False, generator=generator)  # (b, Ta, A)
+                    for i, chunk in zip(replan, chunks):
+                        queues[i] = list(chunk)
+                stepped = envs.step({i: queues[i].pop(0) for i in live})
+                for i, frame in envs.render([i for i in live if i in filmed]).items():
+                    results[i].frames.append(frame)
+                still_live = []
+                for i in live:
+                    obs, reward, terminated, truncated, info = stepped[i]
+                    result = results[i]
+                    result.length += 1
+                    result.score = max(result.score, spec.score(float(reward), info))
+                    result.success = result.success or spec.success(info)
+                    histories[i] = histories[i][-(policy.n_obs_steps - 1):] + [obs] if policy.n_obs_steps > 1 else [obs]
+                    if not (terminated or truncated):
+                        still_live.append(i)
+                live = still_live
+                bar.update(1)
+    return results
+
+
+def measure_act_latency(
+    policy, env_name: str, steps: int, n_calls: int = 200, seed: int = 0, warmup: int = 16
+) -> dict[str, float]:
+    """Wall-clock of ``policy.act`` at batch 1 in a real control loop: every call, and replanning calls only."""
+    env = get_env_spec(env_name).make(obs_keys=list(policy.obs_keys))
+    obs, _ = env.reset(seed=seed)
+    policy.reset()
+    all_calls, replans = [], []
+    for call in range(warmup + n_calls):
+        replanning = policy.will_replan
+        start = time.perf_counter()
+        action = policy.act(obs, steps=steps)
+        elapsed = time.perf_counter() - start
+        if call >= warmup:
+            all_calls.append(elapsed)
+            if replanning:
+                replans.append(elapsed)
+        obs, _, terminated, truncated, _ = env.step(action)
+        if terminated or truncated:
+            obs, _ = env.reset(seed=seed + call + 1)
+            policy.reset()
+    env.close()
+    return {
+        "act_median_ms": float(np.median(all_calls) * 1e3),
+        "act_p95_ms": float(np.percentile(all_calls, 95) * 1e3),
+        "replan_median_ms": float(np.median(replans) * 1e3),
+        "replan_p95_ms": float(np.percentile(replans, 95) * 1e3),
+        "n_calls": n_calls,
+    }
+
+
+def save_video(path: str | Path, frames: list[np.ndarray], fps: int = 10) -> Path:
+    import imageio
+
+    from ..utils.io import atomic_write
+
+    return atomic_write(path, lambda tmp: imageio.mimsave(tmp, frames, fps=fps, format="mp4"))

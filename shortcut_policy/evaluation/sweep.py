@@ -1,0 +1,77 @@
+"""A policy rolled out at several step budgets on fixed test seeds: one row per budget.
+
+For each step budget: the score (mean over episodes of the env's episode score; for Push-T the max
+coverage reward, Diffusion Policy's metric), the success rate with a 95% Wilson interval, the mean episode length, and ``act()``
+latency at batch 1 (median / p95 per call, and per replanning call). ``report.py``
+writes the rows as ``eval.json``, ``eval.md`` and ``eval.png``.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .rollout import measure_act_latency, rollout, save_video
+from .stats import wilson_interval
+
+
+def evaluate_policy(
+    policy,
+    env_name: str,
+    steps_list: Sequence[int],
+    episodes: int = 50,
+    seed_start: int = 0,
+    latency_calls: int = 200,
+    n_videos: int = 0,
+    video_dir: str | Path | None = None,
+    progress: bool = True,
+    workers: int | None = None,
+) -> list[dict]:
+    """One row per step budget; test seeds are ``seed_start .. seed_start + episodes - 1``; ``workers``:
+    processes the episodes' environments are stepped in (None: the env's default)."""
+    if episodes < 1:
+        raise ValueError(f"episodes: expected >= 1, got {episodes}")
+    for steps in steps_list:
+        policy.objective.validate_steps(steps)
+    seeds = list(range(seed_start, seed_start + episodes))
+    rows = []
+    for steps in steps_list:
+        start = time.perf_counter()
+        results = rollout(policy, env_name, seeds, steps, n_videos=n_videos if video_dir else 0, progress=progress,
+                          workers=workers)
+        rollout_s = time.perf_counter() - start
+        n_success = sum(r.success for r in results)
+        low, high = wilson_interval(n_success, len(results))
+        row = {
+            "steps": steps,
+            "episodes": len(results),
+            "score": float(np.mean([r.score for r in results])),
+            "success_rate": n_success / len(results),
+            "success_ci95": [low, high],
+            "mean_length": float(np.mean([r.length for r in results])),
+            "rollout_seconds": rollout_s,
+            "per_episode": [{"seed": r.seed, "score": r.score, "success": r.success, "length": r.length} for r in results],
+        }
+        if latency_calls:
+            row.update(measure_act_latency(policy, env_name, steps, n_calls=latency_calls, seed=seed_start))
+        if video_dir:
+            for r in results[:n_videos]:
+                save_video(Path(video_dir) / f"steps{steps:03d}_seed{r.seed}.mp4", r.frames)
+        rows.append(row)
+        if progress:
+            print(format_row(row))
+    return rows
+
+
+def format_row(row: dict) -> str:
+    low, high = row["success_ci95"]
+    text = (
+        f"steps={row['steps']:>3}  score={row['score']:.3f}  success={row['success_rate']:.0%} "
+        f"[{low:.0%}, {high:.0%}]  len={row['mean_length']:.0f}"
+    )
+    if "act_median_ms" in row:
+        text += f"  act={row['act_median_ms']:.2f}/{row['act_p95_ms']:.2f}ms  replan={row['replan_median_ms']:.2f}/{row['replan_p95_ms']:.2f}ms"
+    return text
