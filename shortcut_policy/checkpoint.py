@@ -59,7 +59,21 @@ def _read(path: str | os.PathLike, device: str, with_tensors: bool) -> tuple[dic
         raise
     except Exception as err:  # safetensors' own error types: not a safetensors file, or a truncated one
         raise ValueError(f"checkpoint {path}: expected a safetensors file, could not read it ({type(err).__name__}: {err})") from None
-    return tensors, json.loads(metadata["meta"])
+    try:
+        meta = json.loads(metadata["meta"])
+    except (KeyError, json.JSONDecodeError) as err:  # an edited file: say which, and where
+        raise ValueError(f"checkpoint {path}: its JSON metadata is missing or not valid JSON ({err})") from None
+    if not isinstance(meta, dict):
+        raise ValueError(f"checkpoint {path}: expected its JSON metadata to be an object, got {type(meta).__name__}")
+    return tensors, meta
+
+
+def check_finite(path: str | os.PathLike, tensors: dict[str, torch.Tensor]) -> None:
+    """Refuse a checkpoint holding NaN or inf (weights, normalizer statistics): it would act with them."""
+    bad = [k for k, v in tensors.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        raise ValueError(f"checkpoint {path}: non-finite values (NaN or inf) in {shown}")
 
 
 def prefixed(prefix: str, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -18,10 +18,12 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from .comparison.runs import compare
+from .utils.cli import one_line_errors
 from .utils.paths import config_dir
 
 
 @hydra.main(config_path=str(config_dir()), config_name="compare", version_base=None)
+@one_line_errors
 def main(cfg: DictConfig) -> None:
     hydra_cfg = HydraConfig.get()
     compare(cfg, cfg.out or hydra_cfg.runtime.output_dir, overrides=list(hydra_cfg.overrides.task))

@@ -8,6 +8,7 @@ typo'd key or a wrong type fails at once with the field's name.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -27,9 +28,10 @@ class EnvConfig:
     name: str = DEFAULT_ENV
     obs_keys: Optional[list[str]] = None  # what the policy observes; None: the env's default_obs_keys
     action_key: str = "action"
-    dataset: str = ""  # zarr store; "" -> <datasets dir>/<name>_expert.zarr, generated when missing
+    dataset: str = ""  # zarr store, which must exist; "" -> <datasets dir>/<name>_expert.zarr, generated when missing
     demo_episodes: int = 200  # successful expert episodes to generate when the store is missing
     demo_seed: int = 100_000  # expert episodes reset with seeds demo_seed, demo_seed+1, ... (test seeds start at 0)
+    regenerate_demos: bool = False  # replace the expert store at the default path when it is not the one asked for
     rollout_workers: Optional[int] = None  # processes rollouts step the envs in (0: in-process); None: the env's default
 
     def __post_init__(self) -> None:
@@ -86,7 +88,8 @@ class TrainConfig:
     # and flow matching, 1 (DDIM) and 100 (DDPM) for ddpm)
     eval_steps: Optional[list[int]] = None  # Optional, not `| None`: omegaconf reads the annotation
     periodic_eval_episodes: int = 10
-    resume: bool = False  # continue from run_dir's train_state.safetensors
+    resume: bool = False  # continue from run_dir's train_state.safetensors, with the run's saved config
+    overwrite: bool = False  # a new run may replace the run already in run_dir (else that is refused)
 
     def __post_init__(self) -> None:
         at_least("train", self, 1, "num_steps", "batch_size", "log_every", "val_every", "checkpoint_every")
@@ -96,7 +99,7 @@ class TrainConfig:
             raise ValueError(f"train.val_ratio: expected a value in [0, 1), got {self.val_ratio}")
         if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
             raise ValueError(f"train.device: expected 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}")
-        if self.lr <= 0:
+        if not 0 < self.lr < math.inf:  # NaN fails the comparison too
             raise ValueError(f"train.lr: expected > 0, got {self.lr}")
         at_least("train", self, 0, "weight_decay", "warmup_steps", "grad_clip", "eval_every", "eval_episodes")
         check_ema(self.ema_power, self.ema_max_decay)
@@ -210,7 +213,7 @@ class DiTConfig:
                 f"model.hidden: expected a multiple of 4 (2D sin-cos positions) and of heads={self.heads}, got {self.hidden}"
             )
         at_least("model", self, 1, "depth", "patch_size")
-        if self.mlp_ratio <= 0:
+        if not 0 < self.mlp_ratio < math.inf:
             raise ValueError(f"model.mlp_ratio: expected > 0, got {self.mlp_ratio}")
 
 
@@ -221,7 +224,9 @@ class ImageEvalConfig:
     batch_size: int = 500
     grid_per_class: int = 10  # columns of the saved sample grids
     classifier_epochs: int = 30
-    feature_extractor: str = ""  # a local TorchScript Inception (FID features); "" -> the trained classifier
+    # a local TorchScript Inception (FID features); "" -> the trained classifier. torch.jit.load runs code
+    # from the file: only a file the user trusts
+    feature_extractor: str = ""
     seed: int = 0
 
     def __post_init__(self) -> None:

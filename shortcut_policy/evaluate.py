@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from .envs import get_env_spec
 from .evaluation.report import markdown_table, write_report
 from .evaluation.sweep import evaluate_policy
+from .utils.cli import one_line_errors
 from .utils.paths import config_dir
 
 
@@ -37,6 +38,7 @@ def load_for_evaluation(cfg: DictConfig):
 
 
 @hydra.main(config_path=str(config_dir()), config_name="evaluate", version_base=None)
+@one_line_errors
 def main(cfg: DictConfig) -> None:
     file, policy, steps_list = load_for_evaluation(cfg)
     env_name = policy.config.env.name

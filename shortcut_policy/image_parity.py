@@ -12,10 +12,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from .config import ImageRunConfig, load_config
 from .image.parity import image_parity
+from .utils.cli import one_line_errors
 from .utils.paths import config_dir
 
 
 @hydra.main(config_path=str(config_dir()), config_name="image_parity", version_base=None)
+@one_line_errors
 def main(cfg: DictConfig) -> None:
     container = OmegaConf.to_container(cfg, resolve=True)
     objectives = container.pop("objectives")

@@ -15,7 +15,9 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from .checkpoint import POLICY_FILE, load_tensors, prefixed, resolve_checkpoint, save_tensors, unprefixed
+from omegaconf.errors import OmegaConfBaseException
+
+from .checkpoint import POLICY_FILE, check_finite, load_tensors, prefixed, resolve_checkpoint, save_tensors, unprefixed
 from .config import RunConfig, load_config, to_dict
 from .data.normalizer import MinMaxNormalizer
 from .models.network import ChunkDenoiser, build_network
@@ -68,15 +70,22 @@ class Policy:
                 f"checkpoint {file}: expected a policy file ({POLICY_FILE}, with the config, observation shapes and "
                 f"action size), got a file without {missing}" + (" (a training state)" if "step" in meta else "")
             )
-        config = load_config(meta["config"])
-        config.objective = with_sampling(config.objective, sampling)
-        objective = build_objective(config.objective)
-        obs_shapes = {k: tuple(v) for k, v in meta["obs_shapes"].items()}
-        network = build_network(
-            config.policy, {k: obs_shapes[k] for k in config.env.obs_keys}, meta["action_dim"], objective.n_levels
-        )
-        network.load_state_dict(unprefixed("net", tensors), strict=True)
-        normalizer = MinMaxNormalizer.from_state_dict(unprefixed("normalizer", tensors))
+        check_finite(file, tensors)
+        try:
+            config = load_config(meta["config"])
+            config.objective = with_sampling(config.objective, sampling)
+            objective = build_objective(config.objective)
+            obs_shapes = {k: tuple(v) for k, v in meta["obs_shapes"].items()}
+            network = build_network(
+                config.policy, {k: obs_shapes[k] for k in config.env.obs_keys}, meta["action_dim"], objective.n_levels
+            )
+            network.load_state_dict(unprefixed("net", tensors), strict=True)
+            normalizer = MinMaxNormalizer.from_state_dict(unprefixed("normalizer", tensors))
+        except (ValueError, TypeError, KeyError, RuntimeError, AttributeError, OmegaConfBaseException) as err:
+            # an edited config no longer matches the weights beside it (load_state_dict's size mismatches)
+            lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()] or [type(err).__name__]
+            detail = " ".join(lines[:2])  # load_state_dict: a header line, then the first mismatch
+            raise ValueError(f"checkpoint {file}: its config and weights do not fit together ({detail})") from err
         policy = cls(network, normalizer, objective, config, obs_shapes, meta["action_dim"], device)
         policy.meta = meta
         return policy
@@ -137,6 +146,12 @@ class Policy:
             self.network, cond, (self.horizon, self.action_dim), steps, generator or self._generator
         )
         actions = self.normalizer.unnormalize(self.config.env.action_key, x).cpu().numpy()  # (B, H, A)
+        if not np.isfinite(actions).all():  # never handed to a robot: an observation far outside the training data?
+            bad = sorted({int(b) for b in np.nonzero(~np.isfinite(actions))[0]})
+            raise FloatingPointError(
+                f"action: the policy computed NaN or inf actions for batch rows {bad}; the observations there "
+                f"(normalized range {_ranges(nobs, bad)}) may lie far outside the training data's [-1, 1]"
+            )
         if full:
             return actions
         start = self.n_obs_steps - 1
@@ -154,7 +169,7 @@ class Policy:
         for key in self.obs_keys:
             value = self._lookup(obs, key)
             # a copy: the history outlives this call, and a control loop may refill one buffer in place
-            value = value.cpu().numpy().copy() if torch.is_tensor(value) else np.array(value)
+            value = value.detach().cpu().numpy().copy() if torch.is_tensor(value) else np.array(value)
             if value.shape != self.obs_shapes[key]:
                 raise ValueError(f"obs[{key!r}]: expected shape {self.obs_shapes[key]}, got {value.shape}")
             _check_values(f"obs[{key!r}]", value)
@@ -172,7 +187,7 @@ class Policy:
         out, batch = {}, None
         for key in self.obs_keys:
             value = self._lookup(obs, key)
-            value = value.cpu().numpy() if torch.is_tensor(value) else np.asarray(value)
+            value = value.detach().cpu().numpy() if torch.is_tensor(value) else np.asarray(value)
             expected = (self.n_obs_steps, *self.obs_shapes[key])
             if value.ndim != len(expected) + 1 or value.shape[1:] != expected:
                 raise ValueError(f"obs[{key!r}]: expected shape (B, {', '.join(map(str, expected))}), got {value.shape}")
@@ -182,6 +197,10 @@ class Policy:
             _check_values(f"obs[{key!r}]", value)
             out[key] = value
         return out
+
+
+def _ranges(nobs: Mapping[str, torch.Tensor], rows: list[int]) -> str:
+    return ", ".join(f"{k}: {float(v[rows].min()):.3g}..{float(v[rows].max()):.3g}" for k, v in nobs.items())
 
 
 def _check_values(name: str, value: np.ndarray) -> None:

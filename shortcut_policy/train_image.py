@@ -13,10 +13,12 @@ from omegaconf import DictConfig
 
 from .config import ImageRunConfig, load_config
 from .image.trainer import run_image
+from .utils.cli import one_line_errors
 from .utils.paths import config_dir
 
 
 @hydra.main(config_path=str(config_dir()), config_name="train_image", version_base=None)
+@one_line_errors
 def main(cfg: DictConfig) -> None:
     config = load_config(cfg, ImageRunConfig)
     run_image(config, config.run_dir or HydraConfig.get().runtime.output_dir)

@@ -23,7 +23,8 @@ def make_buffer(lengths=(5, 3), attrs=None) -> ReplayBuffer:
 
 
 def leftovers(tmp_path, name: str) -> list[str]:
-    return sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(name + ".tmp-") or p.name.startswith(name + ".old-"))
+    """Temp and moved-aside stores a save of ``name`` made (``.<name>.tmp-<pid>-...``)."""
+    return sorted(p.name for p in tmp_path.iterdir() if p.name.startswith((f".{name}.tmp-", f".{name}.old-")))
 
 
 # ---------------------------------------------------------------- sampler

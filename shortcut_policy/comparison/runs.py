@@ -40,6 +40,7 @@ from ..policy import load_policy
 from ..evaluation.rollout import measure_act_latency
 from ..evaluation.stats import mean_ci95, wilson_interval
 from ..training.loop import check_resumable, metrics_step
+from ..training.run_folder import RunFolder
 from ..utils.workers import Job, in_process, run_jobs
 
 TRAIN_LOG = "train.log"  # a run trained in a worker process writes its output here
@@ -108,6 +109,9 @@ def plan_runs(
             )
             # an interrupted comparison picks up where each run stopped (a finished run resumes at its last step)
             config.train.resume = (run_dir / TRAIN_STATE_FILE).is_file() and not cfg.retrain
+            # the comparison owns its runs' folders: one it does not resume (retrain=true, or killed before its
+            # first checkpoint) is trained anew there
+            config.train.overwrite = not config.train.resume
             if config.train.resume:  # checked here, before any run trains, not when its turn comes
                 check_resumable(run_dir / TRAIN_STATE_FILE, objective)
             runs_by_method[method].append(run_dir)
@@ -116,10 +120,12 @@ def plan_runs(
 
 
 def train_run(config: RunConfig, run_dir: Path, progress: bool = True) -> None:
-    """One training run (a module-level function, so that a worker process can be handed it)."""
+    """One training run (a module-level function, so that a worker process can be handed it), holding
+    its run folder while it trains."""
     from ..training.trainer import Trainer
 
-    Trainer(config, run_dir, progress=progress).fit()
+    with RunFolder(run_dir):
+        Trainer(config, run_dir, progress=progress).fit()
 
 
 def train_all(todo: list[tuple[str, RunConfig, Path]], jobs: int, progress: bool = True) -> None:

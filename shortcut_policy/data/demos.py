@@ -10,6 +10,7 @@ half-written store under the final name.
 
 from __future__ import annotations
 
+import tempfile
 import time
 from pathlib import Path
 
@@ -17,10 +18,11 @@ import numpy as np
 from tqdm import tqdm
 
 from ..config import EnvConfig
-from .replay_buffer import ReplayBuffer
+from .replay_buffer import ReplayBuffer, read_store_meta
 from ..envs import EnvSpec, Expert, get_env_spec
 from ..utils.paths import datasets_dir
 
+GENERATOR = "shortcut_policy.generate_demos"  # recorded in every store written here
 # Give up when this many starts per requested episode failed to produce a kept episode.
 MAX_ATTEMPTS_PER_EPISODE = 3
 
@@ -30,17 +32,64 @@ def default_dataset_path(env_name: str) -> Path:
 
 
 def ensure_dataset(env: EnvConfig, progress: bool = True) -> Path:
-    """The env's demonstration store (``env.dataset``, else the default path), generated there when missing;
-    checks first that the env has the observations the policy asks for."""
+    """The env's demonstration store: ``env.dataset`` as given (it must exist), else the expert's store at
+    the default path, generated when missing. An expert store there must be the one the config asks for
+    (env, episodes, first seed): a smaller smoke-test store is never trained on by mistake."""
     spec = get_env_spec(env.name)
     spec.check_obs_keys(env.obs_keys)
-    path = Path(env.dataset) if env.dataset else default_dataset_path(env.name)
-    if path.exists():
+    if env.dataset:
+        path = Path(env.dataset).expanduser()
+        if not path.exists():
+            raise FileNotFoundError(
+                f"env.dataset: no store at {path} (a store you name is read, never generated); leave env.dataset "
+                f"empty to use or generate the expert's at {default_dataset_path(env.name)}"
+            )
         print(f"using demonstrations at {path}")
         return path
-    print(f"no demonstrations at {path}: generating {env.demo_episodes} expert episodes")
+    path = default_dataset_path(env.name)
+    asked = {"env": env.name, "episodes": env.demo_episodes, "seed": env.demo_seed}
+    if path.exists():
+        made = store_provenance(path)
+        if made is None:
+            print(f"using demonstrations at {path} (not made by generate_demos: env.demo_* not compared)")
+            return path
+        if made == asked:
+            print(f"using demonstrations at {path}")
+            return path
+        if not env.regenerate_demos:
+            raise ValueError(
+                f"env.demo_episodes/env.demo_seed: {path} holds {made['episodes']} expert episodes of {made['env']} from "
+                f"seed {made['seed']}, the config asks for {env.demo_episodes} of {env.name} from seed {env.demo_seed}; "
+                "env.regenerate_demos=true replaces it, or set env.dataset to use it as it is"
+            )
+        print(f"{path} holds {made}, the config asks for {asked}: regenerating it (env.regenerate_demos=true)")
+    else:
+        print(f"no demonstrations at {path}: generating {env.demo_episodes} expert episodes")
+    check_writable(path)
     image = bool(spec.rgb_keys(env.obs_keys))
-    return generate_demos(env.name, env.demo_episodes, env.demo_seed, path, image=image, progress=progress)
+    return generate_demos(env.name, env.demo_episodes, env.demo_seed, path, image=image, progress=progress,
+                          overwrite=path.exists())
+
+
+def store_provenance(path: Path) -> dict | None:
+    """What made an expert store (env, kept episodes, first seed), from its metadata; None for a store
+    generate_demos did not write. Stores from before the seed was recorded give their first seed tried."""
+    attrs, n_episodes = read_store_meta(path)
+    if attrs.get("generator") != GENERATOR:
+        return None
+    seeds = attrs.get("seeds_success", []) + attrs.get("seeds_failed", [])
+    return {"env": attrs.get("env"), "episodes": n_episodes, "seed": attrs.get("seed", min(seeds, default=None))}
+
+
+def check_writable(path: Path) -> None:
+    """Refuse now, not after generating every demonstration, a store that cannot be written there."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path.parent):
+            pass
+    except OSError as err:
+        raise PermissionError(f"env.dataset: cannot write a demonstration store in {path.parent} ({err}); "
+                              "set SHORTCUT_POLICY_DATA or env.dataset to a writable place") from None
 
 
 def run_expert_episode(spec: EnvSpec, env, expert: Expert, seed: int, keys: list[str]) -> tuple[dict[str, np.ndarray], bool]:
@@ -109,7 +158,8 @@ def generate_demos(
     buffer.attrs.update(
         {
             "env": env_name,
-            "generator": "shortcut_policy.generate_demos",
+            "generator": GENERATOR,
+            "seed": seed,  # the first seed tried; with the kept count, what ensure_dataset compares
             "expert_success_rate": len(success_seeds) / attempts,
             "expert_attempts": attempts,
             "kept_failed": keep_failed,

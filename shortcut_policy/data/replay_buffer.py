@@ -25,6 +25,8 @@ import numcodecs
 import numpy as np
 import zarr
 
+from ..utils.io import remove_stale_temps, temp_prefix
+
 __all__ = ["DatasetError", "ReplayBuffer"]
 
 # Blosc lz4 without shuffle is what Diffusion Policy writes: fast to decode, and it keeps stores
@@ -92,6 +94,24 @@ def _write_array(group: Any, name: str, data: np.ndarray, chunks: tuple[int, ...
     arr[...] = data
 
 
+# Codecs whose decoding runs code stored in the file; numcodecs' object codecs (vlen-*, json2, msgpack2)
+# only ever hold object arrays, which are refused by dtype.
+_UNSAFE_CODECS = {"pickle"}
+
+
+def _check_safe(array: Any, field: str) -> None:
+    """Refuse, from its metadata, an array whose decoding could run code: object dtypes (their codecs
+    may unpickle) and the pickle codec. A store is data; it never gets to execute anything."""
+    if not isinstance(array, zarr.Array):
+        raise DatasetError(f"{field}: expected an array, got a group")
+    if array.dtype.hasobject:
+        raise DatasetError(f"{field}: expected a numeric dtype, got {array.dtype} (object arrays are never decoded)")
+    codecs = [c for c in [array.compressor, *(array.filters or [])] if c is not None]
+    unsafe = sorted({getattr(c, "codec_id", "") for c in codecs} & _UNSAFE_CODECS)
+    if unsafe:
+        raise DatasetError(f"{field}: expected numeric codecs, got {unsafe} (decoding it could run code from the file)")
+
+
 def _open_group_v2(path: Path, mode: str) -> Any:
     if _ZARR_MAJOR >= 3:  # pragma: no cover - zarr 3 is not installed here
         return zarr.open_group(str(path), mode=mode, zarr_format=2)
@@ -100,6 +120,15 @@ def _open_group_v2(path: Path, mode: str) -> Any:
 
 def _is_zarr_group_dir(path: Path) -> bool:
     return path.is_dir() and ((path / ".zgroup").is_file() or (path / "zarr.json").is_file())
+
+
+def read_store_meta(path: str | os.PathLike) -> tuple[dict, int]:
+    """A store's root attributes and number of episodes, from metadata only (no array is decoded)."""
+    try:
+        root = zarr.open(str(path), mode="r")
+        return dict(root.attrs), int(root["meta"]["episode_ends"].shape[0])
+    except Exception as err:  # zarr raises several error types for "not a store"
+        raise DatasetError(f"path: expected a zarr store with meta/episode_ends at {str(path)!r} ({err})") from err
 
 
 class ReplayBuffer:
@@ -268,6 +297,9 @@ class ReplayBuffer:
                 raise DatasetError(f"{group}: expected a group {group}/ in the store {str(p)!r}, got none")
         if "episode_ends" not in root["meta"]:
             raise DatasetError(f"meta/episode_ends: expected an array in the store {str(p)!r}, got none")
+        for key in root["data"].array_keys():  # from metadata alone, before any chunk is decoded
+            _check_safe(root["data"][key], f"data/{key}")
+        _check_safe(root["meta"]["episode_ends"], "meta/episode_ends")
         ends = _check_episode_ends(root["meta"]["episode_ends"][...], field="meta/episode_ends")
         n_steps = int(ends[-1]) if ends.size else 0
 
@@ -316,9 +348,10 @@ class ReplayBuffer:
                     f"path: overwrite=True only replaces a zarr store directory, got {str(final)!r}, which is not one"
                 )
         final.parent.mkdir(parents=True, exist_ok=True)
-        tag = f"{os.getpid()}-{secrets.token_hex(4)}"
-        tmp = final.with_name(f"{final.name}.tmp-{tag}")
-        old = final.with_name(f"{final.name}.old-{tag}")
+        remove_stale_temps(final)
+        tag = secrets.token_hex(4)
+        tmp = final.with_name(f"{temp_prefix(final)}{tag}")
+        old = final.with_name(f"{temp_prefix(final, 'old')}{tag}")
         try:
             root = _open_group_v2(tmp, mode="w")
             root.attrs.update(attrs)

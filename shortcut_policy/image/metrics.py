@@ -84,6 +84,7 @@ class FeatureSpace:
             path = Path(feature_extractor).expanduser()
             if not path.is_file():
                 raise FileNotFoundError(f"eval.feature_extractor: expected a TorchScript file, got missing path {path}")
+            print(f"loading TorchScript {path}: torch.jit.load runs the code in it (eval.feature_extractor)")
             self.extractor = torch.jit.load(str(path), map_location="cpu").eval()
             self.name = f"TorchScript features from {path.name} (FID)"
 

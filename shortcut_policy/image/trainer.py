@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..checkpoint import load_tensors, prefixed, resolve_checkpoint, save_tensors, unprefixed
+from ..checkpoint import check_finite, load_tensors, prefixed, resolve_checkpoint, save_tensors, unprefixed
 from ..config import ImageDataConfig, ImageRunConfig, load_config, to_dict
 from .data import ImageDataset, load_digits, load_image_folder
 from .metrics import FeatureSpace, accuracy, feature_stats, frechet_distance, train_classifier
@@ -91,7 +91,9 @@ class ImageTrainer(TrainLoop):
 
 def load_image_model(path: str | Path, device: str = "cpu") -> tuple[DiT, Objective, ImageRunConfig, dict]:
     """(EMA DiT in eval mode, its objective, its config, metadata) from a ``model.safetensors`` or run folder."""
-    tensors, meta = load_tensors(resolve_checkpoint(path, MODEL_FILE))
+    file = resolve_checkpoint(path, MODEL_FILE)
+    tensors, meta = load_tensors(file)
+    check_finite(file, tensors)
     config = load_config(meta["config"], ImageRunConfig)
     objective = build_objective(config.objective)
     net = build_dit(config, tuple(meta["shape"]), len(meta["class_names"]), objective.n_levels)

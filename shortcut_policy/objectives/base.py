@@ -7,6 +7,7 @@ Any network that follows :class:`Denoiser` can be trained by any objective; the 
 from __future__ import annotations
 
 import contextlib
+import math
 import numbers
 from dataclasses import dataclass
 from typing import Any, Iterator, Protocol
@@ -134,7 +135,7 @@ class GuidanceConfig:
     def __post_init__(self) -> None:
         if not 0.0 <= self.cond_drop_prob < 1.0:
             raise ValueError(f"objective.cond_drop_prob: expected a value in [0, 1), got {self.cond_drop_prob}")
-        if self.cfg_scale < 0:
+        if not 0 <= self.cfg_scale < math.inf:
             raise ValueError(f"objective.cfg_scale: expected >= 0 (1 = no guidance), got {self.cfg_scale}")
         if self.cfg_min_steps < 1:
             raise ValueError(f"objective.cfg_min_steps: expected >= 1, got {self.cfg_min_steps}")

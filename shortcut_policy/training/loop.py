@@ -24,6 +24,7 @@ from tqdm import tqdm
 from ..checkpoint import (
     METRICS_FILE,
     TRAIN_STATE_FILE,
+    check_finite,
     load_meta,
     load_tensors,
     optimizer_from_tensors,
@@ -35,6 +36,8 @@ from ..checkpoint import (
 from ..config import TrainConfig
 from .ema import EMA
 from ..utils.io import complete_lines, write_json, write_text
+from .resume import CONFIG_FILE, RUN_FILES, check_resume
+from .run_folder import RunFolder
 from ..objectives import Objective, build_objective, sampling_options
 from ..utils.device import resolve_device
 
@@ -61,7 +64,7 @@ class TrainLoop:
         self.run_dir = Path(run_dir)  # made by the first write (io.atomic_write), so a refusal here leaves nothing
         self.progress = progress
         tc: TrainConfig = config.train
-        self.device = resolve_device(tc.device)
+        self.device = resolve_device(tc.device, "train.device")
         torch.manual_seed(tc.seed)
         self.rng = np.random.default_rng(tc.seed)
         self.generator = torch.Generator().manual_seed(tc.seed)
@@ -111,6 +114,8 @@ class TrainLoop:
 
     # ----------------------------------------------------------------- state
     def save(self) -> None:
+        if not all(bool(torch.isfinite(p).all()) for p in self.network.parameters()):  # grad_clip=0 checks no gradient
+            self.stop_if_not_finite("network weights", math.nan)
         meta = {"step": self.step, **self.artifact_meta()}
         self.save_artifact(meta)
         optim_tensors, optim_meta = optimizer_to_tensors(self.optimizer)
@@ -139,6 +144,7 @@ class TrainLoop:
         if not path.is_file():
             raise FileNotFoundError(f"train.resume: no {TRAIN_STATE_FILE} in run_dir {self.run_dir}")
         tensors, meta = load_tensors(path)
+        check_finite(path, tensors)
         check_resumable(path, self.objective)
         self.network.load_state_dict(unprefixed("net", tensors))
         self.ema.model.load_state_dict(unprefixed("ema", tensors))
@@ -158,14 +164,27 @@ class TrainLoop:
         x1, cond_input = self.sample_batch("train", tc.batch_size, self.rng)
         self.network.train()
         loss, metrics = self.objective.loss(self.network, x1, cond_input, target_net=self.ema.model, generator=self.generator)
+        self.stop_if_not_finite("loss", loss.item())
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if tc.grad_clip > 0:
             metrics["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(self.network.parameters(), tc.grad_clip))
+            self.stop_if_not_finite("gradient norm", metrics["grad_norm"])
         self.optimizer.step()
         self.ema.update(self.network)
         self.step += 1
         return metrics
+
+    def stop_if_not_finite(self, what: str, value: float) -> None:
+        """Stop training at a NaN or inf, before it reaches the weights: the checkpoints on disk are the
+        last good ones, and nothing non-finite is logged."""
+        if not math.isfinite(value):
+            saved = load_meta(self.run_dir / TRAIN_STATE_FILE).get("step") if (self.run_dir / TRAIN_STATE_FILE).is_file() else None
+            kept = f"the checkpoints of step {saved} in {self.run_dir} are kept" if saved is not None else "no checkpoint was written"
+            raise FloatingPointError(
+                f"train: non-finite {what} ({value}) at step {self.step + 1}; training stopped and {kept}. "
+                f"A learning rate too high (train.lr={self.config.train.lr}) is the usual cause"
+            )
 
     @torch.no_grad()
     def validation_loss(self, n_batches: int = 4) -> float | None:
@@ -179,7 +198,9 @@ class TrainLoop:
             x1, cond_input = self.sample_batch("val", self.config.train.batch_size, rng)
             loss, _ = self.objective.loss(self.ema.model, x1, cond_input, target_net=self.ema.model, generator=generator)
             losses.append(loss.item())
-        return float(np.mean(losses))
+        value = float(np.mean(losses))
+        self.stop_if_not_finite("validation loss (EMA weights)", value)
+        return value
 
     def start_metrics_log(self, path: Path) -> None:
         """Keep the records up to the step training starts from: none for a new run, so a retrained
@@ -193,8 +214,9 @@ class TrainLoop:
         tc: TrainConfig = self.config.train
         log_path = self.run_dir / METRICS_FILE
         print(f"training {self.describe()} on {self.device}")
-        if not self.step:  # a new run: an earlier run's resumable state would be resumed beside this run's log
+        if not self.step:  # a new run (train.overwrite): nothing of the run it replaces stays beside it
             (self.run_dir / TRAIN_STATE_FILE).unlink(missing_ok=True)
+            (self.run_dir / self.artifact_file).unlink(missing_ok=True)
         self.start_metrics_log(log_path)
         bar = tqdm(total=tc.num_steps, initial=self.step, desc="train", unit="step", disable=not self.progress)
         start = time.perf_counter()
@@ -215,7 +237,7 @@ class TrainLoop:
                         record = {**(record or {"step": self.step}), **evaluated}
                 if record is not None:
                     record["elapsed_s"] = time.perf_counter() - start
-                    log.write(json.dumps(record) + "\n")
+                    log.write(json.dumps(record, allow_nan=False) + "\n")  # strict JSON: no NaN or Infinity
                     log.flush()
                 if self.step % tc.checkpoint_every == 0 or self.step == tc.num_steps:
                     self.save()
@@ -235,13 +257,20 @@ def metrics_step(line: str) -> int | None:
 
 
 def train_and_evaluate(make_trainer: Callable[[], TrainLoop], config: Any, run_dir: str | Path) -> dict[str, Path]:
-    """The shape of every training command: build the trainer, train (or resume), evaluate, say where it all went."""
+    """The shape of every training command: hold the run folder, build the trainer, train (or resume),
+    evaluate, say where it all went. A new run never replaces one already in the folder unless
+    ``train.overwrite``; a resumed one must keep what it was trained with (``check_resume``)."""
     run_dir = Path(run_dir)
     print(f"run folder: {run_dir.resolve()}")
-    trainer = make_trainer()
-    write_json(run_dir / "config.json", dataclasses.asdict(config))
-    paths = {"checkpoint": trainer.fit(), "train_state": run_dir / TRAIN_STATE_FILE, "metrics": run_dir / METRICS_FILE}
-    paths.update(trainer.final_evaluation())
+    tc: TrainConfig = config.train
+    with RunFolder(run_dir) as folder:
+        folder.refuse_existing_run(RUN_FILES, tc.resume, tc.overwrite)
+        if tc.resume:
+            check_resume(run_dir, config)
+        trainer = make_trainer()
+        write_json(run_dir / CONFIG_FILE, dataclasses.asdict(config))
+        paths = {"checkpoint": trainer.fit(), "train_state": run_dir / TRAIN_STATE_FILE, "metrics": run_dir / METRICS_FILE}
+        paths.update(trainer.final_evaluation())
     print(f"run folder: {run_dir.resolve()}")
     for name, path in paths.items():
         print(f"  {name}: {path}")

@@ -13,7 +13,7 @@ import torch
 from tqdm import tqdm
 
 from ..checkpoint import POLICY_FILE
-from ..config import RunConfig, to_dict
+from ..config import EnvConfig, RunConfig, to_dict
 from ..data import MinMaxNormalizer, ReplayBuffer, SequenceSampler, split_episodes
 from ..envs import get_env_spec
 from ..evaluation.report import markdown_table, write_report
@@ -47,6 +47,17 @@ def final_eval_steps(requested: list[int] | None, objective: Objective) -> list[
     return list(requested)
 
 
+def check_low_dim(env: EnvConfig) -> None:
+    """Refuse, before any demonstration is made, observation keys the policy cannot encode: it has no
+    image encoder yet (keys a user store adds beyond the env's are checked when the store is read)."""
+    spec = get_env_spec(env.name)
+    images = spec.rgb_keys([k for k in env.obs_keys if k in spec.obs])
+    if images:
+        low_dim = [k for k, s in spec.obs.items() if s.type == "low_dim"]
+        raise ValueError(f"env.obs_keys: {images} are rgb observations and the policy has no image encoder yet; "
+                         f"choose among the low_dim ones {low_dim}")
+
+
 class Trainer(TrainLoop):
     """Trains a policy on demonstrations: any objective, any backbone, any registered env."""
 
@@ -57,11 +68,16 @@ class Trainer(TrainLoop):
         # checked before anything is made on disk; a run that evaluates nothing (eval_episodes=0, as
         # compare trains) has no budgets to check
         self.eval_steps = final_eval_steps(config.train.eval_steps, objective) if config.train.eval_episodes else []
+        check_low_dim(config.env)
         super().__init__(config, run_dir, progress)
         tc = config.train
         self.dataset_path = ensure_dataset(config.env, self.progress)
         keys = [*config.env.obs_keys, config.env.action_key]
         self.buffer = ReplayBuffer.open(self.dataset_path, keys=keys)
+        actions = self.buffer.data[config.env.action_key]
+        if actions.ndim != 2:  # (N,) would read as N-dimensional actions
+            raise ValueError(f"env.dataset {self.dataset_path}: data/{config.env.action_key}: expected (steps, action_dim) "
+                             f"actions, got shape {actions.shape}")
         train_eps, val_eps = split_episodes(self.buffer.n_episodes, tc.val_ratio, tc.seed)
         window = dict(
             horizon=config.policy.horizon,
@@ -73,6 +89,9 @@ class Trainer(TrainLoop):
         self.samplers = {"train": SequenceSampler(self.buffer, episodes=train_eps, **window)}
         if len(val_eps):
             self.samplers["val"] = SequenceSampler(self.buffer, episodes=val_eps, **window)
+        elif tc.val_ratio > 0:
+            print(f"warning: {self.dataset_path} holds {self.buffer.n_episodes} episode(s): none is held out "
+                  f"(train.val_ratio={tc.val_ratio}), so no validation loss is logged")
         fixed = {k: IMAGE_RANGE for k in config.env.obs_keys if self.buffer.data[k].dtype == np.uint8}
         self.normalizer = MinMaxNormalizer.fit({k: self.buffer.data[k] for k in keys}, fixed_ranges=fixed).to(self.device)
         self.obs_shapes = {k: tuple(self.buffer.data[k].shape[1:]) for k in config.env.obs_keys}

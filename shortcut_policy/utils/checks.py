@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 
 def at_least(prefix: str, config: Any, minimum: int, *names: str) -> None:
-    """One error naming ``prefix.name`` for the first of ``config``'s fields ``names`` below ``minimum``."""
+    """One error naming ``prefix.name`` for the first of ``config``'s fields ``names`` below ``minimum``
+    (or NaN, or infinite)."""
     for name in names:
         value = getattr(config, name)
-        if value < minimum:
+        if not value >= minimum or value == math.inf:  # "not >=": NaN compares false to everything
             raise ValueError(f"{prefix + '.' if prefix else ''}{name}: expected >= {minimum}, got {value}")
 
 
 def check_ema(power: float, max_decay: float) -> None:
     """The warm-up power must be positive and the decay a fraction below 1 (``train.ema_*``)."""
-    if power <= 0:
+    if not 0 < power < math.inf:
         raise ValueError(f"train.ema_power: expected > 0, got {power}")
     if not 0 <= max_decay < 1:
         raise ValueError(f"train.ema_max_decay: expected a value in [0, 1), got {max_decay}")

@@ -5,10 +5,21 @@ from __future__ import annotations
 import torch
 
 
-def resolve_device(device: str) -> torch.device:
+def resolve_device(device: str, field: str = "device") -> torch.device:
+    """``auto``: the GPU when torch finds one, else the CPU; a CUDA device this torch cannot use is refused."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as err:
+        raise ValueError(f"{field}: expected 'auto', 'cpu' or 'cuda[:N]', got {device!r} ({err})") from None
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"{field}: {device!r} asked, but this torch finds no CUDA GPU "
+                             f"(torch {torch.__version__}, cuda available: False); use cpu or auto")
+        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
+            raise ValueError(f"{field}: {device!r} asked, but this machine has {torch.cuda.device_count()} CUDA GPU(s)")
+    return resolved
 
 
 def describe_device(device: str | torch.device) -> str:

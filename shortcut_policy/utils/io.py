@@ -1,19 +1,64 @@
-"""Atomic writes of small report files: a reader never sees half a JSON or a truncated plot."""
+"""Atomic writes: a reader never sees half a JSON, a truncated plot or half a checkpoint, and a killed
+write's temp file is removed by the next write of the same path."""
 
 from __future__ import annotations
 
+import glob
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
 
+def temp_prefix(path: Path, kind: str = "tmp") -> str:
+    """The name every temp file or folder written for ``path`` starts with, this process's id included;
+    ``kind`` "old" names a previous version moved aside while a new one is renamed in."""
+    return f".{path.name}.{kind}-{os.getpid()}-"
+
+
+def remove_stale_temps(path: Path) -> list[Path]:
+    """Remove the temp files and folders that writes of ``path`` by processes no longer alive left
+    behind (a killed write leaves its temp: a train state is tens of MB), and a moved-aside previous
+    version once ``path`` itself is back in place. Returns what was removed."""
+    removed = []
+    kinds = ("tmp", "old") if path.exists() else ("tmp",)  # without ``path``, a moved-aside one is all there is
+    for kind in kinds:
+        start = f".{path.name}.{kind}-"
+        try:
+            candidates = list(path.parent.glob(f"{glob.escape(start)}*"))
+        except OSError:
+            return removed
+        for temp in candidates:
+            pid = temp.name[len(start):].split("-", 1)[0]
+            if not pid.isdigit() or _alive(int(pid)):
+                continue
+            if temp.is_dir() and not temp.is_symlink():
+                shutil.rmtree(temp, ignore_errors=True)
+            else:
+                temp.unlink(missing_ok=True)
+            removed.append(temp)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
-    """Call ``write(tmp_path)`` on a temp file beside ``path``, then rename it into place."""
+    """Call ``write(tmp_path)`` on a temp file beside ``path``, then rename it into place; temps that
+    killed writes of ``path`` left behind are removed first."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    remove_stale_temps(path)
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=path.suffix, dir=path.parent)
     os.close(fd)
     try:
         write(tmp)

@@ -1,0 +1,91 @@
+"""Resuming a run: it continues with the config it was trained with.
+
+``train.resume=true run_dir=<run>`` starts from the run's own ``config.json``; options given beside it
+replace the saved ones only where a resumed run may change them (how long it trains, how it logs,
+checkpoints and evaluates, where it runs, how it samples). Any other change (data, batch size, learning
+rate, seed, network, objective) is refused, naming each key: finishing a run with another setting
+would silently mix two trainings.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+from omegaconf import DictConfig, OmegaConf
+
+from ..checkpoint import METRICS_FILE, TRAIN_STATE_FILE
+from ..config import RunConfig, load_config, to_dict
+from ..objectives import sampling_options
+from ..utils.io import complete_lines, write_text
+
+CONFIG_FILE = "config.json"  # the run's config, written when it starts
+RESUMES_FILE = "resumes.jsonl"  # one record per resume that changed an option
+RUN_FILES = (CONFIG_FILE, TRAIN_STATE_FILE, METRICS_FILE)  # a folder holding any of these holds a run
+
+RESUMABLE = {
+    "run_dir", "train.resume", "train.overwrite", "train.device", "train.num_steps", "train.log_every",
+    "train.val_every", "train.checkpoint_every", "train.eval_every", "train.eval_episodes", "train.eval_steps",
+    "train.periodic_eval_episodes", "env.rollout_workers",
+}
+
+
+def saved_config(run_dir: str | Path) -> dict[str, Any]:
+    path = Path(run_dir) / CONFIG_FILE
+    try:
+        saved = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"train.resume: no {CONFIG_FILE} in run_dir {run_dir}: it holds no run to resume") from None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"train.resume: {path} is not valid JSON ({err})") from None
+    if not isinstance(saved, dict):
+        raise ValueError(f"train.resume: {path}: expected a JSON object, got {type(saved).__name__}")
+    return saved
+
+
+def config_for_resume(run_dir: str | Path, composed: DictConfig, overrides: Iterable[str]) -> RunConfig:
+    """The run's saved config with the command line's own ``overrides`` (``key=value`` or a group such as
+    ``env=push_t``) taken from the composed config; the defaults of the command do not count as asked."""
+    config = OmegaConf.create(saved_config(run_dir))
+    for override in overrides:
+        key = override.lstrip("~+").split("=", 1)[0]
+        if key.startswith("hydra.") or key == "hydra":
+            continue
+        OmegaConf.update(config, key, OmegaConf.select(composed, key), merge=False, force_add=True)
+    config.run_dir = str(run_dir)
+    return load_config(config)
+
+
+def changes(saved: Any, now: Any, prefix: str = "") -> dict[str, tuple[Any, Any]]:
+    """``key -> (saved, now)`` for every leaf that differs between two nested dicts."""
+    if isinstance(saved, dict) and isinstance(now, dict):
+        out = {}
+        for key in sorted(set(saved) | set(now)):
+            out.update(changes(saved.get(key), now.get(key), f"{prefix}{key}."))
+        return out
+    return {} if saved == now else {prefix.rstrip("."): (saved, now)}
+
+
+def check_resume(run_dir: str | Path, config: RunConfig) -> None:
+    """Refuse to resume with a config that changes what was trained; record the changes it may make."""
+    # both through the dataclasses: a run saved before an option existed has that option's default
+    saved = json.loads(json.dumps(to_dict(load_config(saved_config(run_dir)))))
+    now = json.loads(json.dumps(to_dict(config)))  # JSON types, as saved (tuples become lists)
+    allowed = RESUMABLE | {f"objective.{k}" for k in sampling_options(now.get("objective", {}).get("name"))}
+    found = changes(saved, now)
+    refused = {k: v for k, v in found.items() if k not in allowed}
+    if refused:
+        listed = "; ".join(f"{k} (saved {a!r}, asked {b!r})" for k, (a, b) in refused.items())
+        raise ValueError(
+            f"train.resume: {run_dir} was trained with other values of {listed}. A resumed run keeps what it was "
+            f"trained with: drop these overrides (train.resume=true run_dir={run_dir} reads the saved config), "
+            "or train in a new run_dir"
+        )
+    recorded = {k: v for k, v in found.items() if k not in ("train.resume", "train.overwrite", "run_dir")}
+    if recorded:
+        print(f"resuming {run_dir} with {', '.join(f'{k}: {a!r} -> {b!r}' for k, (a, b) in recorded.items())}")
+        record = json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "changed": {k: list(v) for k, v in recorded.items()}})
+        path = Path(run_dir) / RESUMES_FILE
+        write_text(path, "".join(line + "\n" for line in complete_lines(path)) + record + "\n")
