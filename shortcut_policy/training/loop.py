@@ -146,14 +146,19 @@ class TrainLoop:
         tensors, meta = load_tensors(path)
         check_finite(path, tensors)
         check_resumable(path, self.objective)
-        self.network.load_state_dict(unprefixed("net", tensors))
-        self.ema.model.load_state_dict(unprefixed("ema", tensors))
-        self.ema.step = meta["ema_step"]
-        optimizer_from_tensors(self.optimizer, unprefixed("optim", tensors), meta["optimizer"])
-        torch.set_rng_state(tensors["rng.torch"])
-        self.generator.set_state(tensors["rng.generator"])
-        self.rng.bit_generator.state = meta["numpy_rng"]
-        self.step = meta["step"]
+        try:
+            self.network.load_state_dict(unprefixed("net", tensors))
+            self.ema.model.load_state_dict(unprefixed("ema", tensors))
+            self.ema.step = meta["ema_step"]
+            optimizer_from_tensors(self.optimizer, unprefixed("optim", tensors), meta["optimizer"])
+            torch.set_rng_state(tensors["rng.torch"])
+            self.generator.set_state(tensors["rng.generator"])
+            self.rng.bit_generator.state = meta["numpy_rng"]
+            self.step = meta["step"]
+        except (KeyError, RuntimeError, ValueError, TypeError) as err:  # an edited or foreign file
+            lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()] or [type(err).__name__]
+            detail = f"missing {err}" if isinstance(err, KeyError) else " ".join(lines[:2])
+            raise ValueError(f"train.resume: {path} does not fit this run's network and optimizer ({detail})") from err
         print(f"resumed from {path} at step {self.step}")
 
     # ------------------------------------------------------------------ loop
