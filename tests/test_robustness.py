@@ -341,3 +341,17 @@ def test_temp_files_of_killed_writes_are_removed_by_the_next_write(tmp_path):
     assert not stale_store.exists() and store_target.exists()
     atomic_write(tmp_path / "plain.txt", lambda tmp: Path(tmp).write_text("ok"))
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == sorted([live.name, other.name])
+
+
+def test_an_edited_train_state_is_one_error_naming_the_file(tmp_path, store):
+    run_dir = tmp_path / "run"
+    run(load_config(tiny(store, run_dir)), run_dir, progress=False)
+    tensors, meta = load_tensors(run_dir / "train_state.safetensors")
+    del meta["optimizer"]
+    save_tensors(run_dir / "train_state.safetensors", tensors, meta)
+    with pytest.raises(ValueError, match=r"train.resume: .*train_state.safetensors does not fit this run's network and "
+                                         r"optimizer \(missing 'optimizer'\)"):
+        run(resume_config(run_dir), run_dir, progress=False)
+    (run_dir / "train_state.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(ValueError, match=r"checkpoint .*train_state.safetensors: expected a safetensors file"):
+        run(resume_config(run_dir), run_dir, progress=False)
