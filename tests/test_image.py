@@ -235,6 +235,8 @@ def test_image_parity_writes_one_table_and_reuses_finished_runs(tmp_path, capsys
     capsys.readouterr()
     image_parity(base, objectives, tmp_path, progress=False)
     assert capsys.readouterr().out.count("reusing the finished run") == 2
+    image_parity(base, {"shortcut": objectives["shortcut"]}, tmp_path, retrain=True, progress=False)  # its own run folder
+    assert "reusing" not in capsys.readouterr().out
 
 
 def test_dit_b_builds_and_runs_one_training_step(tmp_path):

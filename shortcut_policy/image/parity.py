@@ -66,7 +66,9 @@ def image_parity(base: ImageRunConfig, objectives: dict[str, dict], out: str | P
     for method, objective in objectives.items():
         run_dir = out / "runs" / method
         report_path = run_dir / "eval" / "eval.json"
-        config = dataclasses.replace(base, objective=dict(objective), run_dir=str(run_dir))
+        # this comparison owns its runs' folders: one it does not reuse is trained anew there
+        config = dataclasses.replace(base, objective=dict(objective), run_dir=str(run_dir),
+                                     train=dataclasses.replace(base.train, overwrite=True))
         if report_path.is_file() and not retrain and json.loads(report_path.read_text())["config"] == _as_json(config):
             print(f"{method}: reusing the finished run in {run_dir}")
         else:
