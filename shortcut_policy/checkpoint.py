@@ -23,7 +23,9 @@ from safetensors.torch import save_file
 from .utils.io import atomic_write
 
 POLICY_FILE = "policy.safetensors"
+MODEL_FILE = "model.safetensors"  # the image path's trained model
 TRAIN_STATE_FILE = "train_state.safetensors"
+EVAL_DIR = "eval"  # a run's final evaluation: reports, plots, videos
 METRICS_FILE = "metrics.jsonl"  # one JSON record per logged training step
 FORMAT = "shortcut-policy/1"
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from .checkpoint import EVAL_DIR
 from .envs import get_env_spec
 from .evaluation.report import markdown_table, write_report
 from .evaluation.sweep import evaluate_policy
@@ -42,7 +43,7 @@ def load_for_evaluation(cfg: DictConfig):
 def main(cfg: DictConfig) -> None:
     file, policy, steps_list = load_for_evaluation(cfg)
     env_name = policy.config.env.name
-    out_dir = Path(cfg.out) if cfg.out else file.parent / "eval"
+    out_dir = Path(cfg.out) if cfg.out else file.parent / EVAL_DIR
     print(f"evaluating {file} on {env_name}: steps {steps_list}, {cfg.episodes} episodes; outputs -> {out_dir}")
     rows = evaluate_policy(  # rollout_workers: this machine's choice, not the one the run was trained with
         policy, env_name, steps_list, cfg.episodes, cfg.seed_start, cfg.latency_calls, cfg.videos, out_dir / "videos",

@@ -11,8 +11,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from .config import load_config
-from .training.resume import config_for_resume
+from .training.resume import command_config
 from .training.trainer import run
 from .utils.cli import one_line_errors
 from .utils.paths import config_dir
@@ -21,12 +20,7 @@ from .utils.paths import config_dir
 @hydra.main(config_path=str(config_dir()), config_name="train", version_base=None)
 @one_line_errors
 def main(cfg: DictConfig) -> None:
-    if cfg.train.resume:  # the run's own config, with only what this command line changes
-        if not cfg.run_dir:
-            raise ValueError("run_dir: expected the folder of the run to resume (train.resume=true run_dir=<run>), got ''")
-        config = config_for_resume(cfg.run_dir, cfg, HydraConfig.get().overrides.task)
-    else:
-        config = load_config(cfg)
+    config = command_config(cfg, HydraConfig.get().overrides.task)  # resuming: the run's own config
     run(config, config.run_dir or HydraConfig.get().runtime.output_dir)
 
 

@@ -11,8 +11,9 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from .config import ImageRunConfig, load_config
+from .config import ImageRunConfig
 from .image.trainer import run_image
+from .training.resume import command_config
 from .utils.cli import one_line_errors
 from .utils.paths import config_dir
 
@@ -20,7 +21,7 @@ from .utils.paths import config_dir
 @hydra.main(config_path=str(config_dir()), config_name="train_image", version_base=None)
 @one_line_errors
 def main(cfg: DictConfig) -> None:
-    config = load_config(cfg, ImageRunConfig)
+    config = command_config(cfg, HydraConfig.get().overrides.task, ImageRunConfig)  # resuming: the run's own config
     run_image(config, config.run_dir or HydraConfig.get().runtime.output_dir)
 
 

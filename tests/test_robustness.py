@@ -6,8 +6,10 @@ stores, one-line errors, checking before working, hostile stores, temp-file clea
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import pickle
 import subprocess
 import sys
 import time
@@ -29,7 +31,7 @@ from shortcut_policy.evaluation.rollout import rollout
 from shortcut_policy.training.resume import RESUMES_FILE, config_for_resume
 from shortcut_policy.training.run_folder import RunFolder, RunFolderBusy
 from shortcut_policy.training.trainer import run
-from shortcut_policy.utils.io import atomic_write, write_json
+from shortcut_policy.utils.io import atomic_write, this_host, write_json
 from shortcut_policy.utils.paths import config_dir
 
 TINY = {"policy": {"unet": {"down_dims": [16, 32], "embed_dim": 16}}}
@@ -127,8 +129,11 @@ def test_a_cached_expert_store_must_be_the_one_asked_for(tmp_path, monkeypatch):
     assert ReplayBuffer.open(path).attrs["seed"] == 100_000
     asked = load_config({"env": {"demo_episodes": 2}}).env
     with pytest.raises(ValueError, match=r"env.demo_episodes/env.demo_seed: .*push_t_expert.zarr holds 1 expert episodes of "
-                                         r"push_t from seed 100000, the config asks for 2 of push_t from seed 100000"):
+                                         r"push_t from seed 100000, the config asks for 2 successful ones of push_t from seed 100000"):
         ensure_dataset(asked, progress=False)
+    with pytest.raises(ValueError, match=r"holds 1 expert episodes of push_t from seed 100000, the config asks for 1 "
+                                         r"successful ones of push_t from seed 7"):
+        ensure_dataset(load_config({"env": {"demo_episodes": 1, "demo_seed": 7}}).env, progress=False)
     assert ReplayBuffer.open(path).n_episodes == 1  # untouched
     regenerate = load_config({"env": {"demo_episodes": 2, "regenerate_demos": True}}).env
     assert ReplayBuffer.open(ensure_dataset(regenerate, progress=False)).n_episodes == 2
@@ -300,7 +305,7 @@ class Payload:
         return (Path.touch, (Path(self.marker),))
 
 
-@pytest.mark.parametrize("how", ["object array", "pickle compressor"])
+@pytest.mark.parametrize("how", ["object array", "pickle compressor", "structured fill value"])
 def test_a_hostile_store_is_refused_from_its_metadata(tmp_path, store, monkeypatch, how):
     path = tmp_path / "hostile.zarr"
     ReplayBuffer.open(store).save(path)
@@ -310,12 +315,19 @@ def test_a_hostile_store_is_refused_from_its_metadata(tmp_path, store, monkeypat
     if how == "object array":
         arr = data.create("evil", shape=(n,), dtype=object, object_codec=numcodecs.Pickle())
         arr[:] = np.array([Payload(str(marker))] * n, dtype=object)
-    else:
+    elif how == "pickle compressor":
         arr = data.create("evil", shape=(n,), dtype="f4", compressor=numcodecs.Pickle())
         arr[:] = np.zeros(n, np.float32)
+    else:  # zarr unpickles a structured dtype's fill value when it opens the array, before any chunk is read
+        meta = json.loads((path / "data" / "keypoint" / ".zarray").read_text())
+        payload = base64.standard_b64encode(pickle.dumps(Payload(str(marker)))).decode()
+        meta.update(dtype=[["a", "<f4"], ["b", "|O"]], shape=[n], chunks=[n], fill_value=payload,
+                    filters=[{"id": "pickle", "protocol": 5}])
+        (path / "data" / "evil").mkdir()
+        (path / "data" / "evil" / ".zarray").write_text(json.dumps(meta))
     decoded = []
     monkeypatch.setattr(numcodecs.Pickle, "decode", lambda self, buf, out=None: decoded.append(buf))
-    with pytest.raises(DatasetError, match=r"data/evil: expected (a numeric dtype, got object|numeric codecs, got \['pickle'\])"):
+    with pytest.raises(DatasetError, match=r"data/evil: expected (a numeric dtype|numeric codecs) in the store .*hostile.zarr"):
         ReplayBuffer.open(path)
     assert not decoded and not marker.exists()
 
@@ -325,33 +337,59 @@ def test_temp_files_of_killed_writes_are_removed_by_the_next_write(tmp_path):
     target = tmp_path / "train_state.safetensors"
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     dead_pid = int(dead.stdout)  # that process has ended
-    stale = tmp_path / f".{target.name}.tmp-{dead_pid}-abc.safetensors"
+    host = this_host()
+    stale = tmp_path / f".{target.name}.tmp-{host}-{dead_pid}-abc.safetensors"
     stale.write_bytes(b"x" * 1000)
-    live = tmp_path / f".{target.name}.tmp-{os.getpid()}-def.safetensors"  # a write in progress here
+    live = tmp_path / f".{target.name}.tmp-{host}-{os.getpid()}-def.safetensors"  # a write in progress here
     live.write_bytes(b"y")
-    other = tmp_path / f".other.json.tmp-{dead_pid}-ghi.json"
+    elsewhere = tmp_path / f".{target.name}.tmp-otherhost-{dead_pid}-jkl.safetensors"  # a machine sharing the folder
+    elsewhere.write_bytes(b"w")
+    other = tmp_path / f".other.json.tmp-{host}-{dead_pid}-ghi.json"
     other.write_text("{}")
     write_json(target, {"a": 1})
-    assert not stale.exists() and live.exists() and other.exists()
+    assert not stale.exists() and live.exists() and elsewhere.exists() and other.exists()
     store_target = tmp_path / "demos.zarr"
-    stale_store = tmp_path / f".demos.zarr.tmp-{dead_pid}-0123"
+    stale_store = tmp_path / f".demos.zarr.tmp-{host}-{dead_pid}-0123"
     stale_store.mkdir()
     (stale_store / "chunk").write_bytes(b"z" * 1000)
     ReplayBuffer({"a": np.zeros((2, 1), np.float32)}, np.array([2])).save(store_target)
     assert not stale_store.exists() and store_target.exists()
     atomic_write(tmp_path / "plain.txt", lambda tmp: Path(tmp).write_text("ok"))
-    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == sorted([live.name, other.name])
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == sorted([live.name, elsewhere.name, other.name])
 
 
-def test_an_edited_train_state_is_one_error_naming_the_file(tmp_path, store):
+def test_a_run_killed_before_its_first_checkpoint_resumes_from_step_0(tmp_path, store):
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    run(load_config(tiny(store, straight)), straight, progress=False)
+    run(load_config(tiny(store, killed)), killed, progress=False)
+    for name in ("train_state.safetensors", "policy.safetensors", "metrics.jsonl"):  # as if killed before step 10
+        (killed / name).unlink()
+    run(resume_config(killed, "hydra/job_logging=disabled", "~train.log_every"), killed, progress=False)
+    a, _ = load_tensors(straight / POLICY_FILE)
+    b, _ = load_tensors(killed / POLICY_FILE)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_an_image_run_resumes_with_its_own_config(tmp_path):
+    from shortcut_policy.config import ImageRunConfig
+    from shortcut_policy.image.trainer import run_image
+    from shortcut_policy.training.resume import command_config
+
+    small = {"model": {"hidden": 32, "depth": 2, "heads": 2},
+             "train": {"num_steps": 6, "batch_size": 32, "warmup_steps": 2, "log_every": 3, "val_every": 3, "checkpoint_every": 3},
+             "eval": {"steps": [1], "samples_per_class": 4, "grid_per_class": 2, "classifier_epochs": 1}}
     run_dir = tmp_path / "run"
-    run(load_config(tiny(store, run_dir)), run_dir, progress=False)
-    tensors, meta = load_tensors(run_dir / "train_state.safetensors")
-    del meta["optimizer"]
-    save_tensors(run_dir / "train_state.safetensors", tensors, meta)
-    with pytest.raises(ValueError, match=r"train.resume: .*train_state.safetensors does not fit this run's network and "
-                                         r"optimizer \(missing 'optimizer'\)"):
-        run(resume_config(run_dir), run_dir, progress=False)
-    (run_dir / "train_state.safetensors").write_bytes(b"not a safetensors file")
-    with pytest.raises(ValueError, match=r"checkpoint .*train_state.safetensors: expected a safetensors file"):
-        run(resume_config(run_dir), run_dir, progress=False)
+    run_image(load_config(small, ImageRunConfig), run_dir, progress=False)
+    given = ["train.resume=true", f"run_dir={run_dir}", "train.num_steps=9", "eval.samples_per_class=2"]
+    with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
+        composed = compose("train_image", overrides=given)
+    config = command_config(composed, given, ImageRunConfig)
+    assert config.model.hidden == 32 and config.train.num_steps == 9 and config.eval.samples_per_class == 2
+    run_image(config, run_dir, progress=False)
+    assert json.loads((run_dir / RESUMES_FILE).read_text())["changed"] == {
+        "eval.samples_per_class": [4, 2], "train.num_steps": [6, 9]}
+    with pytest.raises(ValueError, match=r"other values of model.hidden \(saved 32, asked 64\)"):
+        given = ["train.resume=true", f"run_dir={run_dir}", "model.hidden=64"]
+        with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
+            composed = compose("train_image", overrides=given)
+        run_image(command_config(composed, given, ImageRunConfig), run_dir, progress=False)

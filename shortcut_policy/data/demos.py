@@ -47,7 +47,7 @@ def ensure_dataset(env: EnvConfig, progress: bool = True) -> Path:
         print(f"using demonstrations at {path}")
         return path
     path = default_dataset_path(env.name)
-    asked = {"env": env.name, "episodes": env.demo_episodes, "seed": env.demo_seed}
+    asked = {"env": env.name, "episodes": env.demo_episodes, "seed": env.demo_seed, "kept_failed": False}
     if path.exists():
         made = store_provenance(path)
         if made is None:
@@ -57,10 +57,11 @@ def ensure_dataset(env: EnvConfig, progress: bool = True) -> Path:
             print(f"using demonstrations at {path}")
             return path
         if not env.regenerate_demos:
+            failed = " (failed ones kept too)" if made["kept_failed"] else ""
             raise ValueError(
-                f"env.demo_episodes/env.demo_seed: {path} holds {made['episodes']} expert episodes of {made['env']} from "
-                f"seed {made['seed']}, the config asks for {env.demo_episodes} of {env.name} from seed {env.demo_seed}; "
-                "env.regenerate_demos=true replaces it, or set env.dataset to use it as it is"
+                f"env.demo_episodes/env.demo_seed: {path} holds {made['episodes']} expert episodes{failed} of {made['env']} "
+                f"from seed {made['seed']}, the config asks for {env.demo_episodes} successful ones of {env.name} from "
+                f"seed {env.demo_seed}; env.regenerate_demos=true replaces it, or set env.dataset to use it as it is"
             )
         print(f"{path} holds {made}, the config asks for {asked}: regenerating it (env.regenerate_demos=true)")
     else:
@@ -78,7 +79,8 @@ def store_provenance(path: Path) -> dict | None:
     if attrs.get("generator") != GENERATOR:
         return None
     seeds = attrs.get("seeds_success", []) + attrs.get("seeds_failed", [])
-    return {"env": attrs.get("env"), "episodes": n_episodes, "seed": attrs.get("seed", min(seeds, default=None))}
+    return {"env": attrs.get("env"), "episodes": n_episodes, "seed": attrs.get("seed", min(seeds, default=None)),
+            "kept_failed": bool(attrs.get("kept_failed", False))}
 
 
 def check_writable(path: Path) -> None:
@@ -131,6 +133,7 @@ def generate_demos(
     out = Path(out)
     if out.exists() and not overwrite:
         raise FileExistsError(f"out: {out} already exists; pass overwrite=true to replace it")
+    check_writable(out)
     keys = spec.record_keys(spec.rgb_keys(spec.obs) if image else [])
     env = spec.make(obs_keys=keys)
     expert = spec.make_expert(seed)

@@ -99,17 +99,33 @@ def _write_array(group: Any, name: str, data: np.ndarray, chunks: tuple[int, ...
 _UNSAFE_CODECS = {"pickle"}
 
 
-def _check_safe(array: Any, field: str) -> None:
-    """Refuse, from its metadata, an array whose decoding could run code: object dtypes (their codecs
-    may unpickle) and the pickle codec. A store is data; it never gets to execute anything."""
-    if not isinstance(array, zarr.Array):
-        raise DatasetError(f"{field}: expected an array, got a group")
-    if array.dtype.hasobject:
-        raise DatasetError(f"{field}: expected a numeric dtype, got {array.dtype} (object arrays are never decoded)")
-    codecs = [c for c in [array.compressor, *(array.filters or [])] if c is not None]
-    unsafe = sorted({getattr(c, "codec_id", "") for c in codecs} & _UNSAFE_CODECS)
+def _check_safe(store: Any, key: str, path: Path) -> None:
+    """Refuse, from its raw ``.zarray`` JSON, an array whose decoding could run code: object dtypes (also
+    inside a structured dtype, whose fill value zarr unpickles on opening) and the pickle codec. A store is
+    data; it never gets to execute anything."""
+    try:
+        meta = json.loads(store[f"{key}/.zarray"])
+    except KeyError:
+        raise DatasetError(f"{key}: expected an array in the store {str(path)!r}, got no .zarray") from None
+    except (ValueError, TypeError) as err:
+        raise DatasetError(f"{key}: expected JSON array metadata in the store {str(path)!r}, got ({err})") from None
+    if _has_object(meta.get("dtype")):
+        raise DatasetError(f"{key}: expected a numeric dtype in the store {str(path)!r}, got {meta.get('dtype')} "
+                           "(object arrays are never decoded)")
+    codecs = [meta.get("compressor"), *(meta.get("filters") or [])]
+    unsafe = sorted({c.get("id") for c in codecs if isinstance(c, dict)} & _UNSAFE_CODECS)
     if unsafe:
-        raise DatasetError(f"{field}: expected numeric codecs, got {unsafe} (decoding it could run code from the file)")
+        raise DatasetError(f"{key}: expected numeric codecs in the store {str(path)!r}, got {unsafe} "
+                           "(decoding it could run code from the file)")
+
+
+def _has_object(dtype: Any) -> bool:
+    """Whether a zarr v2 dtype description (a typestr, or a list of structured fields) holds objects."""
+    if isinstance(dtype, str):
+        return "O" in dtype  # numpy typestrs: only the object kind is spelled with an O
+    if isinstance(dtype, list):  # fields [name, dtype] or [name, dtype, shape]: the names may say anything
+        return any(not isinstance(f, list) or len(f) < 2 or _has_object(f[1]) for f in dtype)
+    return True  # not a dtype zarr v2 writes: refused as unknown
 
 
 def _open_group_v2(path: Path, mode: str) -> Any:
@@ -126,7 +142,10 @@ def read_store_meta(path: str | os.PathLike) -> tuple[dict, int]:
     """A store's root attributes and number of episodes, from metadata only (no array is decoded)."""
     try:
         root = zarr.open(str(path), mode="r")
+        _check_safe(root.store, "meta/episode_ends", Path(path))
         return dict(root.attrs), int(root["meta"]["episode_ends"].shape[0])
+    except DatasetError:
+        raise
     except Exception as err:  # zarr raises several error types for "not a store"
         raise DatasetError(f"path: expected a zarr store with meta/episode_ends at {str(path)!r} ({err})") from err
 
@@ -297,9 +316,9 @@ class ReplayBuffer:
                 raise DatasetError(f"{group}: expected a group {group}/ in the store {str(p)!r}, got none")
         if "episode_ends" not in root["meta"]:
             raise DatasetError(f"meta/episode_ends: expected an array in the store {str(p)!r}, got none")
-        for key in root["data"].array_keys():  # from metadata alone, before any chunk is decoded
-            _check_safe(root["data"][key], f"data/{key}")
-        _check_safe(root["meta"]["episode_ends"], "meta/episode_ends")
+        for key in root["data"].array_keys():  # from the raw metadata, before zarr builds (and decodes) anything
+            _check_safe(root.store, f"data/{key}", p)
+        _check_safe(root.store, "meta/episode_ends", p)
         ends = _check_episode_ends(root["meta"]["episode_ends"][...], field="meta/episode_ends")
         n_steps = int(ends[-1]) if ends.size else 0
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 
+from ..checkpoint import EVAL_DIR
 from ..config import ImageRunConfig, to_dict
 from ..utils.io import atomic_write, write_json, write_text
 from ..objectives import build_objective, check_steps
@@ -65,7 +66,7 @@ def image_parity(base: ImageRunConfig, objectives: dict[str, dict], out: str | P
     reports = {}
     for method, objective in objectives.items():
         run_dir = out / "runs" / method
-        report_path = run_dir / "eval" / "eval.json"
+        report_path = run_dir / EVAL_DIR / "eval.json"
         # this comparison owns its runs' folders: one it does not reuse is trained anew there
         config = dataclasses.replace(base, objective=dict(objective), run_dir=str(run_dir),
                                      train=dataclasses.replace(base.train, overwrite=True))

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..checkpoint import check_finite, load_tensors, prefixed, resolve_checkpoint, save_tensors, unprefixed
+from ..checkpoint import EVAL_DIR, MODEL_FILE, check_finite, load_tensors, prefixed, resolve_checkpoint, save_tensors, unprefixed
 from ..config import ImageDataConfig, ImageRunConfig, load_config, to_dict
 from .data import ImageDataset, load_digits, load_image_folder
 from .metrics import FeatureSpace, accuracy, feature_stats, frechet_distance, train_classifier
@@ -28,7 +28,6 @@ from ..objectives import Objective, build_objective, check_steps
 from ..objectives.base import GuidanceConfig
 from ..training.loop import TrainLoop, train_and_evaluate
 
-MODEL_FILE = "model.safetensors"
 
 
 def load_dataset(config: ImageDataConfig) -> ImageDataset:
@@ -77,7 +76,7 @@ class ImageTrainer(TrainLoop):
         )
 
     def final_evaluation(self) -> dict[str, Path]:
-        eval_dir = self.run_dir / "eval"
+        eval_dir = self.run_dir / EVAL_DIR
         report = evaluate_image_model(self.ema.model.eval(), self.objective, self.config, self.data, eval_dir, self.progress)
         report.update({"checkpoint": str(self.run_dir / MODEL_FILE), "step": self.step, "config": to_dict(self.config)})
         table = image_table(report) + "\n\n" + report_footer(report)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import shutil
 import time
 from pathlib import Path
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from torch import nn
 from tqdm import tqdm
 
 from ..checkpoint import (
+    EVAL_DIR,
     METRICS_FILE,
     TRAIN_STATE_FILE,
     check_finite,
@@ -36,7 +38,7 @@ from ..checkpoint import (
 from ..config import TrainConfig
 from .ema import EMA
 from ..utils.io import complete_lines, write_json, write_text
-from .resume import CONFIG_FILE, RUN_FILES, check_resume
+from .resume import CONFIG_FILE, RESUMES_FILE, RUN_FILES, check_resume, record_resume
 from .run_folder import RunFolder
 from ..objectives import Objective, build_objective, sampling_options
 from ..utils.device import resolve_device
@@ -79,8 +81,10 @@ class TrainLoop:
             self.network.parameters(), lr=tc.lr, betas=(0.95, 0.999), weight_decay=tc.weight_decay
         )
         self.step = 0
-        if tc.resume:
+        if tc.resume and (self.run_dir / TRAIN_STATE_FILE).is_file():
             self.load_train_state()
+        elif tc.resume:  # killed before its first checkpoint: the run starts again, from its seed
+            print(f"train.resume: no {TRAIN_STATE_FILE} in {self.run_dir} yet: training from step 0")
 
     # ----------------------------------------------------------- task hooks
     def sample_batch(self, split: str, batch_size: int, rng: np.random.Generator) -> tuple[torch.Tensor, Any]:
@@ -219,9 +223,10 @@ class TrainLoop:
         tc: TrainConfig = self.config.train
         log_path = self.run_dir / METRICS_FILE
         print(f"training {self.describe()} on {self.device}")
-        if not self.step:  # a new run (train.overwrite): nothing of the run it replaces stays beside it
-            (self.run_dir / TRAIN_STATE_FILE).unlink(missing_ok=True)
-            (self.run_dir / self.artifact_file).unlink(missing_ok=True)
+        if not self.step and not tc.resume:  # a new run (train.overwrite): nothing of the one it replaces stays
+            for name in (TRAIN_STATE_FILE, self.artifact_file, RESUMES_FILE):
+                (self.run_dir / name).unlink(missing_ok=True)
+            shutil.rmtree(self.run_dir / EVAL_DIR, ignore_errors=True)
         self.start_metrics_log(log_path)
         bar = tqdm(total=tc.num_steps, initial=self.step, desc="train", unit="step", disable=not self.progress)
         start = time.perf_counter()
@@ -270,9 +275,9 @@ def train_and_evaluate(make_trainer: Callable[[], TrainLoop], config: Any, run_d
     tc: TrainConfig = config.train
     with RunFolder(run_dir) as folder:
         folder.refuse_existing_run(RUN_FILES, tc.resume, tc.overwrite)
-        if tc.resume:
-            check_resume(run_dir, config)
+        changed = check_resume(run_dir, config) if tc.resume else {}
         trainer = make_trainer()
+        record_resume(run_dir, changed)
         write_json(run_dir / CONFIG_FILE, dataclasses.asdict(config))
         paths = {"checkpoint": trainer.fit(), "train_state": run_dir / TRAIN_STATE_FILE, "metrics": run_dir / METRICS_FILE}
         paths.update(trainer.final_evaluation())

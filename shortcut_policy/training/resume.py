@@ -15,21 +15,24 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
-from ..checkpoint import METRICS_FILE, TRAIN_STATE_FILE
+from ..checkpoint import METRICS_FILE, MODEL_FILE, POLICY_FILE, TRAIN_STATE_FILE
 from ..config import RunConfig, load_config, to_dict
 from ..objectives import sampling_options
 from ..utils.io import complete_lines, write_text
 
 CONFIG_FILE = "config.json"  # the run's config, written when it starts
 RESUMES_FILE = "resumes.jsonl"  # one record per resume that changed an option
-RUN_FILES = (CONFIG_FILE, TRAIN_STATE_FILE, METRICS_FILE)  # a folder holding any of these holds a run
+# a folder holding any of these holds a run
+RUN_FILES = (CONFIG_FILE, TRAIN_STATE_FILE, METRICS_FILE, POLICY_FILE, MODEL_FILE, RESUMES_FILE)
 
 RESUMABLE = {
     "run_dir", "train.resume", "train.overwrite", "train.device", "train.num_steps", "train.log_every",
     "train.val_every", "train.checkpoint_every", "train.eval_every", "train.eval_episodes", "train.eval_steps",
     "train.periodic_eval_episodes", "env.rollout_workers",
 }
+RESUMABLE_SECTIONS = ("eval.",)  # the image path's evaluation settings
 
 
 def saved_config(run_dir: str | Path) -> dict[str, Any]:
@@ -45,17 +48,37 @@ def saved_config(run_dir: str | Path) -> dict[str, Any]:
     return saved
 
 
-def config_for_resume(run_dir: str | Path, composed: DictConfig, overrides: Iterable[str]) -> RunConfig:
+def config_for_resume(run_dir: str | Path, composed: DictConfig, overrides: Iterable[str], schema: type = RunConfig) -> Any:
     """The run's saved config with the command line's own ``overrides`` (``key=value`` or a group such as
-    ``env=push_t``) taken from the composed config; the defaults of the command do not count as asked."""
+    ``env=push_t``) taken from the composed config; the defaults of the command do not count as asked.
+    ``~key`` drops the saved value, so the default applies."""
     config = OmegaConf.create(saved_config(run_dir))
     for override in overrides:
         key = override.lstrip("~+").split("=", 1)[0]
-        if key.startswith("hydra.") or key == "hydra":
+        if key == "hydra" or key.startswith(("hydra.", "hydra/")):
+            continue
+        if override.startswith("~"):
+            parent, _, leaf = key.rpartition(".")
+            node = OmegaConf.select(config, parent) if parent else config
+            if isinstance(node, DictConfig) and leaf in node:
+                del node[leaf]
             continue
         OmegaConf.update(config, key, OmegaConf.select(composed, key), merge=False, force_add=True)
     config.run_dir = str(run_dir)
-    return load_config(config)
+    try:
+        return load_config(config, schema)
+    except (ValueError, OmegaConfBaseException) as err:
+        raise ValueError(f"train.resume: {Path(run_dir) / CONFIG_FILE} with the overrides given: {err}") from None
+
+
+def command_config(composed: DictConfig, overrides: Iterable[str], schema: type = RunConfig) -> Any:
+    """The config a training command runs with: the composed one, or with ``train.resume=true`` the
+    run's own saved config and only what the command line (``overrides``) changes."""
+    if not composed.train.resume:
+        return load_config(composed, schema)
+    if not composed.run_dir:
+        raise ValueError("run_dir: expected the folder of the run to resume (train.resume=true run_dir=<run>), got ''")
+    return config_for_resume(composed.run_dir, composed, overrides, schema)
 
 
 def changes(saved: Any, now: Any, prefix: str = "") -> dict[str, tuple[Any, Any]]:
@@ -68,14 +91,18 @@ def changes(saved: Any, now: Any, prefix: str = "") -> dict[str, tuple[Any, Any]
     return {} if saved == now else {prefix.rstrip("."): (saved, now)}
 
 
-def check_resume(run_dir: str | Path, config: RunConfig) -> None:
-    """Refuse to resume with a config that changes what was trained; record the changes it may make."""
+def check_resume(run_dir: str | Path, config: Any) -> dict[str, tuple[Any, Any]]:
+    """Refuse to resume with a config that changes what was trained; returns the changes it may make
+    (``record_resume`` writes them once the resumed run is under way)."""
     # both through the dataclasses: a run saved before an option existed has that option's default
-    saved = json.loads(json.dumps(to_dict(load_config(saved_config(run_dir)))))
+    try:
+        saved = json.loads(json.dumps(to_dict(load_config(saved_config(run_dir), type(config)))))
+    except (ValueError, OmegaConfBaseException) as err:
+        raise ValueError(f"train.resume: {Path(run_dir) / CONFIG_FILE}: {err}") from None
     now = json.loads(json.dumps(to_dict(config)))  # JSON types, as saved (tuples become lists)
     allowed = RESUMABLE | {f"objective.{k}" for k in sampling_options(now.get("objective", {}).get("name"))}
     found = changes(saved, now)
-    refused = {k: v for k, v in found.items() if k not in allowed}
+    refused = {k: v for k, v in found.items() if k not in allowed and not k.startswith(RESUMABLE_SECTIONS)}
     if refused:
         listed = "; ".join(f"{k} (saved {a!r}, asked {b!r})" for k, (a, b) in refused.items())
         raise ValueError(
@@ -83,9 +110,15 @@ def check_resume(run_dir: str | Path, config: RunConfig) -> None:
             f"trained with: drop these overrides (train.resume=true run_dir={run_dir} reads the saved config), "
             "or train in a new run_dir"
         )
-    recorded = {k: v for k, v in found.items() if k not in ("train.resume", "train.overwrite", "run_dir")}
-    if recorded:
-        print(f"resuming {run_dir} with {', '.join(f'{k}: {a!r} -> {b!r}' for k, (a, b) in recorded.items())}")
-        record = json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "changed": {k: list(v) for k, v in recorded.items()}})
-        path = Path(run_dir) / RESUMES_FILE
-        write_text(path, "".join(line + "\n" for line in complete_lines(path)) + record + "\n")
+    return {k: v for k, v in found.items() if k not in ("train.resume", "train.overwrite", "run_dir")}
+
+
+def record_resume(run_dir: str | Path, changed: dict[str, tuple[Any, Any]]) -> None:
+    """Append what a resume changed to ``resumes.jsonl`` (nothing when it changed nothing)."""
+    if not changed:
+        return
+    note = " (the learning-rate schedule stretches to the new end)" if "train.num_steps" in changed else ""
+    print(f"resuming {run_dir} with {', '.join(f'{k}: {a!r} -> {b!r}' for k, (a, b) in changed.items())}{note}")
+    record = json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "changed": {k: list(v) for k, v in changed.items()}})
+    path = Path(run_dir) / RESUMES_FILE
+    write_text(path, "".join(line + "\n" for line in complete_lines(path)) + record + "\n")

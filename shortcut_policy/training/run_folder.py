@@ -32,16 +32,31 @@ class RunFolder:
         self._made = not self.run_dir.exists()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         lock = self.run_dir / LOCK_FILE
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            owner = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
-            raise RunFolderBusy(
-                f"run_dir: {self.run_dir} is in use by another training (pid {owner}); wait for it to end, or "
-                "choose another run_dir"
-            ) from None
+        while True:
+            try:
+                fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+            except FileNotFoundError:  # a refused run removed the empty folder meanwhile
+                self.run_dir.mkdir(parents=True, exist_ok=True)
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                owner = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
+                os.close(fd)
+                raise RunFolderBusy(
+                    f"run_dir: {self.run_dir} is in use by another training (pid {owner}); wait for it to end, or "
+                    "choose another run_dir"
+                ) from None
+            except OSError as err:  # a filesystem without flock (some network mounts)
+                os.close(fd)
+                raise RunFolderBusy(f"run_dir: cannot lock {lock} ({err}); put runs on a local disk") from None
+            try:
+                same = os.fstat(fd).st_ino == os.stat(lock).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)  # the lock file was removed (a refused run cleaning up) between open and flock: again
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         self._fd = fd
@@ -62,10 +77,13 @@ class RunFolder:
     def __exit__(self, *exc: object) -> None:
         if self._fd is None:
             return
-        lock = self.run_dir / LOCK_FILE
-        if self._made and [p.name for p in self.run_dir.iterdir()] == [LOCK_FILE]:
-            lock.unlink(missing_ok=True)  # removed while still held: no other process can take it meanwhile
-            self.run_dir.rmdir()
-        fcntl.flock(self._fd, fcntl.LOCK_UN)
-        os.close(self._fd)
-        self._fd = None
+        try:
+            if self._made and [p.name for p in self.run_dir.iterdir()] == [LOCK_FILE]:
+                (self.run_dir / LOCK_FILE).unlink(missing_ok=True)  # still held: a newcomer re-checks the inode
+                self.run_dir.rmdir()
+        except OSError:  # another process is starting in the folder meanwhile: it keeps it
+            pass
+        finally:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..checkpoint import POLICY_FILE
+from ..checkpoint import EVAL_DIR, POLICY_FILE
 from ..config import EnvConfig, RunConfig, to_dict
 from ..data import MinMaxNormalizer, ReplayBuffer, SequenceSampler, split_episodes
 from ..envs import get_env_spec
@@ -151,11 +151,11 @@ class Trainer(TrainLoop):
         print(f"evaluating at steps {self.eval_steps} on {tc.eval_episodes} test seeds")
         rows = evaluate_policy(
             self.policy(), self.config.env.name, self.eval_steps, tc.eval_episodes,
-            n_videos=2, video_dir=self.run_dir / "eval" / "videos", progress=self.progress,
+            n_videos=2, video_dir=self.run_dir / EVAL_DIR / "videos", progress=self.progress,
             workers=self.config.env.rollout_workers,
         )
         paths = write_report(
-            self.run_dir / "eval",
+            self.run_dir / EVAL_DIR,
             rows,
             {"checkpoint": str(self.run_dir / POLICY_FILE), "env": self.config.env.name, "step": self.step,
              "config": to_dict(self.config)},

@@ -6,26 +6,35 @@ from __future__ import annotations
 import glob
 import json
 import os
+import re
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
 
+def this_host() -> str:
+    """This machine's name as temp names carry it (letters and digits only, so ``-`` can separate fields)."""
+    return re.sub(r"[^A-Za-z0-9]", "_", socket.gethostname()) or "host"
+
+
 def temp_prefix(path: Path, kind: str = "tmp") -> str:
-    """The name every temp file or folder written for ``path`` starts with, this process's id included;
-    ``kind`` "old" names a previous version moved aside while a new one is renamed in."""
-    return f".{path.name}.{kind}-{os.getpid()}-"
+    """The name every temp file or folder written for ``path`` starts with: this machine and process are
+    in it, so that only writers known to be dead have their temps removed; ``kind`` "old" names a
+    previous version moved aside while a new one is renamed in."""
+    return f".{path.name}.{kind}-{this_host()}-{os.getpid()}-"
 
 
 def remove_stale_temps(path: Path) -> list[Path]:
-    """Remove the temp files and folders that writes of ``path`` by processes no longer alive left
-    behind (a killed write leaves its temp: a train state is tens of MB), and a moved-aside previous
-    version once ``path`` itself is back in place. Returns what was removed."""
+    """Remove the temp files and folders that writes of ``path`` by processes of this machine that are no
+    longer alive left behind (a killed write leaves its temp: a train state is tens of MB), and a
+    moved-aside previous version once ``path`` itself is back in place. Temps of other machines sharing
+    the folder are left alone. Returns what was removed."""
     removed = []
     kinds = ("tmp", "old") if path.exists() else ("tmp",)  # without ``path``, a moved-aside one is all there is
     for kind in kinds:
-        start = f".{path.name}.{kind}-"
+        start = f".{path.name}.{kind}-{this_host()}-"
         try:
             candidates = list(path.parent.glob(f"{glob.escape(start)}*"))
         except OSError:
@@ -34,10 +43,13 @@ def remove_stale_temps(path: Path) -> list[Path]:
             pid = temp.name[len(start):].split("-", 1)[0]
             if not pid.isdigit() or _alive(int(pid)):
                 continue
-            if temp.is_dir() and not temp.is_symlink():
-                shutil.rmtree(temp, ignore_errors=True)
-            else:
-                temp.unlink(missing_ok=True)
+            try:
+                if temp.is_dir() and not temp.is_symlink():
+                    shutil.rmtree(temp)
+                else:
+                    temp.unlink(missing_ok=True)
+            except OSError:  # not ours to remove (another user's), or gone meanwhile
+                continue
             removed.append(temp)
     return removed
 
