@@ -96,7 +96,8 @@ def test_a_refusal_before_any_write_leaves_no_folder(tmp_path, store):
 def test_a_finished_run_is_not_overwritten_unless_asked(tmp_path, store):
     run(load_config(tiny(store, tmp_path / "run")), tmp_path / "run", progress=False)
     before = (tmp_path / "run" / "metrics.jsonl").read_text()
-    with pytest.raises(FileExistsError, match=r"already holds a run \(config.json, train_state.safetensors, metrics.jsonl\); "
+    with pytest.raises(FileExistsError, match=r"already holds a run \(config.json, train_state.safetensors, metrics.jsonl, "
+                                              r"policy.safetensors\); "
                                               r"train.resume=true continues it, train.overwrite=true replaces it"):
         run(load_config(tiny(store, tmp_path / "run", seed=1)), tmp_path / "run", progress=False)
     assert (tmp_path / "run" / "metrics.jsonl").read_text() == before
