@@ -70,6 +70,15 @@ def _read(path: str | os.PathLike, device: str, with_tensors: bool) -> tuple[dic
     return tensors, meta
 
 
+def mismatch_detail(err: BaseException) -> str:
+    """An error met while fitting a file's contents to a model, on one line: a missing key, or the first
+    two lines (load_state_dict's header, then its first size mismatch)."""
+    if isinstance(err, KeyError):
+        return f"missing {err}"
+    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()] or [type(err).__name__]
+    return " ".join(lines[:2])
+
+
 def check_finite(path: str | os.PathLike, tensors: dict[str, torch.Tensor]) -> None:
     """Refuse a checkpoint holding NaN or inf (weights, normalizer statistics): it would act with them."""
     bad = [k for k, v in tensors.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]

@@ -17,7 +17,7 @@ import torch
 
 from omegaconf.errors import OmegaConfBaseException
 
-from .checkpoint import POLICY_FILE, check_finite, load_tensors, prefixed, resolve_checkpoint, save_tensors, unprefixed
+from .checkpoint import POLICY_FILE, check_finite, load_tensors, mismatch_detail, prefixed, resolve_checkpoint, save_tensors, unprefixed
 from .config import RunConfig, load_config, to_dict
 from .data.normalizer import MinMaxNormalizer
 from .models.network import ChunkDenoiser, build_network
@@ -83,9 +83,7 @@ class Policy:
             normalizer = MinMaxNormalizer.from_state_dict(unprefixed("normalizer", tensors))
         except (ValueError, TypeError, KeyError, RuntimeError, AttributeError, OmegaConfBaseException) as err:
             # an edited config no longer matches the weights beside it (load_state_dict's size mismatches)
-            lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()] or [type(err).__name__]
-            detail = " ".join(lines[:2])  # load_state_dict: a header line, then the first mismatch
-            raise ValueError(f"checkpoint {file}: its config and weights do not fit together ({detail})") from err
+            raise ValueError(f"checkpoint {file}: its config and weights do not fit together ({mismatch_detail(err)})") from err
         policy = cls(network, normalizer, objective, config, obs_shapes, meta["action_dim"], device)
         policy.meta = meta
         return policy

@@ -25,10 +25,12 @@ from tqdm import tqdm
 from ..checkpoint import (
     EVAL_DIR,
     METRICS_FILE,
+    MODEL_FILE,
     TRAIN_STATE_FILE,
     check_finite,
     load_meta,
     load_tensors,
+    mismatch_detail,
     optimizer_from_tensors,
     optimizer_to_tensors,
     prefixed,
@@ -59,7 +61,7 @@ class TrainLoop:
     have a ``train`` field of type :class:`TrainConfig`.
     """
 
-    artifact_file = "model.safetensors"  # what save_artifact writes; subclasses name their own
+    artifact_file = MODEL_FILE  # what save_artifact writes; subclasses name their own
 
     def __init__(self, config: Any, run_dir: str | Path, progress: bool = True) -> None:
         self.config = config
@@ -160,9 +162,8 @@ class TrainLoop:
             self.rng.bit_generator.state = meta["numpy_rng"]
             self.step = meta["step"]
         except (KeyError, RuntimeError, ValueError, TypeError) as err:  # an edited or foreign file
-            lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()] or [type(err).__name__]
-            detail = f"missing {err}" if isinstance(err, KeyError) else " ".join(lines[:2])
-            raise ValueError(f"train.resume: {path} does not fit this run's network and optimizer ({detail})") from err
+            raise ValueError(f"train.resume: {path} does not fit this run's network and optimizer "
+                             f"({mismatch_detail(err)})") from err
         print(f"resumed from {path} at step {self.step}")
 
     # ------------------------------------------------------------------ loop
