@@ -2,12 +2,13 @@
 
     from shortcut_policy.envs import get_env_spec, make_env
     env = make_env("push_t")
+    env = make_env("metaworld", task="reach-v3")
 """
 
-from . import push_t  # noqa: F401  (registers push_t)
-from .registry import ENVS, get_env_spec, make_env, register_env
+from . import metaworld, push_t  # noqa: F401  (each registers itself; metaworld imports its simulator only when made)
+from .registry import ENVS, get_env_spec, make_env, register_env, resolve_env
 from .spec import EnvSpec, Expert, ObsSpec, success_flag
 
 DEFAULT_ENV = push_t.SPEC.name  # what a run trains on unless env.name says otherwise
 
-__all__ = ["DEFAULT_ENV", "ENVS", "EnvSpec", "Expert", "ObsSpec", "get_env_spec", "make_env", "register_env", "success_flag"]
+__all__ = ["DEFAULT_ENV", "ENVS", "EnvSpec", "Expert", "ObsSpec", "get_env_spec", "make_env", "register_env", "resolve_env", "success_flag"]

@@ -25,6 +25,12 @@ def get_env_spec(name: str) -> EnvSpec:
     return ENVS[name]
 
 
+def resolve_env(env: "str | EnvSpec") -> EnvSpec:
+    """A configured spec as it is; a name: that env with its default task and episode length."""
+    return env if isinstance(env, EnvSpec) else get_env_spec(env).configure()
+
+
 def make_env(name: str, **kwargs: Any) -> gym.Env:
-    """Build a registered environment: ``make_env("push_t", obs_keys=["keypoint"], render_size=256)``."""
+    """Build a registered environment: ``make_env("push_t", obs_keys=["keypoint"], render_size=256)``,
+    ``make_env("metaworld", task="reach-v3")``."""
     return get_env_spec(name).make(**kwargs)

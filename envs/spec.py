@@ -7,7 +7,10 @@ An environment is a folder under ``envs/`` whose ``__init__.py`` builds one :cla
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+import functools
+import importlib.util
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Literal, Mapping, Protocol, Sequence
 
 import gymnasium as gym
@@ -53,11 +56,16 @@ def success_flag(key: str) -> Callable[[Mapping[str, Any]], bool]:
 class EnvSpec:
     """What the library needs to know about an environment, and how to make it.
 
-    ``make(obs_keys=(), image_size=None, render_size=None)`` returns a gymnasium env whose observations
+    ``make(obs_keys=(), image_size=None, render_size=None, max_episode_steps=None)`` (and ``task=`` for an
+    env with ``tasks``) returns a gymnasium env whose observations
     are dicts holding at least ``obs_keys`` (each as ``obs[key]`` describes it; rgb keys at
     ``image_size`` pixels square when that is set), whose ``reset(seed=s)`` starts the same episode for
     the same ``s``, whose actions are ``(action_dim,)`` float arrays, and whose ``render()`` gives RGB
-    frames ``render_size`` pixels square when that is set (``None``: the env's own sizes).
+    frames ``render_size`` pixels square when that is set (``None``: the env's own sizes), and whose
+    episodes are cut at ``max_episode_steps`` (``None``: the env's own limit).
+
+    An env with several ``tasks`` (Meta-World's 50) is one spec; ``configure(task=...)`` gives the spec
+    of one task, whose ``make`` and ``make_expert`` are bound to it (what generic code then uses).
     """
 
     name: str
@@ -76,6 +84,12 @@ class EnvSpec:
     # rollouts step their episodes in this many worker processes (0: all in this process); an env
     # whose step or render is slow gains from workers, a fast one loses to the messages
     rollout_workers: int = 0
+    tasks: tuple[str, ...] = ()  # the env's tasks, when it has several; make(task=...) builds one
+    default_task: str | None = None
+    task_groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # e.g. difficulty -> tasks, for reports
+    task: str | None = None  # set by configure(): the task this spec's make and make_expert build
+    requires: tuple[str, ...] = ()  # modules the env imports (an optional extra), checked before any work
+    install_hint: str = ""  # the command that installs them
 
     def __post_init__(self) -> None:
         if not self.obs:
@@ -91,6 +105,50 @@ class EnvSpec:
         low, high = self.score_range
         if not low < high:
             raise ValueError(f"EnvSpec({self.name}).score_range: expected (low, high) with low < high, got {self.score_range}")
+        if self.tasks and self.default_task not in self.tasks:
+            raise ValueError(f"EnvSpec({self.name}).default_task: expected one of its tasks, got {self.default_task!r}")
+        for group, members in self.task_groups.items():
+            if set(members) - set(self.tasks):
+                raise ValueError(f"EnvSpec({self.name}).task_groups[{group!r}]: {sorted(set(members) - set(self.tasks))} are not tasks of the env")
+
+    @property
+    def id(self) -> str:
+        """The env and its task, as names of files and titles say it: ``push_t``, ``metaworld_push-v3``."""
+        return self.name if self.task is None else f"{self.name}_{self.task}"
+
+    def check_task(self, task: str | None) -> None:
+        if task is not None and not self.tasks:
+            raise ValueError(f"env.task: the {self.name} env has no tasks to choose from, got {task!r} (leave it null)")
+        if task is not None and task not in self.tasks:
+            raise ValueError(f"env.task: expected one of the {self.name} env's tasks {list(self.tasks)}, got {task!r}")
+
+    def check_installed(self) -> None:
+        """Refuse at once, with the command that fixes it, an env whose simulator is not installed."""
+        missing = [m for m in self.requires if importlib.util.find_spec(m) is None]
+        if missing:
+            raise ModuleNotFoundError(f"env.name={self.name} needs {', '.join(missing)}, which is not installed: {self.install_hint}")
+
+    def configure(self, task: str | None = None, max_episode_steps: int | None = None) -> "EnvSpec":
+        """This env with one task (``None``: the default one) and episode length (``None``: the env's own);
+        its ``make`` and ``make_expert`` build that task. A module-level ``make`` stays picklable (rollout workers)."""
+        self.check_task(task)
+        if self.task is not None:
+            raise ValueError(f"EnvSpec({self.id}).configure: already configured")
+        task = task if task is not None else self.default_task
+        if max_episode_steps is not None and (isinstance(max_episode_steps, bool) or max_episode_steps < 1):
+            raise ValueError(f"env.max_episode_steps: expected an integer >= 1 (or null: the env's {self.max_episode_steps}), got {max_episode_steps}")
+        bound = {"task": task} if task is not None else {}
+        steps = {"max_episode_steps": max_episode_steps} if max_episode_steps is not None else {}
+        if not bound and not steps:
+            return self
+        expert = self.make_expert
+        return dataclasses.replace(
+            self,
+            make=functools.partial(self.make, **bound, **steps),
+            make_expert=functools.partial(expert, **bound) if expert is not None and bound else expert,
+            max_episode_steps=max_episode_steps or self.max_episode_steps,
+            task=task,
+        )
 
     @property
     def obs_shapes(self) -> dict[str, tuple[int, ...]]:

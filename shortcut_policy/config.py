@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
-from .envs import DEFAULT_ENV, get_env_spec
+from .envs import DEFAULT_ENV, EnvSpec, get_env_spec
 from .models.network import backbone_options, get_backbone
 from .objectives import OBJECTIVES
 from .models.transformer import TransformerConfig
@@ -23,9 +23,15 @@ from .utils.checks import at_least, check_ema, check_workers
 from .utils.workers import check_jobs
 
 
+# An expert store tries at most this many starts per kept episode (then gives up): with demo_seed, the
+# seeds its demonstrations may use, which must stay clear of the test seeds.
+DEMO_ATTEMPTS_PER_EPISODE = 3
+
+
 @dataclass
 class EnvConfig:
     name: str = DEFAULT_ENV
+    task: Optional[str] = None  # for an env with tasks (metaworld): which one; None: the env's default task
     obs_keys: Optional[list[str]] = None  # what the policy observes; None: the env's default_obs_keys
     action_key: str = "action"
     dataset: str = ""  # zarr store, which must exist; "" -> <datasets dir>/<name>_expert.zarr, generated when missing
@@ -33,15 +39,43 @@ class EnvConfig:
     demo_seed: int = 100_000  # expert episodes reset with seeds demo_seed, demo_seed+1, ... (test seeds start at 0)
     regenerate_demos: bool = False  # replace the expert store at the default path when it is not the one asked for
     rollout_workers: Optional[int] = None  # processes rollouts step the envs in (0: in-process); None: the env's default
+    max_episode_steps: Optional[int] = None  # episode length limit (demos and rollouts); None: the env's own
+    # expert demos: Gaussian noise of this standard deviation added to the actions executed (the expert's own
+    # action is recorded); 0: none
+    demo_noise: float = 0.0
 
     def __post_init__(self) -> None:
+        spec = get_env_spec(self.name)
+        spec.check_installed()  # a missing simulator fails now, with the pip command, not after demos or training
+        spec.check_task(self.task)
+        if self.task is None and spec.tasks:  # a saved run's config names its task, whatever the default becomes
+            self.task = spec.default_task
         if self.obs_keys is None:  # a saved run's config always names its keys, so loading one needs no registry entry
-            self.obs_keys = list(get_env_spec(self.name).default_obs_keys)
+            self.obs_keys = list(spec.default_obs_keys)
         if not self.obs_keys:
             raise ValueError("env.obs_keys: expected at least one observation key, got []")
         at_least("env", self, 1, "demo_episodes")
         if self.rollout_workers is not None:
             check_workers(self.rollout_workers, "env.rollout_workers")
+        if self.max_episode_steps is not None:
+            at_least("env", self, 1, "max_episode_steps")
+        if not 0 <= self.demo_noise < math.inf:
+            raise ValueError(f"env.demo_noise: expected a standard deviation >= 0 (0: none), got {self.demo_noise}")
+
+    def check_apart_from_tests(self, seed_start: int, episodes: int, field: str) -> None:
+        """Refuse demonstration seeds that could be test seeds: an env whose starts come from its seed would
+        then be tested on the episodes it was shown."""
+        demo = range(self.demo_seed, self.demo_seed + DEMO_ATTEMPTS_PER_EPISODE * self.demo_episodes)
+        test = range(seed_start, seed_start + episodes)
+        if not self.dataset and demo.start < test.stop and test.start < demo.stop:
+            raise ValueError(
+                f"env.demo_seed: the expert's demonstrations may use seeds {demo.start}..{demo.stop - 1}, the test "
+                f"episodes ({field}) use {test.start}..{test.stop - 1}; expected no seed in both"
+            )
+
+    def spec(self) -> EnvSpec:
+        """The env's spec with this config's task and episode length: what demos, rollouts and reports use."""
+        return get_env_spec(self.name).configure(self.task, self.max_episode_steps)
 
 
 @dataclass
@@ -117,6 +151,11 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     run_dir: str = ""  # "" -> hydra's output directory
 
+    def __post_init__(self) -> None:
+        tc = self.train
+        self.env.check_apart_from_tests(0, max(tc.eval_episodes, tc.periodic_eval_episodes if tc.eval_every else 0),
+                                        "train.eval_episodes")
+
 
 def _compare_objectives() -> dict[str, dict[str, Any]]:
     """Every registered objective with its own defaults (compare.yaml takes them from ``configs/objective/``)."""
@@ -171,6 +210,7 @@ class CompareConfig:
             raise ValueError(f"seeds: expected a non-empty list of distinct training seeds >= 0, got {self.seeds}")
         at_least("", self, 1, "episodes")
         at_least("", self, 0, "seed_start")
+        self.env.check_apart_from_tests(self.seed_start, self.episodes, "seed_start, episodes")
         if self.latency_calls < 0:
             raise ValueError(f"latency_calls: expected >= 0 (0: no latency measured), got {self.latency_calls}")
         check_jobs(self.jobs)

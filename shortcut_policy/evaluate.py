@@ -15,7 +15,6 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from .checkpoint import EVAL_DIR
-from .envs import get_env_spec
 from .evaluation.report import markdown_table, write_report
 from .evaluation.sweep import evaluate_policy
 from .utils.cli import one_line_errors
@@ -42,11 +41,12 @@ def load_for_evaluation(cfg: DictConfig):
 @one_line_errors
 def main(cfg: DictConfig) -> None:
     file, policy, steps_list = load_for_evaluation(cfg)
-    env_name = policy.config.env.name
+    spec = policy.config.env.spec()  # the task and episode length the policy was trained for
+    env_name = spec.id
     out_dir = Path(cfg.out) if cfg.out else file.parent / EVAL_DIR
     print(f"evaluating {file} on {env_name}: steps {steps_list}, {cfg.episodes} episodes; outputs -> {out_dir}")
     rows = evaluate_policy(  # rollout_workers: this machine's choice, not the one the run was trained with
-        policy, env_name, steps_list, cfg.episodes, cfg.seed_start, cfg.latency_calls, cfg.videos, out_dir / "videos",
+        policy, spec, steps_list, cfg.episodes, cfg.seed_start, cfg.latency_calls, cfg.videos, out_dir / "videos",
         workers=cfg.rollout_workers,
     )
     paths = write_report(
@@ -54,7 +54,7 @@ def main(cfg: DictConfig) -> None:
         rows,
         {"checkpoint": str(file), "env": env_name, "objective": policy.config.objective["name"], "config": OmegaConf.to_container(cfg),
          "objective_options": dataclasses.asdict(policy.objective.config)},  # what sampled, defaults included
-        get_env_spec(env_name),
+        spec,
         title=f"{env_name} · {policy.config.objective['name']}",
     )
     print(markdown_table(rows))

@@ -24,7 +24,7 @@ from hydra import compose, initialize_config_dir
 
 from shortcut_policy import load_policy
 from shortcut_policy.checkpoint import POLICY_FILE, load_tensors, save_tensors
-from shortcut_policy.config import load_config
+from shortcut_policy.config import CompareConfig, load_config
 from shortcut_policy.data import DatasetError, ReplayBuffer
 from shortcut_policy.data.demos import ensure_dataset, generate_demos
 from shortcut_policy.evaluation.rollout import rollout
@@ -129,15 +129,29 @@ def test_a_cached_expert_store_must_be_the_one_asked_for(tmp_path, monkeypatch):
     path = ensure_dataset(small, progress=False)
     assert ReplayBuffer.open(path).attrs["seed"] == 100_000
     asked = load_config({"env": {"demo_episodes": 2}}).env
-    with pytest.raises(ValueError, match=r"env.demo_episodes/env.demo_seed: .*push_t_expert.zarr holds 1 expert episodes of "
+    with pytest.raises(ValueError, match=r"env.demo_episodes/env.demo_seed/env.demo_noise: .*push_t_expert.zarr holds 1 expert episodes of "
                                          r"push_t from seed 100000, the config asks for 2 successful ones of push_t from seed 100000"):
         ensure_dataset(asked, progress=False)
     with pytest.raises(ValueError, match=r"holds 1 expert episodes of push_t from seed 100000, the config asks for 1 "
-                                         r"successful ones of push_t from seed 7"):
-        ensure_dataset(load_config({"env": {"demo_episodes": 1, "demo_seed": 7}}).env, progress=False)
+                                         r"successful ones of push_t from seed 200000"):
+        ensure_dataset(load_config({"env": {"demo_episodes": 1, "demo_seed": 200_000}}).env, progress=False)
+    with pytest.raises(ValueError, match=r"holds 1 expert episodes of push_t from seed 100000, the config asks for 1 "
+                                         r"successful ones of push_t from seed 100000 with action noise 0.1"):
+        ensure_dataset(load_config({"env": {"demo_episodes": 1, "demo_noise": 0.1}}).env, progress=False)
     assert ReplayBuffer.open(path).n_episodes == 1  # untouched
     regenerate = load_config({"env": {"demo_episodes": 2, "regenerate_demos": True}}).env
     assert ReplayBuffer.open(ensure_dataset(regenerate, progress=False)).n_episodes == 2
+
+
+def test_demonstration_seeds_never_overlap_test_seeds():
+    with pytest.raises(ValueError, match=r"env.demo_seed: the expert's demonstrations may use seeds 7..9, the test "
+                                         r"episodes \(train.eval_episodes\) use 0..49"):
+        load_config({"env": {"demo_episodes": 1, "demo_seed": 7}})
+    with pytest.raises(ValueError, match=r"env.demo_seed: .* seeds 100000..100029, the test episodes \(seed_start, episodes\) "
+                                         r"use 99990..100039"):
+        load_config({"env": {"demo_episodes": 10}, "seed_start": 99_990, "episodes": 50}, CompareConfig)
+    load_config({"env": {"demo_episodes": 1, "demo_seed": 50}})  # next to the test seeds is fine
+    load_config({"env": {"demo_seed": 7, "dataset": "user.zarr"}})  # a store the user names makes no demonstrations
 
 
 def test_a_store_the_user_names_must_exist(tmp_path):

@@ -69,9 +69,9 @@ class PushTObservations(gym.ObservationWrapper):
 
 def make_push_t(
     obs_keys: Sequence[str] = (), image_size: int | None = None, render_size: int | None = None,
-    render_mode: str = "rgb_array", image: bool = False, **gym_kwargs,
+    max_episode_steps: int | None = None, render_mode: str = "rgb_array", image: bool = False, **gym_kwargs,
 ) -> gym.Env:
-    """gym-pusht's PushT-v0 (300-step limit) with the library's observation dict (the env contract's ``make``).
+    """gym-pusht's PushT-v0 (300-step limit, or ``max_episode_steps``) with the library's observation dict (the env contract's ``make``).
 
     ``img`` is rendered only when ``obs_keys`` asks for it (or ``image=True``, the older spelling),
     ``image_size`` pixels square (default 96); ``render_size`` sets the size of ``render()``'s frames
@@ -88,7 +88,7 @@ def make_push_t(
         "gym_pusht/PushT-v0",
         obs_type="state",
         render_mode=render_mode,
-        max_episode_steps=MAX_EPISODE_STEPS,
+        max_episode_steps=max_episode_steps or MAX_EPISODE_STEPS,
         disable_env_checker=True,
         **sizes,
         **gym_kwargs,

@@ -29,11 +29,10 @@ import torch
 from omegaconf import DictConfig
 
 from ..checkpoint import METRICS_FILE, TRAIN_STATE_FILE
-from ..config import CompareConfig, RunConfig, load_config, to_dict
+from ..config import CompareConfig, EnvConfig, RunConfig, load_config, to_dict
 from ..evaluation.sweep import evaluate_policy, format_row
 from ..data.demos import ensure_dataset
 from ..utils.io import complete_lines, write_json, write_text
-from ..envs import get_env_spec
 from .report import markdown, plot
 from ..objectives import Objective, build_objective, check_steps
 from ..policy import load_policy
@@ -153,7 +152,7 @@ def last_logged_step(run_dir: Path) -> int:
 
 
 def evaluate_run(
-    run: Path, env_name: str, steps: list[int], episodes: int, seed_start: int, rows_file: Path | None = None,
+    run: Path, env: EnvConfig, steps: list[int], episodes: int, seed_start: int, rows_file: Path | None = None,
     workers: int | None = None, progress: bool = True,
 ) -> list[dict]:
     """Rollout rows of one run at ``steps``; no latency. Each budget's row is appended to ``rows_file``
@@ -165,7 +164,7 @@ def evaluate_run(
         rows_file.write_text("")
     rows = []
     for k in steps:
-        rows += evaluate_policy(policy, env_name, [k], episodes, seed_start, latency_calls=0, progress=progress,
+        rows += evaluate_policy(policy, env.spec(), [k], episodes, seed_start, latency_calls=0, progress=progress,
                                 workers=workers)
         if not progress:
             print(format_row(rows[-1]), flush=True)  # evaluate_policy prints it only with progress
@@ -188,7 +187,7 @@ def evaluate_all(
             rows_files.append(log.with_suffix(".jsonl"))
             n_rows += len(budgets)
             calls.append(Job(f"{method} run {i}", log, evaluate_run,
-                             (run, cfg.env.name, list(budgets), cfg.episodes, cfg.seed_start, rows_files[-1],
+                             (run, cfg.env, list(budgets), cfg.episodes, cfg.seed_start, rows_files[-1],
                               cfg.env.rollout_workers)))
     for f in rows_files:
         f.unlink(missing_ok=True)  # an earlier evaluation's rows would count as progress
@@ -201,7 +200,7 @@ def evaluate_all(
             policy = load_policy(runs[0])
             print(f"[{method}] act() latency at batch 1, {cfg.latency_calls} calls per step budget, on {runs[0]}")
             for row in per_seed[0]:
-                row.update(measure_act_latency(policy, cfg.env.name, row["steps"], n_calls=cfg.latency_calls, seed=cfg.seed_start))
+                row.update(measure_act_latency(policy, cfg.env.spec(), row["steps"], n_calls=cfg.latency_calls, seed=cfg.seed_start))
         rows.extend(aggregate(method, per_seed))
     return rows
 
@@ -300,7 +299,7 @@ def compare(
         write_text(out_dir / "compare.md", table),
         write_json(out_dir / "compare.json", {"rows": rows, "runs": runs_json, "seconds": time.perf_counter() - start,
                                               "objectives": options, "config": to_dict(cfg), "machine": machine()}),
-        *plot(out_dir, rows, f"{cfg.env.name} · {cfg.policy.backbone}", get_env_spec(cfg.env.name)),
+        *plot(out_dir, rows, f"{cfg.env.spec().id} · {cfg.policy.backbone}", cfg.env.spec()),
     ]
     print(table)
     print(f"done in {time.perf_counter() - start:.0f}s; wrote:")

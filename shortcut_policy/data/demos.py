@@ -17,37 +17,36 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ..config import EnvConfig
+from ..config import DEMO_ATTEMPTS_PER_EPISODE, EnvConfig
 from .replay_buffer import ReplayBuffer, read_store_meta
 from ..envs import EnvSpec, Expert, get_env_spec
 from ..utils.paths import datasets_dir
 
 GENERATOR = "shortcut_policy.generate_demos"  # recorded in every store written here
-# Give up when this many starts per requested episode failed to produce a kept episode.
-MAX_ATTEMPTS_PER_EPISODE = 3
 
 
-def default_dataset_path(env_name: str) -> Path:
-    return datasets_dir() / f"{env_name}_expert.zarr"
+def default_dataset_path(env: str | EnvSpec) -> Path:
+    """Where the expert's store of an env (and task) lives unless ``env.dataset`` names one."""
+    return datasets_dir() / f"{env if isinstance(env, str) else env.id}_expert.zarr"
 
 
 def ensure_dataset(env: EnvConfig, progress: bool = True) -> Path:
     """The env's demonstration store: ``env.dataset`` as given (it must exist), else the expert's store at
     the default path, generated when missing. An expert store there must be the one the config asks for
-    (env, episodes, first seed): a smaller smoke-test store is never trained on by mistake."""
-    spec = get_env_spec(env.name)
+    (env and task, episodes, first seed, action noise): a smaller smoke-test store is never trained on by mistake."""
+    spec = env.spec()
     spec.check_obs_keys(env.obs_keys)
     if env.dataset:
         path = Path(env.dataset).expanduser()
         if not path.exists():
             raise FileNotFoundError(
                 f"env.dataset: no store at {path} (a store you name is read, never generated); leave env.dataset "
-                f"empty to use or generate the expert's at {default_dataset_path(env.name)}"
+                f"empty to use or generate the expert's at {default_dataset_path(spec)}"
             )
         print(f"using demonstrations at {path}")
         return path
-    path = default_dataset_path(env.name)
-    asked = {"env": env.name, "episodes": env.demo_episodes, "seed": env.demo_seed, "kept_failed": False}
+    path = default_dataset_path(spec)
+    asked = {"env": spec.id, "episodes": env.demo_episodes, "seed": env.demo_seed, "kept_failed": False, "noise": env.demo_noise}
     if path.exists():
         made = store_provenance(path)
         if made is None:
@@ -58,29 +57,31 @@ def ensure_dataset(env: EnvConfig, progress: bool = True) -> Path:
             return path
         if not env.regenerate_demos:
             failed = " (failed ones kept too)" if made["kept_failed"] else ""
+            noise = lambda n: f" with action noise {n}" if n else ""  # noqa: E731
             raise ValueError(
-                f"env.demo_episodes/env.demo_seed: {path} holds {made['episodes']} expert episodes{failed} of {made['env']} "
-                f"from seed {made['seed']}, the config asks for {env.demo_episodes} successful ones of {env.name} from "
-                f"seed {env.demo_seed}; env.regenerate_demos=true replaces it, or set env.dataset to use it as it is"
+                f"env.demo_episodes/env.demo_seed/env.demo_noise: {path} holds {made['episodes']} expert episodes{failed} "
+                f"of {made['env']} from seed {made['seed']}{noise(made['noise'])}, the config asks for {env.demo_episodes} "
+                f"successful ones of {spec.id} from seed {env.demo_seed}{noise(env.demo_noise)}; env.regenerate_demos=true "
+                "replaces it, or set env.dataset to use it as it is"
             )
         print(f"{path} holds {made}, the config asks for {asked}: regenerating it (env.regenerate_demos=true)")
     else:
         print(f"no demonstrations at {path}: generating {env.demo_episodes} expert episodes")
     check_writable(path)
     image = bool(spec.rgb_keys(env.obs_keys))
-    return generate_demos(env.name, env.demo_episodes, env.demo_seed, path, image=image, progress=progress,
-                          overwrite=path.exists())
+    return generate_demos(spec, env.demo_episodes, env.demo_seed, path, image=image, progress=progress,
+                          overwrite=path.exists(), noise=env.demo_noise)
 
 
 def store_provenance(path: Path) -> dict | None:
-    """What made an expert store (env, kept episodes, first seed), from its metadata; None for a store
-    generate_demos did not write. Stores from before the seed was recorded give their first seed tried."""
+    """What made an expert store (env, kept episodes, first seed, action noise), from its metadata; None for a
+    store generate_demos did not write. Stores from before the seed was recorded give their first seed tried."""
     attrs, n_episodes = read_store_meta(path)
     if attrs.get("generator") != GENERATOR:
         return None
     seeds = attrs.get("seeds_success", []) + attrs.get("seeds_failed", [])
     return {"env": attrs.get("env"), "episodes": n_episodes, "seed": attrs.get("seed", min(seeds, default=None)),
-            "kept_failed": bool(attrs.get("kept_failed", False))}
+            "kept_failed": bool(attrs.get("kept_failed", False)), "noise": float(attrs.get("action_noise", 0.0))}
 
 
 def check_writable(path: Path) -> None:
@@ -94,10 +95,18 @@ def check_writable(path: Path) -> None:
                               "set SHORTCUT_POLICY_DATA or env.dataset to a writable place") from None
 
 
-def run_expert_episode(spec: EnvSpec, env, expert: Expert, seed: int, keys: list[str]) -> tuple[dict[str, np.ndarray], bool]:
-    """One expert episode from ``env.reset(seed=seed)``: (per-step arrays of ``keys`` and ``action``, success)."""
+def run_expert_episode(
+    spec: EnvSpec, env, expert: Expert, seed: int, keys: list[str], noise: float = 0.0
+) -> tuple[dict[str, np.ndarray], bool]:
+    """One expert episode from ``env.reset(seed=seed)``: (per-step arrays of ``keys`` and ``action``, success).
+
+    With ``noise`` > 0 the env executes the expert's action plus Gaussian noise of that standard deviation
+    (clipped to the action space), and the store records the expert's own action: the demonstrations then
+    visit states off the expert's path, labelled with how the expert recovers (DART, Laskey et al. 2017).
+    The noise is drawn from ``seed``, so the episode stays reproducible."""
     obs, _ = env.reset(seed=seed)
     expert.reset(seed=seed)
+    rng = np.random.default_rng(seed)
     frames: dict[str, list] = {k: [] for k in keys + ["action"]}
     success = False
     while True:
@@ -105,7 +114,11 @@ def run_expert_episode(spec: EnvSpec, env, expert: Expert, seed: int, keys: list
         for k in keys:
             frames[k].append(obs[k])
         frames["action"].append(action)
-        obs, _, terminated, truncated, info = env.step(action)
+        executed = action
+        if noise:
+            box = env.action_space
+            executed = np.clip(action + rng.normal(0.0, noise, action.shape), box.low, box.high)
+        obs, _, terminated, truncated, info = env.step(executed)
         success = success or spec.success(info)
         if terminated or truncated:
             break
@@ -115,7 +128,7 @@ def run_expert_episode(spec: EnvSpec, env, expert: Expert, seed: int, keys: list
 
 
 def generate_demos(
-    env_name: str,
+    env: str | EnvSpec,
     episodes: int,
     seed: int,
     out: str | Path,
@@ -123,31 +136,37 @@ def generate_demos(
     image: bool = False,
     overwrite: bool = False,
     progress: bool = True,
+    noise: float = 0.0,
 ) -> Path:
-    """Generate ``episodes`` kept expert episodes into the store at ``out``; returns its path."""
+    """Generate ``episodes`` kept expert episodes of ``env`` (a name, or a configured spec: one task) into
+    the store at ``out``; returns its path. ``noise``: see ``run_expert_episode``."""
     if episodes < 1:
         raise ValueError(f"episodes: expected >= 1, got {episodes}")
-    spec = get_env_spec(env_name)
+    if not 0 <= noise < np.inf:
+        raise ValueError(f"noise: expected a standard deviation >= 0, got {noise}")
+    spec = env if isinstance(env, EnvSpec) else get_env_spec(env).configure()
     if spec.make_expert is None:
-        raise ValueError(f"env {env_name!r} has no scripted expert")
+        raise ValueError(f"env {spec.id!r} has no scripted expert")
     out = Path(out)
     if out.exists() and not overwrite:
         raise FileExistsError(f"out: {out} already exists; pass overwrite=true to replace it")
     check_writable(out)
     keys = spec.record_keys(spec.rgb_keys(spec.obs) if image else [])
-    env = spec.make(obs_keys=keys)
+    sim = spec.make(obs_keys=keys)
     expert = spec.make_expert(seed)
+    if noise:
+        print(f"expert actions executed with Gaussian noise, std {noise} (the expert's own actions are recorded)")
     try:
         buffer = ReplayBuffer()
         success_seeds, failed_seeds, lengths = [], [], []
         start = time.perf_counter()
-        with tqdm(total=episodes, desc=f"expert demos ({env_name})", unit="ep", disable=not progress) as bar:
+        with tqdm(total=episodes, desc=f"expert demos ({spec.id})", unit="ep", disable=not progress) as bar:
             while buffer.n_episodes < episodes:
                 attempts = len(success_seeds) + len(failed_seeds)
-                if attempts >= MAX_ATTEMPTS_PER_EPISODE * episodes:
+                if attempts >= DEMO_ATTEMPTS_PER_EPISODE * episodes:
                     raise RuntimeError(f"expert kept only {buffer.n_episodes}/{episodes} episodes in {attempts} attempts")
                 episode_seed = seed + attempts
-                episode, success = run_expert_episode(spec, env, expert, episode_seed, keys)
+                episode, success = run_expert_episode(spec, sim, expert, episode_seed, keys, noise)
                 (success_seeds if success else failed_seeds).append(episode_seed)
                 if success or keep_failed:
                     buffer.add_episode(episode)
@@ -155,13 +174,16 @@ def generate_demos(
                     bar.update(1)
                 bar.set_postfix(expert_success=f"{len(success_seeds) / (attempts + 1):.1%}")
     finally:
-        env.close()
+        sim.close()
     elapsed = time.perf_counter() - start
     attempts = len(success_seeds) + len(failed_seeds)
     buffer.attrs.update(
         {
-            "env": env_name,
+            "env": spec.id,
+            "task": spec.task,
             "generator": GENERATOR,
+            "action_noise": noise,
+            "max_episode_steps": spec.max_episode_steps,
             "seed": seed,  # the first seed tried; with the kept count, what ensure_dataset compares
             "expert_success_rate": len(success_seeds) / attempts,
             "expert_attempts": attempts,

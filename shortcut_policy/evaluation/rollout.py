@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..envs import get_env_spec
+from ..envs import EnvSpec, resolve_env
 from .env_pool import EnvPool
 
 
@@ -30,14 +30,15 @@ class EpisodeResult:
     frames: list[np.ndarray] = field(default_factory=list, repr=False)
 
 
-def check_fits_env(obs_shapes: Mapping[str, tuple[int, ...]], action_dim: int, env_name: str) -> None:
+def check_fits_env(obs_shapes: Mapping[str, tuple[int, ...]], action_dim: int, env: str | EnvSpec) -> None:
     """Refuse, before anything runs, a policy whose observations the env does not give as they are, or
     whose actions are not the env's.
 
     Same size is not enough (a (9, 2) and an (18,) observation may mean different points), so no
     reshape is tried.
     """
-    spec = get_env_spec(env_name)
+    spec = resolve_env(env)
+    env_name = spec.name
     if action_dim != spec.action_dim:
         raise ValueError(f"action: the policy acts in {action_dim} dimensions (its training data), the {env_name} "
                          f"env takes {spec.action_dim}: it cannot be rolled out in this env")
@@ -52,7 +53,7 @@ def check_fits_env(obs_shapes: Mapping[str, tuple[int, ...]], action_dim: int, e
 
 def rollout(
     policy,
-    env_name: str,
+    env: str | EnvSpec,
     seeds: Sequence[int],
     steps: int,
     n_videos: int = 0,
@@ -63,13 +64,14 @@ def rollout(
 ) -> list[EpisodeResult]:
     """Run one episode per seed, all side by side; the first ``n_videos`` episodes keep RGB frames.
 
+    ``env``: a configured spec (``EnvConfig.spec()``: task and episode length), or an env's name.
     ``workers``: processes the environments are stepped in (0: this process; None: the env's
     ``rollout_workers``). The sampler's initial noise comes from its own generator seeded with
     ``noise_seed``, so a rollout's result depends only on (policy, seeds, steps, noise_seed), not on
     what ran before it nor on where the environments run.
     """
-    spec = get_env_spec(env_name)
-    check_fits_env(policy.obs_shapes, policy.action_dim, env_name)
+    spec = resolve_env(env)
+    check_fits_env(policy.obs_shapes, policy.action_dim, spec)
     generator = torch.Generator().manual_seed(noise_seed)
     policy.objective.validate_steps(steps)
     n = len(seeds)
@@ -113,10 +115,10 @@ def rollout(
 
 
 def measure_act_latency(
-    policy, env_name: str, steps: int, n_calls: int = 200, seed: int = 0, warmup: int = 16
+    policy, env: str | EnvSpec, steps: int, n_calls: int = 200, seed: int = 0, warmup: int = 16
 ) -> dict[str, float]:
     """Wall-clock of ``policy.act`` at batch 1 in a real control loop: every call, and replanning calls only."""
-    env = get_env_spec(env_name).make(obs_keys=list(policy.obs_keys))
+    env = resolve_env(env).make(obs_keys=list(policy.obs_keys))
     obs, _ = env.reset(seed=seed)
     policy.reset()
     all_calls, replans = [], []

@@ -14,13 +14,14 @@ from typing import Sequence
 
 import numpy as np
 
+from ..envs import EnvSpec
 from .rollout import measure_act_latency, rollout, save_video
 from .stats import wilson_interval
 
 
 def evaluate_policy(
     policy,
-    env_name: str,
+    env: str | EnvSpec,
     steps_list: Sequence[int],
     episodes: int = 50,
     seed_start: int = 0,
@@ -30,7 +31,7 @@ def evaluate_policy(
     progress: bool = True,
     workers: int | None = None,
 ) -> list[dict]:
-    """One row per step budget; test seeds are ``seed_start .. seed_start + episodes - 1``; ``workers``:
+    """One row per step budget of ``env`` (a configured spec, or a name); test seeds are ``seed_start .. seed_start + episodes - 1``; ``workers``:
     processes the episodes' environments are stepped in (None: the env's default)."""
     if episodes < 1:
         raise ValueError(f"episodes: expected >= 1, got {episodes}")
@@ -40,7 +41,7 @@ def evaluate_policy(
     rows = []
     for steps in steps_list:
         start = time.perf_counter()
-        results = rollout(policy, env_name, seeds, steps, n_videos=n_videos if video_dir else 0, progress=progress,
+        results = rollout(policy, env, seeds, steps, n_videos=n_videos if video_dir else 0, progress=progress,
                           workers=workers)
         rollout_s = time.perf_counter() - start
         n_success = sum(r.success for r in results)
@@ -56,7 +57,7 @@ def evaluate_policy(
             "per_episode": [{"seed": r.seed, "score": r.score, "success": r.success, "length": r.length} for r in results],
         }
         if latency_calls:
-            row.update(measure_act_latency(policy, env_name, steps, n_calls=latency_calls, seed=seed_start))
+            row.update(measure_act_latency(policy, env, steps, n_calls=latency_calls, seed=seed_start))
         if video_dir:
             for r in results[:n_videos]:
                 save_video(Path(video_dir) / f"steps{steps:03d}_seed{r.seed}.mp4", r.frames)

@@ -98,7 +98,7 @@ class Trainer(TrainLoop):
         self.action_dim = int(self.buffer.data[config.env.action_key].shape[-1])
         if self.eval_steps or tc.eval_every:  # evaluation rolls out in the env: refuse now, not after training
             try:
-                check_fits_env(self.obs_shapes, self.action_dim, config.env.name)
+                check_fits_env(self.obs_shapes, self.action_dim, config.env.spec())
             except ValueError as err:
                 raise ValueError(
                     f"env.dataset {self.dataset_path}: {err}; train.eval_episodes=0 train.eval_every=0 trains "
@@ -138,7 +138,7 @@ class Trainer(TrainLoop):
 
     def periodic_eval(self) -> dict:
         rows = evaluate_policy(
-            self.policy(), self.config.env.name, [1], self.config.train.periodic_eval_episodes,
+            self.policy(), self.config.env.spec(), [1], self.config.train.periodic_eval_episodes,
             latency_calls=0, progress=False, workers=self.config.env.rollout_workers,
         )
         tqdm.write(f"step {self.step}: " + format_row(rows[0]))
@@ -150,17 +150,17 @@ class Trainer(TrainLoop):
             return {}
         print(f"evaluating at steps {self.eval_steps} on {tc.eval_episodes} test seeds")
         rows = evaluate_policy(
-            self.policy(), self.config.env.name, self.eval_steps, tc.eval_episodes,
+            self.policy(), self.config.env.spec(), self.eval_steps, tc.eval_episodes,
             n_videos=2, video_dir=self.run_dir / EVAL_DIR / "videos", progress=self.progress,
             workers=self.config.env.rollout_workers,
         )
         paths = write_report(
             self.run_dir / EVAL_DIR,
             rows,
-            {"checkpoint": str(self.run_dir / POLICY_FILE), "env": self.config.env.name, "step": self.step,
+            {"checkpoint": str(self.run_dir / POLICY_FILE), "env": self.config.env.spec().id, "step": self.step,
              "config": to_dict(self.config)},
-            get_env_spec(self.config.env.name),
-            title=f"{self.config.env.name} · {self.config.objective['name']} · step {self.step}",
+            self.config.env.spec(),
+            title=f"{self.config.env.spec().id} · {self.config.objective['name']} · step {self.step}",
         )
         print(markdown_table(rows))
         return paths

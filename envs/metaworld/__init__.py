@@ -1,0 +1,44 @@
+"""Meta-World v3 (metaworld 3.1.1, MuJoCo 3.3.0): 50 tabletop tasks for one Sawyer arm, each with a scripted
+expert. ``env=metaworld env.task=<task>``; needs the extra: ``pip install -e ".[metaworld]"``.
+
+Scored as Meta-World and the papers score it: an episode succeeds when ``info["success"]`` is 1 at any
+step, and ends there (Meta-World never terminates by itself); the score is the success rate.
+"""
+
+from ..registry import register_env
+from ..spec import EnvSpec, ObsSpec, success_flag
+from .env import ACTION_DIM, INSTALL_HINT, MAX_EPISODE_STEPS, STATE_DIM, make_metaworld
+from .tasks import DEFAULT_TASK, DIFFICULTY_GROUPS, TASKS
+
+
+def make_expert(seed: int | None = None, task: str = DEFAULT_TASK):
+    """Meta-World's shipped scripted policy for ``task`` (deterministic: ``seed`` changes nothing)."""
+    from .expert import MetaWorldExpert
+
+    return MetaWorldExpert(task)
+
+
+def make(task: str = DEFAULT_TASK, **kwargs):
+    return make_metaworld(task, **kwargs)
+
+
+SPEC = register_env(
+    EnvSpec(
+        name="metaworld",
+        make=make,
+        obs={"state": ObsSpec((STATE_DIM,))},
+        action_dim=ACTION_DIM,
+        max_episode_steps=MAX_EPISODE_STEPS,
+        success=success_flag("success"),
+        default_obs_keys=("state",),
+        score_name="success rate",
+        make_expert=make_expert,
+        demo_keys=("state",),
+        rollout_workers=0,  # measured in docs/results/metaworld.md
+        tasks=TASKS,
+        default_task=DEFAULT_TASK,
+        task_groups=DIFFICULTY_GROUPS,
+        requires=("metaworld", "mujoco"),
+        install_hint=INSTALL_HINT,
+    )
+)

@@ -1,0 +1,110 @@
+"""A Meta-World v3 task with the library's observation dict, reproducible starts, and episodes that end
+at the first success.
+
+Meta-World's own seeding does not give reproducible episodes: ``reset(seed=)`` is ignored, and its MT1
+benchmark draws one of 50 fixed start/goal variants at random on each reset. Here ``reset(seed=s)``
+reseeds the task's own random draw of object and goal positions (``_random_reset_space``, the draw
+Meta-World uses to build its variants), so seed ``s`` always gives the same start and goal, and
+different seeds give different ones: demonstration seeds (from 100000) never share a start with test
+seeds (from 0). The goal is part of the observation (Meta-World's fully observable setting, as MT1).
+
+Observations: ``state`` (39,) float64, Meta-World's vector: hand xyz, gripper opening, two objects'
+xyz + quaternion, the same 18 values from the previous step, and the goal xyz.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Sequence
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from .tasks import TASKS
+
+MAX_EPISODE_STEPS = 500  # Meta-World's path length
+STATE_DIM = 39
+ACTION_DIM = 4  # end-effector xyz displacement and gripper effort, each in [-1, 1]
+INSTALL_HINT = 'pip install -e ".[metaworld]"  (metaworld==3.1.1 with mujoco==3.3.0)'
+
+
+def import_metaworld():
+    """metaworld, or an error that says how to install it."""
+    # MuJoCo reads MUJOCO_GL when it first makes a rendering context; EGL renders without a display
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    try:
+        import metaworld  # noqa: F401
+        from metaworld.env_dict import ALL_V3_ENVIRONMENTS
+    except ModuleNotFoundError as err:
+        raise ModuleNotFoundError(f"env=metaworld needs the metaworld extra ({err}); install it with: {INSTALL_HINT}") from None
+    return ALL_V3_ENVIRONMENTS
+
+
+class MetaWorldEnv(gym.Env):
+    """One Meta-World task; see the module docstring. ``render()`` gives ``render_size`` square RGB frames
+    from ``camera`` (right side up)."""
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 80}
+
+    def __init__(self, task: str, max_episode_steps: int = MAX_EPISODE_STEPS, end_on_success: bool = True,
+                 render_size: int | None = None, camera: str = "corner") -> None:
+        if task not in TASKS:
+            raise ValueError(f"env.task: expected a Meta-World v3 task, one of {list(TASKS)}, got {task!r}")
+        if max_episode_steps < 1:
+            raise ValueError(f"env.max_episode_steps: expected >= 1, got {max_episode_steps}")
+        size = render_size or 256
+        self.task = task
+        self.max_episode_steps = max_episode_steps
+        self.end_on_success = end_on_success
+        self.render_mode = "rgb_array"
+        self._sim = import_metaworld()[task](render_mode="rgb_array", camera_name=camera, width=size, height=size)
+        self._sim.max_path_length = max_episode_steps  # Meta-World refuses a step past its own limit
+        self._sim._partially_observable = False  # the goal is observed, as in MT1
+        self._sim.__dict__.pop("sawyer_observation_space", None)  # a cached space computed without the goal
+        self._sim._set_task_called = True  # starts come from reset(seed=) below, not from set_task
+        # CPU rendering: the shadow map and multisampling make frames ~10x slower; they must be off before the
+        # first render
+        self._sim.model.vis.quality.shadowsize = 0
+        self._sim.model.vis.quality.offsamples = 0
+        self.observation_space = spaces.Dict({"state": spaces.Box(-np.inf, np.inf, (STATE_DIM,), np.float64)})
+        self.action_space = spaces.Box(-1.0, 1.0, (ACTION_DIM,), np.float32)
+        self._steps = 0
+        self._reset_done = False
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        if seed is not None:
+            self._sim.seed(int(seed))  # the sim's np_random, from which the start below is drawn
+        elif not self._reset_done:
+            raise ValueError("reset: expected a seed for the first episode (Meta-World starts are drawn from it)")
+        self._sim._freeze_rand_vec = False
+        self._sim.seeded_rand_vec = True  # draw object and goal positions from the sim's np_random
+        obs, info = self._sim.reset()
+        self._steps = 0
+        self._reset_done = True
+        return {"state": np.asarray(obs, dtype=np.float64)}, info
+
+    def step(self, action: np.ndarray):
+        action = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
+        obs, reward, _, truncated, info = self._sim.step(action)
+        self._steps += 1
+        terminated = self.end_on_success and bool(info["success"])
+        truncated = bool(truncated) or self._steps >= self.max_episode_steps
+        return {"state": np.asarray(obs, dtype=np.float64)}, float(reward), terminated, truncated, info
+
+    def render(self) -> np.ndarray:
+        return np.ascontiguousarray(self._sim.render()[::-1])  # MuJoCo's frames are bottom row first
+
+    def close(self) -> None:
+        self._sim.close()
+
+
+def make_metaworld(
+    task: str, obs_keys: Sequence[str] = (), image_size: int | None = None, render_size: int | None = None,
+    max_episode_steps: int | None = None, end_on_success: bool = True,
+) -> MetaWorldEnv:
+    """The env contract's ``make`` for Meta-World (``task`` is bound by ``EnvSpec.configure``)."""
+    if image_size is not None:
+        raise ValueError("image_size: the Meta-World env has no image observation yet")
+    return MetaWorldEnv(task, max_episode_steps or MAX_EPISODE_STEPS, end_on_success, render_size)
