@@ -216,6 +216,33 @@ class CompareConfig:
         check_jobs(self.jobs)
 
 
+@dataclass
+class SuiteConfig(CompareConfig):
+    """``python -m shortcut_policy.suite``: the comparison (methods x training seeds, one backbone, data and
+    budget) on each of several tasks of one env, reported per task group (``configs/suite.yaml``)."""
+
+    tasks: list[str] = field(default_factory=list)  # tasks of env.name; []: all of them
+    videos: int = 1  # rollout videos per task: the first method's first run, at its fewest steps
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        spec = get_env_spec(self.env.name)
+        if not spec.tasks:
+            raise ValueError(f"env.name: the suite runs the tasks of an env; {self.env.name} has none (use compare)")
+        if not self.tasks:
+            self.tasks = list(spec.tasks)
+        if len(set(self.tasks)) != len(self.tasks):
+            raise ValueError(f"tasks: expected distinct tasks, got {self.tasks}")
+        for task in self.tasks:
+            try:
+                spec.check_task(task)
+            except ValueError as err:
+                raise ValueError(f"tasks: {err}") from None
+        if any(self.checkpoints.get(m) for m in self.methods):
+            raise ValueError("checkpoints: the suite trains (or resumes) its own runs; give checkpoints to compare instead")
+        at_least("", self, 0, "videos")
+
+
 # ------------------------------------------------------------------ image path (DiT)
 @dataclass
 class ImageDataConfig:

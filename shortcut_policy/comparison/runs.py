@@ -153,10 +153,11 @@ def last_logged_step(run_dir: Path) -> int:
 
 def evaluate_run(
     run: Path, env: EnvConfig, steps: list[int], episodes: int, seed_start: int, rows_file: Path | None = None,
-    workers: int | None = None, progress: bool = True,
+    workers: int | None = None, progress: bool = True, videos: int = 0, video_dir: Path | None = None,
 ) -> list[dict]:
     """Rollout rows of one run at ``steps``; no latency. Each budget's row is appended to ``rows_file``
-    (emptied first) as soon as it is done: how the parent counts progress of a run in a worker."""
+    (emptied first) as soon as it is done: how the parent counts progress of a run in a worker. ``videos``
+    episodes of the first budget are filmed into ``video_dir``."""
     policy = load_policy(run)
     print(f"evaluating {run} at steps {steps} on {episodes} test seeds", flush=True)
     if rows_file is not None:
@@ -164,8 +165,9 @@ def evaluate_run(
         rows_file.write_text("")
     rows = []
     for k in steps:
-        rows += evaluate_policy(policy, env.spec(), [k], episodes, seed_start, latency_calls=0, progress=progress,
-                                workers=workers)
+        film = videos if k == steps[0] and video_dir is not None else 0
+        rows += evaluate_policy(policy, env.spec(), [k], episodes, seed_start, latency_calls=0, n_videos=film,
+                                video_dir=video_dir if film else None, progress=progress, workers=workers)
         if not progress:
             print(format_row(rows[-1]), flush=True)  # evaluate_policy prints it only with progress
         if rows_file is not None:

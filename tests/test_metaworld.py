@@ -1,0 +1,117 @@
+"""Meta-World behind the env contract: tasks, reproducible starts apart from the demonstrations', episodes
+ending at first success, the shipped experts as demonstrators, and a policy trained on a 2-episode store
+that rolls out."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import numpy as np
+import pytest
+
+from shortcut_policy import make_env
+from shortcut_policy.config import load_config
+from shortcut_policy.data import ReplayBuffer
+from shortcut_policy.data.demos import generate_demos
+from shortcut_policy.envs import get_env_spec
+from shortcut_policy.training.trainer import run
+
+metaworld = pytest.importorskip("metaworld")  # the test extra installs it; CI runs these
+
+
+def test_the_task_list_is_metaworlds():
+    from metaworld.env_dict import ALL_V3_ENVIRONMENTS
+    from metaworld.policies import ENV_POLICY_MAP
+
+    spec = get_env_spec("metaworld")
+    assert set(spec.tasks) == set(ALL_V3_ENVIRONMENTS) == set(ENV_POLICY_MAP)
+    grouped = [t for members in spec.task_groups.values() for t in members]
+    assert sorted(grouped) == sorted(spec.tasks) and len(grouped) == 50  # every task in exactly one group
+    assert {g: len(m) for g, m in spec.task_groups.items()} == {"easy": 28, "medium": 11, "hard": 6, "very hard": 5}
+
+
+def test_a_seed_always_gives_the_same_start_and_goal():
+    env = make_env("metaworld", task="pick-place-v3")
+    first, _ = env.reset(seed=7)
+    env.step(np.ones(4))
+    other, _ = env.reset(seed=8)
+    again, _ = env.reset(seed=7)
+    fresh, _ = make_env("metaworld", task="pick-place-v3").reset(seed=7)
+    assert np.array_equal(first["state"], again["state"]) and np.array_equal(first["state"], fresh["state"])
+    assert not np.allclose(first["state"][4:7], other["state"][4:7])  # the object moved between seeds
+    assert not np.allclose(first["state"][-3:], other["state"][-3:])  # so did the goal, which is observed
+    assert np.allclose(first["state"][-3:], env.unwrapped._sim._target_pos)
+    # the demonstration seeds (from 100000) start elsewhere than the test seeds (0..49)
+    tests = {tuple(np.round(env.reset(seed=s)[0]["state"][4:7], 6)) for s in range(50)}
+    demos = {tuple(np.round(env.reset(seed=s)[0]["state"][4:7], 6)) for s in range(100_000, 100_030)}
+    assert len(tests) == 50 and not tests & demos
+    env.close()
+
+
+def test_episodes_end_at_first_success_or_at_the_limit():
+    spec = get_env_spec("metaworld").configure("reach-v3", max_episode_steps=150)
+    env, expert = spec.make(), spec.make_expert(0)
+    obs, _ = env.reset(seed=0)
+    for step in range(1, 151):
+        obs, _, terminated, truncated, info = env.step(expert.act(obs, env))
+        if terminated or truncated:
+            break
+    assert terminated and not truncated and info["success"] == 1.0 and step < 150
+    short = get_env_spec("metaworld").configure("reach-v3", max_episode_steps=5).make()
+    short.reset(seed=0)
+    ends = [short.step(np.zeros(4))[2:4] for _ in range(5)]
+    assert ends == [(False, False)] * 4 + [(False, True)]
+    with pytest.raises(ValueError, match="reset: expected a seed"):
+        make_env("metaworld", task="reach-v3").reset()
+
+
+def test_frames_are_rendered_at_the_size_asked():
+    env = make_env("metaworld", task="reach-v3", render_size=64)
+    env.reset(seed=0)
+    frame = env.render()
+    assert frame.shape == (64, 64, 3) and frame.dtype == np.uint8 and frame.std() > 0
+    env.close()
+
+
+def test_config_refuses_a_bad_task_and_names_the_missing_extra(monkeypatch):
+    with pytest.raises(ValueError, match=r"env.task: expected one of the metaworld env's tasks .*got 'push-v2'"):
+        load_config({"env": {"name": "metaworld", "task": "push-v2"}})
+    with pytest.raises(ValueError, match="env.task: the push_t env has no tasks to choose from, got 'push-v3'"):
+        load_config({"env": {"name": "push_t", "task": "push-v3"}})
+    assert load_config({"env": {"name": "metaworld"}}).env.task == "push-v3"  # the default task, recorded
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "metaworld" else real(name, *a))
+    with pytest.raises(ModuleNotFoundError, match=r"env.name=metaworld needs metaworld, which is not installed: "
+                                                  r"pip install -e \"\.\[metaworld\]\""):
+        load_config({"env": {"name": "metaworld", "task": "reach-v3"}})
+
+
+def test_noisy_demonstrations_record_the_experts_own_actions(tmp_path):
+    spec = get_env_spec("metaworld").configure("reach-v3")
+    path = generate_demos(spec, episodes=2, seed=100_000, out=tmp_path / "noisy.zarr", progress=False, noise=0.3)
+    buffer = ReplayBuffer.open(path)
+    assert buffer.attrs["action_noise"] == 0.3 and buffer.attrs["env"] == "metaworld_reach-v3"
+    states, actions = buffer.data["state"][:], buffer.data["action"][:]
+    expert = spec.make_expert(0)
+    recomputed = np.stack([expert.act({"state": s.astype(np.float64)}) for s in states])
+    assert np.allclose(recomputed, actions, atol=1e-5)  # the clean action, not the executed noisy one
+    clean = ReplayBuffer.open(generate_demos(spec, episodes=2, seed=100_000, out=tmp_path / "clean.zarr", progress=False))
+    assert not np.array_equal(clean.data["state"][:], states[: len(clean.data["state"])])  # the noise moved the arm
+
+
+def test_trains_on_a_two_episode_store_and_rolls_out(tmp_path):
+    spec = get_env_spec("metaworld").configure("reach-v3")
+    store = generate_demos(spec, episodes=2, seed=100_000, out=tmp_path / "demos.zarr", progress=False)
+    config = load_config({
+        "env": {"name": "metaworld", "task": "reach-v3", "dataset": str(store), "max_episode_steps": 40},
+        "policy": {"unet": {"down_dims": [16, 32]}},
+        "train": {"num_steps": 20, "batch_size": 8, "warmup_steps": 2, "val_every": 20, "checkpoint_every": 20,
+                  "log_every": 10, "eval_episodes": 1, "eval_steps": [1]},
+    })
+    run(config, tmp_path / "run", progress=False)
+    report = json.loads((tmp_path / "run" / "eval" / "eval.json").read_text())
+    assert report["env"] == "metaworld_reach-v3"
+    (row,) = report["rows"]
+    assert row["episodes"] == 1 and 1 <= row["per_episode"][0]["length"] <= 40
+    assert sorted(p.name for p in (tmp_path / "run" / "eval" / "videos").iterdir()) == ["steps001_seed0.mp4"]
