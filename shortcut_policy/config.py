@@ -46,7 +46,6 @@ class EnvConfig:
 
     def __post_init__(self) -> None:
         spec = get_env_spec(self.name)
-        spec.check_installed()  # a missing simulator fails now, with the pip command, not after demos or training
         spec.check_task(self.task)
         if self.task is None and spec.tasks:  # a saved run's config names its task, whatever the default becomes
             self.task = spec.default_task
@@ -74,8 +73,13 @@ class EnvConfig:
             )
 
     def spec(self) -> EnvSpec:
-        """The env's spec with this config's task and episode length: what demos, rollouts and reports use."""
-        return get_env_spec(self.name).configure(self.task, self.max_episode_steps)
+        """The env's spec with this config's task and episode length: what demos, rollouts and reports use.
+
+        A missing simulator fails here, with the pip command, before any demonstration or rollout; not when
+        the config loads, so that a policy loads (and acts on a robot) where its simulator is not installed."""
+        spec = get_env_spec(self.name)
+        spec.check_installed()
+        return spec.configure(self.task, self.max_episode_steps)
 
 
 @dataclass

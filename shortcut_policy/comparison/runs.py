@@ -282,6 +282,7 @@ def compare(
     """
     if not isinstance(cfg, CompareConfig):
         cfg = load_config(cfg, CompareConfig)  # names and types checked before anything runs
+    cfg.env.spec()  # a missing simulator fails now, with the pip command
     out_dir = Path(out_dir)
     print(f"comparison folder: {out_dir.resolve()}")
     start = time.perf_counter()

@@ -260,6 +260,7 @@ def run_suite(cfg: SuiteConfig | DictConfig, out_dir: str | Path, progress: bool
     """Demos, training, evaluation and the report of every task x method x seed; returns the files written."""
     if not isinstance(cfg, SuiteConfig):
         cfg = load_config(cfg, SuiteConfig)  # names, types, tasks and the simulator checked before anything runs
+    cfg.env.spec()  # a missing simulator fails now, with the pip command
     out_dir = Path(out_dir)
     print(f"suite folder: {out_dir.resolve()}")
     print(f"{len(cfg.tasks)} tasks x {len(cfg.methods)} methods x {len(cfg.seeds)} training seeds = "
