@@ -159,7 +159,7 @@ def main() -> None:
         except ValueError as err:
             parser.error(str(err))
 
-    dataset = Path(args.dataset) if args.dataset else default_dataset_path(first.config.env.name)
+    dataset = Path(args.dataset) if args.dataset else Path(first.config.env.dataset or default_dataset_path(first.config.env.spec()))
     if not dataset.exists():
         parser.error(f"--dataset: no demonstration store at {dataset}")
     sampler = SequenceSampler(

@@ -225,7 +225,7 @@ class SuiteConfig(CompareConfig):
     """``python -m shortcut_policy.suite``: the comparison (methods x training seeds, one backbone, data and
     budget) on each of several tasks of one env, reported per task group (``configs/suite.yaml``)."""
 
-    tasks: list[str] = field(default_factory=list)  # tasks of env.name; []: all of them
+    tasks: list[str] = field(default_factory=list)  # tasks of env.name; []: all of them (env.task is not used)
     videos: int = 1  # rollout videos per task: the first method's first run, at its fewest steps
 
     def __post_init__(self) -> None:
@@ -244,6 +244,8 @@ class SuiteConfig(CompareConfig):
                 raise ValueError(f"tasks: {err}") from None
         if any(self.checkpoints.get(m) for m in self.methods):
             raise ValueError("checkpoints: the suite trains (or resumes) its own runs; give checkpoints to compare instead")
+        if self.env.dataset:
+            raise ValueError(f"env.dataset: the suite makes (or reuses) one expert store per task; expected '', got {self.env.dataset!r}")
         at_least("", self, 0, "videos")
 
 

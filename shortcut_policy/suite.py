@@ -1,7 +1,7 @@
 """The methods compared on a suite of tasks, reported per task group (Meta-World: by difficulty).
 
     python -m shortcut_policy.suite                                # configs/suite.yaml: 12 Meta-World tasks
-    python -m shortcut_policy.suite preset=suite_quick             # 4 tasks, 1 seed: minutes, a smoke test
+    python -m shortcut_policy.suite "tasks=[reach-v3,push-v3]" train.num_steps=300 episodes=5   # minutes: a smoke test
     python -m shortcut_policy.suite tasks=[reach-v3,push-v3] seeds=[0,1,2] jobs=2 out=outputs/suite/mine
 
 Stopped and started again with the same ``out``, it picks up where it stopped (runs resume, evaluated

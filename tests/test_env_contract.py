@@ -8,6 +8,7 @@ read for the names of the one environment it used to know.
 from __future__ import annotations
 
 import ast
+import importlib.util
 import json
 from pathlib import Path
 
@@ -164,6 +165,21 @@ def test_make_env_and_spec_by_name(point_mass):
         get_env_spec("nope")
     with pytest.raises(ValueError, match="already registered"):
         register_env(EnvSpec(**{**SPEC.__dict__}))
+
+
+def test_config_refuses_a_bad_task_and_names_a_missing_simulator(monkeypatch):
+    with pytest.raises(ValueError, match=r"env.task: expected one of the metaworld env's tasks .*got 'push-v2'"):
+        load_config({"env": {"name": "metaworld", "task": "push-v2"}})
+    with pytest.raises(ValueError, match="env.task: the push_t env has no tasks to choose from, got 'push-v3'"):
+        load_config({"env": {"name": "push_t", "task": "push-v3"}})
+    # needs no simulator: runs where the metaworld extra is missing too
+    assert load_config({"env": {"name": "metaworld"}}).env.task == "push-v3"  # the default task, recorded
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "metaworld" else real(name, *a))
+    config = load_config({"env": {"name": "metaworld", "task": "reach-v3"}})  # a saved policy still loads
+    with pytest.raises(ModuleNotFoundError, match=r"env.name=metaworld needs metaworld, which is not installed: "
+                                                  r"pip install -e \"\.\[metaworld\]\""):
+        config.env.spec()  # what demos, training and rollouts ask for first
 
 
 def test_spec_refuses_keys_it_does_not_have():

@@ -4,7 +4,6 @@ that rolls out."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 
 import numpy as np
@@ -74,20 +73,6 @@ def test_frames_are_rendered_at_the_size_asked():
     env.close()
 
 
-def test_config_refuses_a_bad_task_and_names_the_missing_extra(monkeypatch):
-    with pytest.raises(ValueError, match=r"env.task: expected one of the metaworld env's tasks .*got 'push-v2'"):
-        load_config({"env": {"name": "metaworld", "task": "push-v2"}})
-    with pytest.raises(ValueError, match="env.task: the push_t env has no tasks to choose from, got 'push-v3'"):
-        load_config({"env": {"name": "push_t", "task": "push-v3"}})
-    assert load_config({"env": {"name": "metaworld"}}).env.task == "push-v3"  # the default task, recorded
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "metaworld" else real(name, *a))
-    config = load_config({"env": {"name": "metaworld", "task": "reach-v3"}})  # a saved policy still loads
-    with pytest.raises(ModuleNotFoundError, match=r"env.name=metaworld needs metaworld, which is not installed: "
-                                                  r"pip install -e \"\.\[metaworld\]\""):
-        config.env.spec()  # what demos, training and rollouts ask for first
-
-
 def test_noisy_demonstrations_record_the_experts_own_actions(tmp_path):
     spec = get_env_spec("metaworld").configure("reach-v3")
     path = generate_demos(spec, episodes=2, seed=100_000, out=tmp_path / "noisy.zarr", progress=False, noise=0.3)
@@ -98,7 +83,9 @@ def test_noisy_demonstrations_record_the_experts_own_actions(tmp_path):
     recomputed = np.stack([expert.act({"state": s.astype(np.float64)}) for s in states])
     assert np.allclose(recomputed, actions, atol=1e-5)  # the clean action, not the executed noisy one
     clean = ReplayBuffer.open(generate_demos(spec, episodes=2, seed=100_000, out=tmp_path / "clean.zarr", progress=False))
-    assert not np.array_equal(clean.data["state"][:], states[: len(clean.data["state"])])  # the noise moved the arm
+    n = min(clean.episode_ends[0], buffer.episode_ends[0])  # the first episodes, same start, over their common length
+    assert np.array_equal(clean.data["state"][0], states[0])
+    assert not np.allclose(clean.data["state"][1:n], states[1:n])  # the noise moved the arm
 
 
 def test_trains_on_a_two_episode_store_and_rolls_out(tmp_path):

@@ -129,15 +129,19 @@ def test_a_cached_expert_store_must_be_the_one_asked_for(tmp_path, monkeypatch):
     path = ensure_dataset(small, progress=False)
     assert ReplayBuffer.open(path).attrs["seed"] == 100_000
     asked = load_config({"env": {"demo_episodes": 2}}).env
-    with pytest.raises(ValueError, match=r"env.demo_episodes/env.demo_seed/env.demo_noise: .*push_t_expert.zarr holds 1 expert episodes of "
-                                         r"push_t from seed 100000, the config asks for 2 successful ones of push_t from seed 100000"):
+    with pytest.raises(ValueError, match=r"env.demo_episodes/env.demo_seed/env.demo_noise/env.max_episode_steps: "
+                                         r".*push_t_expert.zarr holds 1 expert episodes of push_t from seed 100000 cut at 300 "
+                                         r"steps, the config asks for 2 successful ones of push_t from seed 100000 cut at 300"):
         ensure_dataset(asked, progress=False)
-    with pytest.raises(ValueError, match=r"holds 1 expert episodes of push_t from seed 100000, the config asks for 1 "
-                                         r"successful ones of push_t from seed 200000"):
+    with pytest.raises(ValueError, match=r"holds 1 expert episodes of push_t from seed 100000 cut at 300 steps, the config "
+                                         r"asks for 1 successful ones of push_t from seed 200000 cut"):
         ensure_dataset(load_config({"env": {"demo_episodes": 1, "demo_seed": 200_000}}).env, progress=False)
-    with pytest.raises(ValueError, match=r"holds 1 expert episodes of push_t from seed 100000, the config asks for 1 "
-                                         r"successful ones of push_t from seed 100000 with action noise 0.1"):
+    with pytest.raises(ValueError, match=r"the config asks for 1 successful ones of push_t from seed 100000 with action "
+                                         r"noise 0.1 cut at 300 steps"):
         ensure_dataset(load_config({"env": {"demo_episodes": 1, "demo_noise": 0.1}}).env, progress=False)
+    with pytest.raises(ValueError, match=r"from seed 100000 cut at 300 steps, the config asks for 1 successful ones of "
+                                         r"push_t from seed 100000 cut at 250 steps"):
+        ensure_dataset(load_config({"env": {"demo_episodes": 1, "max_episode_steps": 250}}).env, progress=False)
     assert ReplayBuffer.open(path).n_episodes == 1  # untouched
     regenerate = load_config({"env": {"demo_episodes": 2, "regenerate_demos": True}}).env
     assert ReplayBuffer.open(ensure_dataset(regenerate, progress=False)).n_episodes == 2

@@ -134,6 +134,37 @@ def test_a_second_invocation_redoes_nothing_done(suite, capsys):
     assert stale.is_file()
     assert printed.count("rows reused") == 3
     assert len((out / "timings.jsonl").read_text().splitlines()) == 6
+    # other test episodes: every run evaluated again, none trained again
+    run_suite(suite_config(out, episodes=4), out, progress=False)
+    assert "rows reused" not in capsys.readouterr().out
+    assert all((run / POLICY_FILE).stat().st_mtime_ns == before[run][0] for run in runs)
+    assert json.loads((out / "suite.json").read_text())["tasks"]["left"][0]["episodes"] == 4
+
+
+def test_runs_trained_otherwise_are_refused_not_reused(suite):
+    out = suite / "out"
+    changed = suite_config(out)
+    changed.env.max_episode_steps = 25
+    with pytest.raises(ValueError, match=r"trained with other values of env.max_episode_steps \(saved 20, asked 25\); "
+                                         r"retrain=true trains the runs anew"):
+        run_suite(changed, out, progress=False)
+    changed = suite_config(out)
+    changed.train.lr = 1e-3
+    with pytest.raises(ValueError, match=r"other values of train.lr \(saved 0.0003, asked 0.001\)"):
+        run_suite(changed, out, progress=False)
+    changed = suite_config(out)
+    changed.train.num_steps = 10
+    with pytest.raises(ValueError, match=r"train.num_steps \(saved '30 \(trained\)', asked 10\)"):
+        run_suite(changed, out, progress=False)
+
+
+def test_retrain_trains_and_evaluates_anew(suite, capsys):
+    out = suite / "out"
+    run = out / "left" / "runs" / "shortcut_seed0"
+    before = (run / POLICY_FILE).stat().st_mtime_ns
+    run_suite(suite_config(out, retrain=True), out, progress=False)
+    assert (run / POLICY_FILE).stat().st_mtime_ns != before
+    assert "rows reused" not in capsys.readouterr().out
 
 
 def test_suite_config_refusals(tasked_env, tmp_path):
@@ -146,3 +177,5 @@ def test_suite_config_refusals(tasked_env, tmp_path):
         load_config({"env": {"name": "push_t"}}, SuiteConfig)
     with pytest.raises(ValueError, match="checkpoints: the suite trains"):
         suite_config(tmp_path, checkpoints={"shortcut": ["run"], "flow_matching": []})
+    with pytest.raises(ValueError, match="env.dataset: the suite makes .* one expert store per task; expected '', got 'mine.zarr'"):
+        load_config({"env": {"name": "point_mass_tasks", "dataset": "mine.zarr"}}, SuiteConfig)

@@ -63,8 +63,8 @@ class MetaWorldEnv(gym.Env):
         self._sim._partially_observable = False  # the goal is observed, as in MT1
         self._sim.__dict__.pop("sawyer_observation_space", None)  # a cached space computed without the goal
         self._sim._set_task_called = True  # starts come from reset(seed=) below, not from set_task
-        # CPU rendering: the shadow map and multisampling make frames ~10x slower; they must be off before the
-        # first render
+        # CPU rendering: the shadow map and multisampling make frames many times slower; they must be off
+        # before the first render
         self._sim.model.vis.quality.shadowsize = 0
         self._sim.model.vis.quality.offsamples = 0
         self.observation_space = spaces.Dict({"state": spaces.Box(-np.inf, np.inf, (STATE_DIM,), np.float64)})

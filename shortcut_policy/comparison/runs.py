@@ -28,17 +28,18 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from ..checkpoint import METRICS_FILE, TRAIN_STATE_FILE
+from ..checkpoint import METRICS_FILE, TRAIN_STATE_FILE, load_meta
 from ..config import CompareConfig, EnvConfig, RunConfig, load_config, to_dict
 from ..evaluation.sweep import evaluate_policy, format_row
 from ..data.demos import ensure_dataset
 from ..utils.io import complete_lines, write_json, write_text
 from .report import markdown, plot
-from ..objectives import Objective, build_objective, check_steps
+from ..objectives import Objective, build_objective, check_steps, sampling_options
 from ..policy import load_policy
 from ..evaluation.rollout import measure_act_latency
 from ..evaluation.stats import mean_ci95, wilson_interval
 from ..training.loop import check_resumable, metrics_step
+from ..training.resume import RESUMABLE, changes
 from ..training.run_folder import RunFolder
 from ..utils.workers import Job, in_process, run_jobs
 
@@ -113,9 +114,31 @@ def plan_runs(
             config.train.overwrite = not config.train.resume
             if config.train.resume:  # checked here, before any run trains, not when its turn comes
                 check_resumable(run_dir / TRAIN_STATE_FILE, objective)
+                check_unchanged(run_dir, config)
             runs_by_method[method].append(run_dir)
             todo.append((f"{method} seed {seed}", config, run_dir))
     return runs_by_method, todo
+
+
+def check_unchanged(run_dir: Path, config: RunConfig) -> None:
+    """Refuse to pick up a run trained with other settings than the comparison's now (data, env, budget,
+    network, ...): its rows would be reported under settings it was not trained with."""
+    meta = load_meta(run_dir / TRAIN_STATE_FILE)
+    if "config" not in meta:
+        return
+    try:
+        saved = json.loads(json.dumps(to_dict(load_config(meta["config"]))))  # a later option gets its default
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"{run_dir}: its saved config does not load ({err}); retrain=true trains it anew") from None
+    now = json.loads(json.dumps(to_dict(config)))
+    allowed = RESUMABLE | {f"objective.{k}" for k in sampling_options(now["objective"].get("name"))}
+    refused = {k: v for k, v in changes(saved, now).items() if k not in allowed}
+    if config.train.num_steps < meta.get("step", 0):
+        refused["train.num_steps"] = (f"{meta['step']} (trained)", config.train.num_steps)
+    if refused:
+        listed = "; ".join(f"{k} (saved {a!r}, asked {b!r})" for k, (a, b) in refused.items())
+        raise ValueError(f"{run_dir} was trained with other values of {listed}; retrain=true trains the runs anew, or "
+                         "choose another out")
 
 
 def train_run(config: RunConfig, run_dir: Path, progress: bool = True) -> None:

@@ -16,6 +16,7 @@ wall-clock and CPU seconds), ``<task>/videos/`` and ``<task>/runs/``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import resource
 import time
@@ -88,11 +89,14 @@ def evaluate_cached(
     run: Path, env, steps: list[int], episodes: int, seed_start: int, rows_file: Path, videos: int = 0,
     video_dir: Path | None = None, progress: bool = True,
 ) -> list[dict]:
-    """``evaluate_run``, unless the run was already evaluated at these budgets and test seeds with this
-    checkpoint: then its saved rows (a module-level function, for worker processes)."""
+    """``evaluate_run``, unless the run was already evaluated at these budgets, test seeds, env (task,
+    episode length) and videos with this very checkpoint: then its saved rows (a module-level function,
+    for worker processes)."""
     cache = run / EVAL_CACHE
-    key = {"steps": list(steps), "episodes": episodes, "seed_start": seed_start,
-           "checkpoint_mtime_ns": (run / POLICY_FILE).stat().st_mtime_ns}
+    spec = env.spec()
+    key = {"steps": list(steps), "episodes": episodes, "seed_start": seed_start, "env": spec.id,
+           "max_episode_steps": spec.max_episode_steps, "videos": videos,
+           "checkpoint_sha256": hashlib.sha256((run / POLICY_FILE).read_bytes()).hexdigest()}
     if cache.is_file():
         saved = json.loads(cache.read_text())
         if saved.get("key") == key:

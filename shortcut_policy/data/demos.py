@@ -33,7 +33,8 @@ def default_dataset_path(env: str | EnvSpec) -> Path:
 def ensure_dataset(env: EnvConfig, progress: bool = True) -> Path:
     """The env's demonstration store: ``env.dataset`` as given (it must exist), else the expert's store at
     the default path, generated when missing. An expert store there must be the one the config asks for
-    (env and task, episodes, first seed, action noise): a smaller smoke-test store is never trained on by mistake."""
+    (env and task, episodes, first seed, action noise, episode limit): a smaller smoke-test store is never
+    trained on by mistake."""
     spec = env.spec()
     spec.check_obs_keys(env.obs_keys)
     if env.dataset:
@@ -46,12 +47,15 @@ def ensure_dataset(env: EnvConfig, progress: bool = True) -> Path:
         print(f"using demonstrations at {path}")
         return path
     path = default_dataset_path(spec)
-    asked = {"env": spec.id, "episodes": env.demo_episodes, "seed": env.demo_seed, "kept_failed": False, "noise": env.demo_noise}
+    asked = {"env": spec.id, "episodes": env.demo_episodes, "seed": env.demo_seed, "kept_failed": False,
+             "noise": env.demo_noise, "max_episode_steps": spec.max_episode_steps}
     if path.exists():
         made = store_provenance(path)
         if made is None:
             print(f"using demonstrations at {path} (not made by generate_demos: env.demo_* not compared)")
             return path
+        if made["max_episode_steps"] is None:  # stores from before it was recorded were made at the env's own limit
+            made["max_episode_steps"] = get_env_spec(env.name).configure(env.task).max_episode_steps
         if made == asked:
             print(f"using demonstrations at {path}")
             return path
@@ -59,10 +63,11 @@ def ensure_dataset(env: EnvConfig, progress: bool = True) -> Path:
             failed = " (failed ones kept too)" if made["kept_failed"] else ""
             noise = lambda n: f" with action noise {n}" if n else ""  # noqa: E731
             raise ValueError(
-                f"env.demo_episodes/env.demo_seed/env.demo_noise: {path} holds {made['episodes']} expert episodes{failed} "
-                f"of {made['env']} from seed {made['seed']}{noise(made['noise'])}, the config asks for {env.demo_episodes} "
-                f"successful ones of {spec.id} from seed {env.demo_seed}{noise(env.demo_noise)}; env.regenerate_demos=true "
-                "replaces it, or set env.dataset to use it as it is"
+                f"env.demo_episodes/env.demo_seed/env.demo_noise/env.max_episode_steps: {path} holds {made['episodes']} "
+                f"expert episodes{failed} of {made['env']} from seed {made['seed']}{noise(made['noise'])} cut at "
+                f"{made['max_episode_steps']} steps, the config asks for {env.demo_episodes} successful ones of {spec.id} "
+                f"from seed {env.demo_seed}{noise(env.demo_noise)} cut at {spec.max_episode_steps} steps; "
+                "env.regenerate_demos=true replaces it, or set env.dataset to use it as it is"
             )
         print(f"{path} holds {made}, the config asks for {asked}: regenerating it (env.regenerate_demos=true)")
     else:
@@ -81,7 +86,8 @@ def store_provenance(path: Path) -> dict | None:
         return None
     seeds = attrs.get("seeds_success", []) + attrs.get("seeds_failed", [])
     return {"env": attrs.get("env"), "episodes": n_episodes, "seed": attrs.get("seed", min(seeds, default=None)),
-            "kept_failed": bool(attrs.get("kept_failed", False)), "noise": float(attrs.get("action_noise", 0.0))}
+            "kept_failed": bool(attrs.get("kept_failed", False)), "noise": float(attrs.get("action_noise", 0.0)),
+            "max_episode_steps": attrs.get("max_episode_steps")}
 
 
 def check_writable(path: Path) -> None:
