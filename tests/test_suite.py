@@ -4,17 +4,19 @@ invocation that trains and evaluates nothing it has already done."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import gymnasium as gym
 import pytest
 from test_env_contract import MAX_STEPS, GoalExpert, PointMass
+from test_env_contract import SPEC as POINT_MASS
 
 from shortcut_policy.checkpoint import POLICY_FILE
 from shortcut_policy.comparison.suite import EVAL_CACHE, run_suite
 from shortcut_policy.config import SuiteConfig, load_config
 from shortcut_policy.data import ReplayBuffer
-from shortcut_policy.envs import ENVS, EnvSpec, ObsSpec, register_env, success_flag
+from shortcut_policy.envs import ENVS, register_env
 
 TASK_GOALS = {"left": -0.5, "right": 0.5}  # the goal's x; its y is drawn
 
@@ -40,14 +42,10 @@ def make_expert(seed=None, task="left"):
     return GoalExpert()
 
 
-SPEC = EnvSpec(
+SPEC = dataclasses.replace(  # the contract test's point mass, with tasks
+    POINT_MASS,
     name="point_mass_tasks",
     make=make_point_mass_task,
-    obs={"pos": ObsSpec((2,)), "goal": ObsSpec((2,))},
-    action_dim=2,
-    max_episode_steps=MAX_STEPS,
-    success=success_flag("reached"),
-    default_obs_keys=("pos", "goal"),
     make_expert=make_expert,
     tasks=tuple(TASK_GOALS),
     default_task="left",

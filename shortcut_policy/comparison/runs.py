@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
 
 from ..checkpoint import METRICS_FILE, TRAIN_STATE_FILE, load_meta
 from ..config import CompareConfig, EnvConfig, RunConfig, load_config, to_dict
@@ -34,12 +35,12 @@ from ..evaluation.sweep import evaluate_policy, format_row
 from ..data.demos import ensure_dataset
 from ..utils.io import complete_lines, write_json, write_text
 from .report import markdown, plot
-from ..objectives import Objective, build_objective, check_steps, sampling_options
+from ..objectives import Objective, build_objective, check_steps
 from ..policy import load_policy
 from ..evaluation.rollout import measure_act_latency
 from ..evaluation.stats import mean_ci95, wilson_interval
 from ..training.loop import check_resumable, metrics_step
-from ..training.resume import RESUMABLE, changes
+from ..training.resume import changes_from_saved
 from ..training.run_folder import RunFolder
 from ..utils.workers import Job, in_process, run_jobs
 
@@ -127,12 +128,9 @@ def check_unchanged(run_dir: Path, config: RunConfig) -> None:
     if "config" not in meta:
         return
     try:
-        saved = json.loads(json.dumps(to_dict(load_config(meta["config"]))))  # a later option gets its default
-    except (ValueError, TypeError) as err:
+        _, refused = changes_from_saved(meta["config"], config)
+    except (ValueError, TypeError, OmegaConfBaseException) as err:
         raise ValueError(f"{run_dir}: its saved config does not load ({err}); retrain=true trains it anew") from None
-    now = json.loads(json.dumps(to_dict(config)))
-    allowed = RESUMABLE | {f"objective.{k}" for k in sampling_options(now["objective"].get("name"))}
-    refused = {k: v for k, v in changes(saved, now).items() if k not in allowed}
     if config.train.num_steps < meta.get("step", 0):
         refused["train.num_steps"] = (f"{meta['step']} (trained)", config.train.num_steps)
     if refused:
@@ -305,7 +303,7 @@ def compare(
     """
     if not isinstance(cfg, CompareConfig):
         cfg = load_config(cfg, CompareConfig)  # names and types checked before anything runs
-    cfg.env.spec()  # a missing simulator fails now, with the pip command
+    spec = cfg.env.spec()  # a missing simulator fails now, with the pip command
     out_dir = Path(out_dir)
     print(f"comparison folder: {out_dir.resolve()}")
     start = time.perf_counter()
@@ -325,7 +323,7 @@ def compare(
         write_text(out_dir / "compare.md", table),
         write_json(out_dir / "compare.json", {"rows": rows, "runs": runs_json, "seconds": time.perf_counter() - start,
                                               "objectives": options, "config": to_dict(cfg), "machine": machine()}),
-        *plot(out_dir, rows, f"{cfg.env.spec().id} · {cfg.policy.backbone}", cfg.env.spec()),
+        *plot(out_dir, rows, f"{spec.id} · {cfg.policy.backbone}", spec),
     ]
     print(table)
     print(f"done in {time.perf_counter() - start:.0f}s; wrote:")

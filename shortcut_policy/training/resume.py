@@ -91,18 +91,24 @@ def changes(saved: Any, now: Any, prefix: str = "") -> dict[str, tuple[Any, Any]
     return {} if saved == now else {prefix.rstrip("."): (saved, now)}
 
 
-def check_resume(run_dir: str | Path, config: Any) -> dict[str, tuple[Any, Any]]:
-    """Refuse to resume with a config that changes what was trained; returns the changes it may make
-    (``record_resume`` writes them once the resumed run is under way)."""
+def changes_from_saved(saved: dict[str, Any], config: Any) -> tuple[dict[str, tuple[Any, Any]], dict[str, tuple[Any, Any]]]:
+    """(every change, the changes a resumed run may not make) from a run's saved config to ``config``.
+    Raises what ``load_config`` raises when the saved config no longer loads."""
     # both through the dataclasses: a run saved before an option existed has that option's default
-    try:
-        saved = json.loads(json.dumps(to_dict(load_config(saved_config(run_dir), type(config)))))
-    except (ValueError, OmegaConfBaseException) as err:
-        raise ValueError(f"train.resume: {Path(run_dir) / CONFIG_FILE}: {err}") from None
+    saved = json.loads(json.dumps(to_dict(load_config(saved, type(config)))))
     now = json.loads(json.dumps(to_dict(config)))  # JSON types, as saved (tuples become lists)
     allowed = RESUMABLE | {f"objective.{k}" for k in sampling_options(now.get("objective", {}).get("name"))}
     found = changes(saved, now)
-    refused = {k: v for k, v in found.items() if k not in allowed and not k.startswith(RESUMABLE_SECTIONS)}
+    return found, {k: v for k, v in found.items() if k not in allowed and not k.startswith(RESUMABLE_SECTIONS)}
+
+
+def check_resume(run_dir: str | Path, config: Any) -> dict[str, tuple[Any, Any]]:
+    """Refuse to resume with a config that changes what was trained; returns the changes it may make
+    (``record_resume`` writes them once the resumed run is under way)."""
+    try:
+        found, refused = changes_from_saved(saved_config(run_dir), config)
+    except (ValueError, OmegaConfBaseException) as err:
+        raise ValueError(f"train.resume: {Path(run_dir) / CONFIG_FILE}: {err}") from None
     if refused:
         listed = "; ".join(f"{k} (saved {a!r}, asked {b!r})" for k, (a, b) in refused.items())
         raise ValueError(

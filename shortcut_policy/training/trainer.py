@@ -149,18 +149,19 @@ class Trainer(TrainLoop):
         if not tc.eval_episodes or not self.eval_steps:
             return {}
         print(f"evaluating at steps {self.eval_steps} on {tc.eval_episodes} test seeds")
+        spec = self.config.env.spec()
         rows = evaluate_policy(
-            self.policy(), self.config.env.spec(), self.eval_steps, tc.eval_episodes,
+            self.policy(), spec, self.eval_steps, tc.eval_episodes,
             n_videos=2, video_dir=self.run_dir / EVAL_DIR / "videos", progress=self.progress,
             workers=self.config.env.rollout_workers,
         )
         paths = write_report(
             self.run_dir / EVAL_DIR,
             rows,
-            {"checkpoint": str(self.run_dir / POLICY_FILE), "env": self.config.env.spec().id, "step": self.step,
+            {"checkpoint": str(self.run_dir / POLICY_FILE), "env": spec.id, "step": self.step,
              "config": to_dict(self.config)},
-            self.config.env.spec(),
-            title=f"{self.config.env.spec().id} · {self.config.objective['name']} · step {self.step}",
+            spec,
+            title=f"{spec.id} · {self.config.objective['name']} · step {self.step}",
         )
         print(markdown_table(rows))
         return paths
