@@ -38,7 +38,7 @@ def default_policy(objective_name: str = "shortcut", device: str = "cpu") -> Pol
     config = load_config({"objective": {"name": objective_name}})
     objective = build_objective(config.objective)
     shapes = {"keypoint": (18,)}
-    network = build_network(config.policy, shapes, 2, objective.n_levels)
+    network = build_network(config.policy, shapes, 2)
     rng = np.random.default_rng(0)
     normalizer = MinMaxNormalizer.fit({"keypoint": rng.uniform(0, 512, (64, 18)), "action": rng.uniform(0, 512, (64, 2))})
     return Policy(network, normalizer, objective, config, shapes, 2, device)
@@ -90,13 +90,13 @@ def main() -> None:
     net = policy.network
     x = torch.randn(1, policy.horizon, policy.action_dim, device=device)
     t = torch.zeros(1, device=device)
-    level = torch.zeros(1, dtype=torch.long, device=device)
+    d = torch.zeros(1, device=device)
     with torch.inference_mode():
         cond = net.encode({k: torch.zeros(1, policy.n_obs_steps, *policy.obs_shapes[k], device=device) for k in policy.obs_keys})
 
     def bare():
         with torch.inference_mode():
-            net(x, t, level, cond)
+            net(x, t, d, cond)
         if device.type == "cuda":
             torch.cuda.synchronize()  # act() returns numpy, so it waits for the GPU; the bare call must too
 

@@ -68,7 +68,7 @@ def make_workloads(
     for name in OBJECTIVES:
         objective = objectives[name] = build_objective({"name": name, **options.get(name, {})})
         torch.manual_seed(0)
-        net = nets[name] = build_network(policy, {"keypoint": (OBS_DIM,)}, ACTION_DIM, objective.n_levels).to(device)
+        net = nets[name] = build_network(policy, {"keypoint": (OBS_DIM,)}, ACTION_DIM).to(device)
         ema = EMA(net)
         opt = torch.optim.AdamW(net.parameters(), lr=1e-4)
         gen = torch.Generator().manual_seed(0)
@@ -90,7 +90,7 @@ def make_workloads(
         cond = net.encode(obs)  # (B, C)
     x0 = torch.randn(x1.shape, generator=gen).to(device)
     t = torch.rand(batch_size, generator=gen).to(device)
-    level = torch.full((batch_size,), objective_sc.finest_level, dtype=torch.long, device=device)
+    d = torch.full((batch_size,), 1.0 / objective_sc.config.max_steps, device=device)
 
     def sc_target() -> None:
         with torch.no_grad():
@@ -99,7 +99,7 @@ def make_workloads(
     def forward(rows: int) -> Callable[[], None]:
         def run() -> None:
             with torch.no_grad():
-                net(x0[:rows], t[:rows], level[:rows], cond[:rows])
+                net(x0[:rows], t[:rows], d[:rows], cond[:rows])
 
         return run
 

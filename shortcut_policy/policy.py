@@ -76,9 +76,7 @@ class Policy:
             config.objective = with_sampling(config.objective, sampling)
             objective = build_objective(config.objective)
             obs_shapes = {k: tuple(v) for k, v in meta["obs_shapes"].items()}
-            network = build_network(
-                config.policy, {k: obs_shapes[k] for k in config.env.obs_keys}, meta["action_dim"], objective.n_levels
-            )
+            network = build_network(config.policy, {k: obs_shapes[k] for k in config.env.obs_keys}, meta["action_dim"])
             network.load_state_dict(unprefixed("net", tensors), strict=True)
             normalizer = MinMaxNormalizer.from_state_dict(unprefixed("normalizer", tensors))
         except (ValueError, TypeError, KeyError, RuntimeError, AttributeError, OmegaConfBaseException) as err:

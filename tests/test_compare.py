@@ -83,7 +83,7 @@ def test_given_runs_of_one_method_must_take_the_same_step_budgets(tmp_path):
         config = load_config({"policy": {"unet": {"down_dims": [16, 32], "embed_dim": 16}},
                               "objective": {"name": "shortcut", "max_steps": max_steps}})
         objective = build_objective(config.objective)
-        network = build_network(config.policy, {"keypoint": (18,)}, 2, objective.n_levels)
+        network = build_network(config.policy, {"keypoint": (18,)}, 2)
         rng = np.random.default_rng(0)
         normalizer = MinMaxNormalizer.fit({"keypoint": rng.uniform(0, 512, (10, 18)), "action": rng.uniform(0, 512, (10, 2))})
         torch.manual_seed(0)

@@ -16,9 +16,9 @@ from shortcut_policy.objectives import ShortcutConfig, ShortcutObjective, build_
 from shortcut_policy.image.trainer import ImageTrainer, generate, load_image_model, run_image
 
 
-def tiny_dit(n_levels=8, randomize=True, **kw):
+def tiny_dit(randomize=True, **kw):
     torch.manual_seed(0)
-    net = DiT(image_size=8, channels=1, num_classes=3, n_levels=n_levels, hidden=32, depth=2, heads=2, patch_size=2, **kw)
+    net = DiT(image_size=8, channels=1, num_classes=3, hidden=32, depth=2, heads=2, patch_size=2, **kw)
     if randomize:  # leave the zero init so that outputs depend on the inputs
         with torch.no_grad():
             for p in net.parameters():
@@ -61,7 +61,7 @@ def guidance_objective(**kw):
 
 
 def test_cfg_target_switch_changes_only_the_finest_self_consistency_rows():
-    net = tiny_dit(n_levels=4)
+    net = tiny_dit()
     x1 = torch.randn(64, 1, 8, 8)
     cond = net.encode(torch.randint(0, 3, (64,)))
     out = {}
@@ -69,10 +69,10 @@ def test_cfg_target_switch_changes_only_the_finest_self_consistency_rows():
         obj = guidance_objective(cfg_target=cfg_target)
         x0 = torch.randn(x1.shape, generator=torch.Generator().manual_seed(1))
         out[cfg_target] = obj.make_targets(x1, x0, net, cond, torch.Generator().manual_seed(2))
-    (xt_a, t_a, level_a, v_a, n_sc), (xt_b, t_b, level_b, v_b, _) = out[False], out[True]
-    assert torch.equal(xt_a, xt_b) and torch.equal(t_a, t_b) and torch.equal(level_a, level_b)
+    (xt_a, t_a, d_a, v_a, n_sc), (xt_b, t_b, d_b, v_b, _) = out[False], out[True]
+    assert torch.equal(xt_a, xt_b) and torch.equal(t_a, t_b) and torch.equal(d_a, d_b)
     finest_sc = torch.zeros(64, dtype=torch.bool)
-    finest_sc[:n_sc] = level_a[:n_sc] == obj.finest_level - 1
+    finest_sc[:n_sc] = d_a[:n_sc] == 2 / obj.config.max_steps  # the finest bootstrap level
     assert finest_sc.sum() >= 3
     changed = (v_a != v_b).flatten(1).any(1)
     assert torch.equal(changed, finest_sc)  # exactly those rows differ
@@ -92,13 +92,13 @@ class Spy(torch.nn.Module):
     def null_cond(self, cond):
         return self.net.null_cond(cond)
 
-    def forward(self, x, t, level, cond):
-        self.calls.append((x.shape[0], level.clone(), cond.clone()))
-        return self.net(x, t, level, cond)
+    def forward(self, x, t, d, cond):
+        self.calls.append((x.shape[0], d.clone(), cond.clone()))
+        return self.net(x, t, d, cond)
 
 
 def test_label_dropout_touches_only_flow_rows():
-    spy = Spy(tiny_dit(n_levels=4))
+    spy = Spy(tiny_dit())
     obj = ShortcutObjective(ShortcutConfig(max_steps=8, sc_fraction=0.5, cond_drop_prob=0.5))
     labels = torch.randint(0, 3, (64,))
     obj.loss(spy, torch.randn(64, 1, 8, 8), labels, generator=torch.Generator().manual_seed(0))
@@ -113,7 +113,7 @@ def test_label_dropout_touches_only_flow_rows():
 
 @pytest.mark.parametrize("name", ["shortcut", "flow_matching"])
 def test_guidance_at_sampling_only_from_cfg_min_steps(name):
-    spy = Spy(tiny_dit(n_levels=4))
+    spy = Spy(tiny_dit())
     obj = build_objective({"name": name, "cfg_scale": 2.0, "cfg_min_steps": 8, **({"max_steps": 8} if name == "shortcut" else {})})
     cond = spy.encode(torch.tensor([0, 1, 2]))
     obj.sample(spy, cond, (1, 8, 8), 4)
@@ -127,7 +127,7 @@ def test_guidance_options_need_a_class_conditional_denoiser():
     from shortcut_policy.models.network import build_network
 
     policy = load_config({"policy": {"unet": {"down_dims": [16, 32], "embed_dim": 16}}}).policy
-    net = build_network(policy, {"keypoint": (18,)}, 2, 8)
+    net = build_network(policy, {"keypoint": (18,)}, 2)
     obj = ShortcutObjective(ShortcutConfig(cond_drop_prob=0.1))
     with pytest.raises(ValueError, match="objective.cond_drop_prob: needs a denoiser with a null condition"):
         obj.loss(net, torch.randn(8, 16, 2), {"keypoint": torch.randn(8, 2, 18)})

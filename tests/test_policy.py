@@ -17,7 +17,7 @@ def make_policy(seed: int = 0) -> Policy:
     torch.manual_seed(seed)
     config = load_config({"policy": {"unet": {"down_dims": [16, 32], "embed_dim": 16}}})
     objective = build_objective(config.objective)
-    network = build_network(config.policy, {"keypoint": (OBS_DIM,)}, ACTION_DIM, objective.n_levels)
+    network = build_network(config.policy, {"keypoint": (OBS_DIM,)}, ACTION_DIM)
     rng = np.random.default_rng(seed)
     normalizer = MinMaxNormalizer.fit(
         {"keypoint": rng.uniform(0, 512, (100, OBS_DIM)), "action": rng.uniform(0, 512, (100, ACTION_DIM))}
@@ -187,7 +187,7 @@ def test_sampling_options_of_a_checkpoint_can_be_replaced_at_load_but_training_o
     torch.manual_seed(0)
     config = load_config({"policy": {"unet": {"down_dims": [16, 32], "embed_dim": 16}}, "objective": {"name": "ddpm"}})
     objective = build_objective(config.objective)
-    network = build_network(config.policy, {"keypoint": (OBS_DIM,)}, ACTION_DIM, objective.n_levels)
+    network = build_network(config.policy, {"keypoint": (OBS_DIM,)}, ACTION_DIM)
     normalizer = make_policy().normalizer
     Policy(network, normalizer, objective, config, {"keypoint": (OBS_DIM,)}, ACTION_DIM).save(tmp_path / "policy.safetensors")
 
@@ -210,7 +210,7 @@ def test_evaluate_command_replaces_a_sampling_option_from_the_command_line(tmp_p
 
     config = load_config({"policy": {"unet": {"down_dims": [16, 32], "embed_dim": 16}}, "objective": {"name": "ddpm"}})
     objective = build_objective(config.objective)
-    network = build_network(config.policy, {"keypoint": (OBS_DIM,)}, ACTION_DIM, objective.n_levels)
+    network = build_network(config.policy, {"keypoint": (OBS_DIM,)}, ACTION_DIM)
     Policy(network, make_policy().normalizer, objective, config, {"keypoint": (OBS_DIM,)}, ACTION_DIM).save(tmp_path / "policy.safetensors")
     with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
         default = compose("evaluate", overrides=[f"checkpoint={tmp_path}"])

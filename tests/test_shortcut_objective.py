@@ -1,6 +1,4 @@
-"""Properties of the shortcut objective: targets, level schedule, sampler."""
-
-import math
+"""Properties of the shortcut objective: targets, step-size schedule, sampler."""
 
 import numpy as np
 import pytest
@@ -11,7 +9,7 @@ from shortcut_policy.objectives import ShortcutConfig, ShortcutObjective, build_
 
 
 class ToyNet(nn.Module):
-    """A deterministic denoiser whose output depends on x, t, level and cond, and counts its calls."""
+    """A deterministic denoiser whose output depends on x, t, the step size d and cond, and counts its calls."""
 
     def __init__(self, scale: float = 1.0) -> None:
         super().__init__()
@@ -21,10 +19,10 @@ class ToyNet(nn.Module):
     def encode(self, cond_input):
         return cond_input
 
-    def forward(self, x, t, level, cond):
-        self.calls.append((t.clone(), level.clone()))
+    def forward(self, x, t, d, cond):
+        self.calls.append((t.clone(), d.clone()))
         shape = (-1,) + (1,) * (x.ndim - 1)
-        return self.scale * (torch.sin(x) + t.view(shape) - 0.1 * level.float().view(shape)) + cond.mean(1).view(shape)
+        return self.scale * (torch.sin(x) + t.view(shape) - 0.7 * d.view(shape)) + cond.mean(1).view(shape)
 
 
 def test_self_consistency_target_is_mean_of_two_half_steps():
@@ -32,15 +30,14 @@ def test_self_consistency_target_is_mean_of_two_half_steps():
     net = ToyNet()
     x = torch.randn(5, 16, 2)
     t = torch.tensor([0.0, 0.25, 0.5, 0.0, 0.5])
-    level = torch.tensor([0, 1, 1, 2, 2])
+    d = torch.tensor([1.0, 0.5, 0.5, 0.25, 0.25])
     cond = torch.randn(5, 3)
-    target = obj.self_consistency_target(net, x, t, level, cond)
+    target = obj.self_consistency_target(net, x, t, d, cond)
     for i in range(5):
-        d = 2.0 ** -level[i].item()
         xi, ti, ci = x[i : i + 1], t[i : i + 1], cond[i : i + 1]
-        half = level[i : i + 1] + 1
+        half = d[i : i + 1] / 2
         s1 = net(xi, ti, half, ci)
-        s2 = net(xi + d / 2 * s1, ti + d / 2, half, ci)
+        s2 = net(xi + half * s1, ti + half, half, ci)
         torch.testing.assert_close(target[i : i + 1], (s1 + s2) / 2)
 
 
@@ -49,11 +46,11 @@ def test_flow_rows_regress_on_data_minus_noise_at_finest_level():
     b = 64
     x1, x0 = torch.randn(b, 16, 2), torch.randn(b, 16, 2)
     cond = torch.randn(b, 3)
-    x_t, t, level, v, n_sc = obj.make_targets(x1, x0, ToyNet(), cond, torch.Generator().manual_seed(0))
+    x_t, t, d, v, n_sc = obj.make_targets(x1, x0, ToyNet(), cond, torch.Generator().manual_seed(0))
     flow = slice(n_sc, None)
     assert n_sc == 16
     torch.testing.assert_close(v[flow], (x1 - x0)[flow])
-    assert (level[flow] == 7).all()  # d = 1/128
+    assert (d[flow] == 1 / 128).all()  # the finest step
     tt = t[:, None, None]
     torch.testing.assert_close(x_t, (1 - tt) * x0 + tt * x1)
     assert ((t[flow] >= 0) & (t[flow] < 1)).all()
@@ -77,10 +74,11 @@ def test_every_row_used_levels_balanced_and_all_levels_covered(batch_size):
     seen = set()
     for _ in range(n_levels_sc):
         x1, x0, cond = torch.randn(batch_size, 16, 2), torch.randn(batch_size, 16, 2), torch.randn(batch_size, 3)
-        x_t, t, level, v, n_sc = obj.make_targets(x1, x0, ToyNet(), cond, gen)
-        assert x_t.shape[0] == t.shape[0] == level.shape[0] == v.shape[0] == batch_size  # no row is dropped
+        x_t, t, d_all, v, n_sc = obj.make_targets(x1, x0, ToyNet(), cond, gen)
+        assert x_t.shape[0] == t.shape[0] == d_all.shape[0] == v.shape[0] == batch_size  # no row is dropped
         assert n_sc == max(1, round(0.25 * batch_size))
-        sc_levels = level[:n_sc]
+        sc_levels = (-torch.log2(d_all[:n_sc])).round().long()  # d = 2^-level
+        torch.testing.assert_close(d_all[:n_sc], 2.0 ** -sc_levels.float())  # powers of two only
         counts = torch.bincount(sc_levels, minlength=n_levels_sc)
         assert sc_levels.max() < n_levels_sc
         assert counts.max() - counts.min() <= 1 or n_sc < n_levels_sc
@@ -101,9 +99,9 @@ def test_k_step_sampling_calls_the_network_k_times_with_d_equal_1_over_k(steps):
     out = obj.sample(net, torch.randn(3, 4), (16, 2), steps, torch.Generator().manual_seed(0))
     assert out.shape == (3, 16, 2)
     assert len(net.calls) == steps
-    for i, (t, level) in enumerate(net.calls):
+    for i, (t, d) in enumerate(net.calls):
         torch.testing.assert_close(t, torch.full((3,), i / steps))
-        assert (level == int(math.log2(steps))).all()
+        assert (d == 1 / steps).all()
     assert out.abs().max() <= 1.0  # clip_sample
 
 
@@ -111,7 +109,7 @@ def test_euler_sampler_is_exact_for_a_constant_velocity():
     obj = ShortcutObjective(ShortcutConfig(max_steps=8, clip_sample=False))
 
     class Const(ToyNet):
-        def forward(self, x, t, level, cond):
+        def forward(self, x, t, d, cond):
             return torch.full_like(x, 0.3)
 
     x0 = torch.randn((2, 5, 1), generator=torch.Generator().manual_seed(1))
@@ -156,8 +154,8 @@ class DropoutNet(ToyNet):
         super().__init__()
         self.dropout = nn.Dropout(0.5)
 
-    def forward(self, x, t, level, cond):
-        return self.dropout(super().forward(x, t, level, cond))
+    def forward(self, x, t, d, cond):
+        return self.dropout(super().forward(x, t, d, cond))
 
 
 def test_online_self_consistency_targets_are_built_without_dropout():

@@ -3,8 +3,8 @@
 Images (B, C, H, W) are cut into p x p patches, one token each, with fixed 2D sin-cos positions.
 Every block is adaLN-Zero: the condition c = emb(t) + emb(d) + emb(class) sets a shift, a scale and a
 gate for the attention and MLP branches, and the gates start at zero, so each block (and the final
-layer's output) starts as the identity (zero). The step size d enters through its own level table
-(``LevelEmbedding``), as in the action-chunk denoisers. The class table has one extra row, the null
+layer's output) starts as the identity (zero). The step size d enters through its own embedder, as
+in the action-chunk denoisers. The class table has one extra row, the null
 class, which classifier-free guidance and label dropout use (``null_cond``).
 """
 
@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..models.embeddings import LevelEmbedding, TimeEmbedding
+from ..models.embeddings import ScalarEmbedding
 
 
 def patchify(x: torch.Tensor, patch: int) -> torch.Tensor:
@@ -98,14 +98,13 @@ class FinalLayer(nn.Module):
 
 
 class DiT(nn.Module):
-    """Follows the objectives' ``Denoiser`` protocol: ``encode(labels)``, ``forward(x, t, level, cond)``, ``null_cond``."""
+    """Follows the objectives' ``Denoiser`` protocol: ``encode(labels)``, ``forward(x, t, d, cond)``, ``null_cond``."""
 
     def __init__(
         self,
         image_size: int,
         channels: int,
         num_classes: int,
-        n_levels: int,
         hidden: int = 128,
         depth: int = 4,
         heads: int = 4,
@@ -122,8 +121,8 @@ class DiT(nn.Module):
         grid = image_size // patch_size
         self.patch_embed = nn.Linear(patch_size * patch_size * channels, hidden)
         self.register_buffer("positions", sincos_positions(hidden, grid, grid)[None], persistent=False)
-        self.time = TimeEmbedding(hidden)
-        self.level = LevelEmbedding(n_levels, hidden)
+        self.time = ScalarEmbedding(hidden)
+        self.step = ScalarEmbedding(hidden)
         self.class_embed = nn.Embedding(num_classes + 1, hidden)
         self.blocks = nn.ModuleList(AdaLNZeroBlock(hidden, heads, mlp_ratio) for _ in range(depth))
         self.final = FinalLayer(hidden, patch_size * patch_size * channels)
@@ -148,9 +147,9 @@ class DiT(nn.Module):
         """The null class's embedding, broadcast to ``cond`` (B, hidden)."""
         return self.class_embed.weight[self.num_classes].expand_as(cond)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, level: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, t: torch.Tensor, d: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         h = self.patch_embed(patchify(x, self.patch_size)) + self.positions  # (B, N, hidden)
-        c = self.time(t) + self.level(level) + cond  # (B, hidden)
+        c = self.time(t) + self.step(d) + cond  # (B, hidden)
         for block in self.blocks:
             h = block(h, c)
         out = self.final(h, c)  # (B, N, p * p * C)

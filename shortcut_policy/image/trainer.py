@@ -36,9 +36,9 @@ def load_dataset(config: ImageDataConfig) -> ImageDataset:
     return load_image_folder(config.root, config.image_size, config.channels, config.test_fraction, config.seed)
 
 
-def build_dit(config: ImageRunConfig, data_shape: tuple[int, int, int], num_classes: int, n_levels: int) -> DiT:
+def build_dit(config: ImageRunConfig, data_shape: tuple[int, int, int], num_classes: int) -> DiT:
     channels, size, _ = data_shape
-    return DiT(size, channels, num_classes, n_levels, **dataclasses.asdict(config.model))
+    return DiT(size, channels, num_classes, **dataclasses.asdict(config.model))
 
 
 class ImageTrainer(TrainLoop):
@@ -49,7 +49,7 @@ class ImageTrainer(TrainLoop):
         check_steps("eval.steps", config.eval.steps, objective)  # before anything is made on disk
         super().__init__(config, run_dir, progress)
         self.data = load_dataset(config.dataset)
-        self.setup(objective, build_dit(config, self.data.shape, self.data.num_classes, objective.n_levels))
+        self.setup(objective, build_dit(config, self.data.shape, self.data.num_classes))
 
     def sample_batch(self, split: str, batch_size: int, rng: np.random.Generator):
         images, labels = (
@@ -95,7 +95,7 @@ def load_image_model(path: str | Path, device: str = "cpu") -> tuple[DiT, Object
     check_finite(file, tensors)
     config = load_config(meta["config"], ImageRunConfig)
     objective = build_objective(config.objective)
-    net = build_dit(config, tuple(meta["shape"]), len(meta["class_names"]), objective.n_levels)
+    net = build_dit(config, tuple(meta["shape"]), len(meta["class_names"]))
     net.load_state_dict(unprefixed("net", tensors), strict=True)
     return net.to(device).eval().requires_grad_(False), objective, config, meta
 

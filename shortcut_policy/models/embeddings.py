@@ -25,12 +25,12 @@ class SinusoidalEmbedding(nn.Module):
         self.scale = scale
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:  # (B,) -> (B, dim)
-        args = t.float()[:, None] * self.scale * self.freqs[None]
+        args = t.to(self.freqs.dtype)[:, None] * self.scale * self.freqs[None]  # the model's precision
         return torch.cat([args.sin(), args.cos()], dim=-1)
 
 
-class TimeEmbedding(nn.Module):
-    """t in [0, 1] -> sinusoid -> MLP."""
+class ScalarEmbedding(nn.Module):
+    """A scalar in [0, 1] -> sinusoid -> MLP: the noise level ``t``, or the step size ``d``."""
 
     def __init__(self, dim: int) -> None:
         super().__init__()
@@ -40,33 +40,21 @@ class TimeEmbedding(nn.Module):
         return self.net(t)
 
 
-class LevelEmbedding(nn.Module):
-    """The step size d = 2^-level as a learned table indexed by the integer level log2(1/d).
+class ConditionEmbedding(nn.Module):
+    """Concatenation of the t embedding, the d embedding and the observation features: the FiLM input.
 
-    The paper's code feeds the integer log2(1/d) to the sinusoidal embedder made for t in [0, 1]
-    (its issue #11); a table has no such scale mismatch, and there are only log2(M)+1 levels.
+    The step size is real-valued, so that any objective can ask for any step: shortcut's levels are
+    its powers of two d = 2^-k, MeanFlow's interval (t, t + d) any d in [0, 1 - t], and objectives
+    that ignore it pass d = 0 (the instantaneous velocity). The paper's code feeds the integer
+    log2(1/d) to the embedder made for t in [0, 1] (its issue #11); here d itself is embedded, on t's
+    scale, by a second embedder of the same kind.
     """
 
-    def __init__(self, n_levels: int, dim: int) -> None:
+    def __init__(self, cond_dim: int, embed_dim: int) -> None:
         super().__init__()
-        if n_levels < 1:
-            raise ValueError(f"LevelEmbedding n_levels: expected >= 1, got {n_levels}")
-        self.n_levels = n_levels
-        self.table = nn.Embedding(n_levels, dim)
-        self.mlp = nn.Sequential(nn.Mish(), nn.Linear(dim, dim))
-
-    def forward(self, level: torch.Tensor) -> torch.Tensor:  # (B,) long -> (B, dim)
-        return self.mlp(self.table(level.long()))
-
-
-class ConditionEmbedding(nn.Module):
-    """Concatenation of the t embedding, the d embedding and the observation features: the FiLM input."""
-
-    def __init__(self, cond_dim: int, embed_dim: int, n_levels: int) -> None:
-        super().__init__()
-        self.time = TimeEmbedding(embed_dim)
-        self.level = LevelEmbedding(n_levels, embed_dim)
+        self.time = ScalarEmbedding(embed_dim)
+        self.step = ScalarEmbedding(embed_dim)
         self.out_dim = 2 * embed_dim + cond_dim
 
-    def forward(self, t: torch.Tensor, level: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        return torch.cat([self.time(t), self.level(level), cond], dim=-1)  # (B, out_dim)
+    def forward(self, t: torch.Tensor, d: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.time(t), self.step(d), cond], dim=-1)  # (B, out_dim)

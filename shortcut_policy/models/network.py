@@ -29,8 +29,8 @@ class ChunkDenoiser(nn.Module):
     def encode(self, obs: Mapping[str, torch.Tensor]) -> torch.Tensor:  # -> (B, C)
         return self.encoder(obs)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, level: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        return self.denoiser(x, t, level, cond)  # (B, H, A)
+    def forward(self, x: torch.Tensor, t: torch.Tensor, d: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        return self.denoiser(x, t, d, cond)  # (B, H, A)
 
 
 def _check_unet(policy: PolicyConfig) -> None:
@@ -55,7 +55,7 @@ class Backbone:
     is built, and what it needs of the rest of the policy config."""
 
     config: type
-    build: Callable[..., nn.Module]  # build(policy, options, action_dim=, cond_dim=, n_levels=)
+    build: Callable[..., nn.Module]  # build(policy, options, action_dim=, cond_dim=)
     check: Callable[[PolicyConfig], None] = lambda policy: None
 
 
@@ -85,10 +85,9 @@ def build_network(
     policy: PolicyConfig,
     obs_shapes: Mapping[str, Sequence[int]],
     action_dim: int,
-    n_levels: int,
 ) -> ChunkDenoiser:
-    """Build encoder + the configured backbone; ``n_levels`` is the objective's number of step-size levels."""
+    """Build encoder + the configured backbone (the same network for every objective)."""
     encoder = LowDimEncoder(obs_shapes, policy.n_obs_steps)
     build = get_backbone(policy.backbone).build
-    denoiser = build(policy, backbone_options(policy), action_dim=action_dim, cond_dim=encoder.out_dim, n_levels=n_levels)
+    denoiser = build(policy, backbone_options(policy), action_dim=action_dim, cond_dim=encoder.out_dim)
     return ChunkDenoiser(encoder, denoiser)

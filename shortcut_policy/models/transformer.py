@@ -1,8 +1,8 @@
 """Transformer denoiser of action chunks, in the spirit of Diffusion Policy's TransformerForDiffusion.
 
 Action tokens (one per chunk step) attend to themselves (optionally causally) and, through
-cross-attention, to conditioning tokens: one for ``t``, one for the step-size level ``d``, and one per
-observation frame. ``forward(x (B,H,A), t (B,), level (B,), cond (B, n_obs_steps * F)) -> (B,H,A)``.
+cross-attention, to conditioning tokens: one for ``t``, one for the step size ``d``, and one per
+observation frame. ``forward(x (B,H,A), t (B,), d (B,), cond (B, n_obs_steps * F)) -> (B,H,A)``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from ..utils.checks import at_least
-from .embeddings import LevelEmbedding, TimeEmbedding
+from .embeddings import ScalarEmbedding
 
 
 @dataclass
@@ -42,7 +42,6 @@ class TransformerDenoiser(nn.Module):
         self,
         action_dim: int,
         cond_dim: int,
-        n_levels: int,
         horizon: int,
         n_obs_steps: int,
         d_model: int = 128,
@@ -59,8 +58,8 @@ class TransformerDenoiser(nn.Module):
         self.n_obs_steps = n_obs_steps
         self.action_in = nn.Linear(action_dim, d_model)
         self.action_pos = nn.Parameter(torch.zeros(1, horizon, d_model))
-        self.time = TimeEmbedding(d_model)
-        self.level = LevelEmbedding(n_levels, d_model)
+        self.time = ScalarEmbedding(d_model)
+        self.step = ScalarEmbedding(d_model)
         self.obs_in = nn.Linear(cond_dim // n_obs_steps, d_model)
         self.cond_pos = nn.Parameter(torch.zeros(1, 2 + n_obs_steps, d_model))
         if n_cond_layers:
@@ -77,10 +76,10 @@ class TransformerDenoiser(nn.Module):
         nn.init.normal_(self.action_pos, std=0.02)
         nn.init.normal_(self.cond_pos, std=0.02)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, level: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, t: torch.Tensor, d: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         b = x.shape[0]
         frames = self.obs_in(cond.view(b, self.n_obs_steps, -1))  # (B, To, D)
-        tokens = torch.cat([self.time(t)[:, None], self.level(level)[:, None], frames], dim=1) + self.cond_pos
+        tokens = torch.cat([self.time(t)[:, None], self.step(d)[:, None], frames], dim=1) + self.cond_pos
         memory = self.cond_encoder(tokens)  # (B, 2 + To, D)
         h = self.action_in(x) + self.action_pos  # (B, H, D)
         h = self.decoder(h, memory, tgt_mask=self.causal_mask)

@@ -2,7 +2,7 @@
 
 The shape follows Diffusion Policy's ConditionalUnet1D: the chunk is a (B, horizon, action_dim)
 sequence treated as channels=action_dim over time, and every residual block is modulated by a
-global condition (t, d and the observation features).
+global condition (t, the step size d and the observation features).
 """
 
 from __future__ import annotations
@@ -65,13 +65,12 @@ class FiLMResBlock(nn.Module):
 
 
 class UNet1D(nn.Module):
-    """Denoiser of action chunks: ``forward(x (B,H,A), t (B,), level (B,), cond (B,C)) -> (B,H,A)``."""
+    """Denoiser of action chunks: ``forward(x (B,H,A), t (B,), d (B,), cond (B,C)) -> (B,H,A)``."""
 
     def __init__(
         self,
         action_dim: int,
         cond_dim: int,
-        n_levels: int,
         down_dims: Sequence[int] = (64, 128, 256),
         embed_dim: int = 128,
         kernel_size: int = 5,
@@ -79,7 +78,7 @@ class UNet1D(nn.Module):
     ) -> None:
         super().__init__()
         UNetConfig(list(down_dims), embed_dim, kernel_size, n_groups)  # its checks, for direct use too
-        self.condition = ConditionEmbedding(cond_dim, embed_dim, n_levels)
+        self.condition = ConditionEmbedding(cond_dim, embed_dim)
         film_dim = self.condition.out_dim
         widths = [action_dim, *down_dims]
         pairs = list(zip(widths[:-1], widths[1:]))
@@ -119,8 +118,8 @@ class UNet1D(nn.Module):
         )
         self.n_downsamples = len(pairs) - 1
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, level: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        film = self.condition(t, level, cond)  # (B, film_dim)
+    def forward(self, x: torch.Tensor, t: torch.Tensor, d: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        film = self.condition(t, d, cond)  # (B, film_dim)
         h = x.transpose(1, 2)  # (B, A, H)
         skips = []
         for res1, res2, downsample in self.down:

@@ -9,6 +9,7 @@ from typing import Any, Iterable, Mapping
 from .base import Denoiser, Objective
 from .ddpm import DDPMConfig, DDPMObjective
 from .flow_matching import FlowMatchingConfig, FlowMatchingObjective
+from .meanflow import MeanFlowConfig, MeanFlowObjective
 from .shortcut import ShortcutConfig, ShortcutObjective
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ OBJECTIVES: dict[str, ObjectiveEntry] = {
     for entry in (
         ObjectiveEntry(ShortcutConfig, ShortcutObjective, ("clip_sample", "cfg_scale", "cfg_min_steps")),
         ObjectiveEntry(FlowMatchingConfig, FlowMatchingObjective, ("clip_sample", "cfg_scale", "cfg_min_steps")),
+        ObjectiveEntry(MeanFlowConfig, MeanFlowObjective, ("clip_sample",)),
         ObjectiveEntry(DDPMConfig, DDPMObjective, ("clip_sample", "timestep_spacing")),
     )
 }
@@ -97,6 +99,8 @@ __all__ = [
     "Denoiser",
     "FlowMatchingConfig",
     "FlowMatchingObjective",
+    "MeanFlowConfig",
+    "MeanFlowObjective",
     "OBJECTIVES",
     "Objective",
     "ObjectiveEntry",

@@ -19,12 +19,15 @@ class Denoiser(Protocol):
     """A conditional network over samples ``x`` (B, *shape).
 
     ``encode`` turns the raw conditioning input (normalized observations, class labels, ...) into
-    features once per batch; ``forward`` is called once per network evaluation (NFE).
+    features once per batch; ``forward`` is called once per network evaluation (NFE), at the time
+    ``t`` (B,) and the real-valued step size ``d`` (B,), both in [0, 1]: the output is a velocity
+    over the interval [t, t + d] (d = 0: the instantaneous velocity; objectives that do not use the
+    step pass 0).
     """
 
     def encode(self, cond_input: Any) -> torch.Tensor: ...  # -> (B, C)
 
-    def __call__(self, x: torch.Tensor, t: torch.Tensor, level: torch.Tensor, cond: torch.Tensor) -> torch.Tensor: ...
+    def __call__(self, x: torch.Tensor, t: torch.Tensor, d: torch.Tensor, cond: torch.Tensor) -> torch.Tensor: ...
 
     # Optional, for classifier-free guidance and condition dropout (class-conditional denoisers such as
     # the DiT): the encoded "no condition" features, shaped like ``cond``.
@@ -68,6 +71,16 @@ class Objective(Protocol):
 def is_step_count(steps: Any) -> bool:
     """An integer number of sampling steps: Python's or NumPy's (a loop over ``2 ** np.arange(8)``), not a bool."""
     return isinstance(steps, numbers.Integral) and not isinstance(steps, bool)
+
+
+MAX_SAMPLING_STEPS = 1024  # a sanity bound for the Euler samplers that take any number of steps
+SWEEP_STEPS = [2**k for k in range(8)]  # the budgets their evaluations sweep by default: 1 .. 128
+
+
+def validate_any_steps(steps: Any, objective: str) -> None:
+    """The check of an Euler-sampled ``objective`` that may take any number of steps up to the bound."""
+    if not is_step_count(steps) or not 1 <= steps <= MAX_SAMPLING_STEPS:
+        raise ValueError(f"steps: expected an integer from 1 to {MAX_SAMPLING_STEPS} ({objective}), got {steps!r}")
 
 
 @contextlib.contextmanager
@@ -114,9 +127,9 @@ class Guided:
         self.net = net
         self.scale = scale
 
-    def __call__(self, x: torch.Tensor, t: torch.Tensor, level: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, t: torch.Tensor, d: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         null = null_cond_of(self.net, cond, "cfg_scale")
-        both = self.net(torch.cat([x, x]), torch.cat([t, t]), torch.cat([level, level]), torch.cat([cond, null]))
+        both = self.net(torch.cat([x, x]), torch.cat([t, t]), torch.cat([d, d]), torch.cat([cond, null]))
         v_cond, v_null = both.chunk(2)
         return v_null + self.scale * (v_cond - v_null)
 
@@ -160,15 +173,16 @@ def euler_sample(
     cond: torch.Tensor,
     shape: tuple[int, ...],
     steps: int,
-    level: int,
+    d: float,
     clip: bool,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """Integrate x' = net(x, t, level) from noise at t = 0 to data at t = 1 in ``steps`` Euler steps of 1/steps."""
+    """Integrate x' = net(x, t, d) from noise at t = 0 to data at t = 1 in ``steps`` Euler steps of
+    1/steps; ``d`` is the step size the network is told (1/steps, or 0 where it ignores the step)."""
     b = cond.shape[0]
     x = torch.randn((b, *shape), generator=generator).to(cond.device)
-    levels = torch.full((b,), level, dtype=torch.long, device=cond.device)
+    step_size = torch.full((b,), float(d), device=cond.device)
     for i in range(steps):
         t = torch.full((b,), i / steps, device=cond.device)
-        x = x + net(x, t, levels, cond) / steps
+        x = x + net(x, t, step_size, cond) / steps
     return x.clamp(-1.0, 1.0) if clip else x

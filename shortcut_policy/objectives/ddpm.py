@@ -15,7 +15,7 @@ steps both are DDPM's full chain. One step stays poor either way with epsilon pr
 the clean estimate divides the predicted noise's error by sqrt(abar) = 5e-4.
 
 The denoiser sees ``t = 1 - k / T`` for timestep k, so that, as for the flow objectives, t near 0
-is the noisy end; the step-size level is always 0.
+is the noisy end; the step size d is always 0.
 """
 
 from __future__ import annotations
@@ -69,7 +69,6 @@ class DDPMConfig:
 
 class DDPMObjective:
     name = "ddpm"
-    n_levels = 1
 
     def __init__(self, config: DDPMConfig | None = None) -> None:
         self.config = config or DDPMConfig()
@@ -94,7 +93,7 @@ class DDPMObjective:
         k = torch.randint(0, self.T, (b,), generator=generator).to(x1.device)
         abar = broadcast_to(self.alpha_bars.to(x1.device)[k].float(), x1)
         x_k = abar.sqrt() * x1 + (1 - abar).sqrt() * eps
-        eps_pred = net(x_k, self._t_input(k), torch.zeros_like(k), net.encode(cond_input))
+        eps_pred = net(x_k, self._t_input(k), torch.zeros(b, device=x1.device), net.encode(cond_input))
         loss = F.mse_loss(eps_pred, eps)
         return loss, {"loss": loss.item()}
 
@@ -133,11 +132,11 @@ class DDPMObjective:
         steps = int(steps)  # a NumPy unsigned integer would wrap below zero in k - T // steps
         b, device = cond.shape[0], cond.device
         x = torch.randn((b, *shape), generator=generator).to(device)
-        level = torch.zeros(b, dtype=torch.long, device=device)
+        d = torch.zeros(b, device=device)
         ddpm = steps == self.T
         timesteps = list(reversed(range(self.T))) if ddpm else self.ddim_timesteps(steps)
         for i, k in enumerate(timesteps):
-            eps = net(x, torch.full((b,), 1.0 - k / self.T, device=device), level, cond)
+            eps = net(x, torch.full((b,), 1.0 - k / self.T, device=device), d, cond)
             # DDIM steps to k - T // steps, as diffusers does (with trailing spacing that can differ by
             # one from the next timestep); the last step always ends at the clean end (-1), where
             # diffusers stops at k = 0 for some budgets (6 of 100 steps, trailing) and leaves noise

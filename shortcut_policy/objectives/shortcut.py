@@ -6,7 +6,9 @@ Convention (also used by the sampler):
     x_{t+d} = x_t + d * s(x_t, t, d).
 
 Step sizes are the levels d = 2^-level, level = 0 .. L with L = log2(M): d = 1 (one step) down to
-d = 1/M (the finest). Each batch has two kinds of rows:
+d = 1/M (the finest). The network is told d itself (a real number), so the levels are the special
+case of the denoisers' real-valued step input that this objective trains. Each batch has two kinds
+of rows:
 
 * flow rows (fraction 1 - ``sc_fraction``): the flow-matching target v = x1 - x0 at the finest
   level d = 1/M, with t ~ U[0, 1). We train the finest level (not d = 0) on flow so that sampling
@@ -76,14 +78,13 @@ class ShortcutConfig(GuidanceConfig):
 
 
 class ShortcutObjective:
-    """Loss and sampler of the shortcut model; ``n_levels`` is what a denoiser's level table must hold."""
+    """Loss and sampler of the shortcut model."""
 
     name = "shortcut"
 
     def __init__(self, config: ShortcutConfig | None = None) -> None:
         self.config = config or ShortcutConfig()
         self.finest_level = int(round(math.log2(self.config.max_steps)))  # L = log2(M)
-        self.n_levels = self.finest_level + 1
 
     # ----------------------------------------------------------------- schedule
     def split(self, batch_size: int) -> int:
@@ -111,7 +112,8 @@ class ShortcutObjective:
         target_cond: torch.Tensor,
         generator: torch.Generator | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, int]:
-        """Build (x_t, t, level, v_target, n_sc) for a batch; self-consistency rows come first."""
+        """Build (x_t, t, d, v_target, n_sc) for a batch, d = 2^-level the step sizes (B,); self-consistency
+        rows come first."""
         b = x1.shape[0]
         device = x1.device
         n_sc = self.split(b)
@@ -128,29 +130,28 @@ class ShortcutObjective:
         t_sc = j * d_sc
 
         t = torch.cat([t_sc, t_flow])
-        level = torch.cat([level_sc, level_flow])
+        d = torch.pow(2.0, -torch.cat([level_sc, level_flow]).float())
         x_t = (1 - broadcast_to(t, x1)) * x0 + broadcast_to(t, x1) * x1
 
         v_target = x1 - x0  # flow target, overwritten below for the self-consistency rows
         if n_sc:
             v_target = v_target.clone()
-            v_target[:n_sc] = self.self_consistency_target(target_net, x_t[:n_sc], t_sc, level_sc, target_cond[:n_sc])
+            v_target[:n_sc] = self.self_consistency_target(target_net, x_t[:n_sc], t_sc, d_sc, target_cond[:n_sc])
             if self.config.cfg_target:  # the finest bootstrap level (d = 2/M) learns the guided velocity
                 rows = (level_sc == self.finest_level - 1).nonzero().flatten()
                 guided = Guided(target_net, self.config.cfg_scale)
-                v_target[rows] = self.self_consistency_target(guided, x_t[rows], t_sc[rows], level_sc[rows], target_cond[rows])
-        return x_t, t, level, v_target, n_sc
+                v_target[rows] = self.self_consistency_target(guided, x_t[rows], t_sc[rows], d_sc[rows], target_cond[rows])
+        return x_t, t, d, v_target, n_sc
 
     @torch.no_grad()
     def self_consistency_target(
-        self, net: Denoiser, x_t: torch.Tensor, t: torch.Tensor, level: torch.Tensor, cond: torch.Tensor
+        self, net: Denoiser, x_t: torch.Tensor, t: torch.Tensor, d: torch.Tensor, cond: torch.Tensor
     ) -> torch.Tensor:
-        """Mean of two half steps of size d/2 at level + 1: what one step of size d must equal."""
-        half_level = level + 1
-        half_d = broadcast_to(torch.pow(2.0, -half_level.float()), x_t)
-        s1 = net(x_t, t, half_level, cond)
-        x_mid = x_t + half_d * s1
-        s2 = net(x_mid, t + half_d.flatten(), half_level, cond)
+        """Mean of two half steps of size d/2 (one level finer): what one step of size d (B,) must equal."""
+        half = d / 2
+        s1 = net(x_t, t, half, cond)
+        x_mid = x_t + broadcast_to(half, x_t) * s1
+        s2 = net(x_mid, t + half, half, cond)
         return (s1 + s2) / 2
 
     # -------------------------------------------------------------------- train
@@ -171,10 +172,10 @@ class ShortcutObjective:
         with torch.no_grad():
             target_cond = cond.detach() if target_net is net else target_net.encode(cond_input)
         with eval_mode(target_net):  # no dropout in the targets (the EMA network is in eval mode already)
-            x_t, t, level, v_target, n_sc = self.make_targets(x1, x0, target_net, target_cond, generator)
+            x_t, t, d, v_target, n_sc = self.make_targets(x1, x0, target_net, target_cond, generator)
         if self.config.cond_drop_prob > 0:  # label dropout on the flow rows only
             cond = torch.cat([cond[:n_sc], drop_cond(net, cond[n_sc:], self.config.cond_drop_prob, generator)])
-        v_pred = net(x_t, t, level, cond)
+        v_pred = net(x_t, t, d, cond)
         per_row = F.mse_loss(v_pred, v_target, reduction="none").flatten(1).mean(1)  # (B,)
         loss = per_row.mean()
         metrics = {"loss": loss.item(), "loss_flow": per_row[n_sc:].mean().item()}
@@ -204,6 +205,5 @@ class ShortcutObjective:
     ) -> torch.Tensor:
         """Euler integration from noise (t=0) to data (t=1) with ``steps`` steps of size d = 1/steps."""
         self.validate_steps(steps)
-        level = int(math.log2(steps))  # d = 1/steps = 2^-level
         net = self.config.sampling_net(net, steps)
-        return euler_sample(net, cond, shape, steps, level, self.config.clip_sample, generator)
+        return euler_sample(net, cond, shape, steps, 1.0 / steps, self.config.clip_sample, generator)

@@ -105,7 +105,7 @@ class Trainer(TrainLoop):
                     "without rolling out, or env.obs_keys can name observations the env gives"
                 ) from None
 
-        self.setup(objective, build_network(config.policy, self.obs_shapes, self.action_dim, objective.n_levels))
+        self.setup(objective, build_network(config.policy, self.obs_shapes, self.action_dim))
 
     # ------------------------------------------------------------------ data
     def sample_batch(self, split: str, batch_size: int, rng: np.random.Generator):

@@ -1,0 +1,165 @@
+"""MeanFlow (Geng, Deng, Bai, Kolter, He 2025, arXiv 2505.13447): one-step generation by learning the
+average velocity over an interval, through an identity that needs no second network and no schedule
+of step sizes.
+
+Convention: this library's, not the paper's. The paper puts noise at t = 1 and integrates toward
+t = 0; here noise is at t = 0 and data at t = 1 (as the shortcut objective and the sampler):
+    x_t = (1 - t) x0 + t x1,   v = x1 - x0,   t_here = 1 - t_paper,   d = t_paper - r_paper.
+The network u(x_t, t, d) is the average velocity over [t, t + d] (the paper's u(z_t, r, t) with
+its (t, t - r) conditioning), so one step of size d is x_{t+d} = x_t + d u(x_t, t, d), and d = 0
+is the instantaneous velocity: the interval's rows are flow matching's rows when d = 0.
+
+The MeanFlow identity (paper eq. 6), in this convention. With the end e = t + d fixed,
+    d u(x_t, t, d) = integral_t^e v(x_s, s) ds;  differentiating in t:  u = v + d (du/dt),
+where du/dt = (d/dt) u(x_t, t, e - t) = (du/dx) v + du/dt - du/dd is the total derivative along
+the path: one forward-mode pass (a Jacobian-vector product) with tangents (v, 1, -1) for (x, t, d).
+The paper's training target is u_tgt = v + d sg(du/dt) with the conditional velocity v = x1 - x0,
+the loss ||u - sg(u_tgt)||^2 (paper eq. 9-10), no gradient through the target.
+
+Paper defaults, kept here: (t, r) drawn as two logit-normal(-0.4, 1) samples ordered so that the
+interval runs toward the data; a quarter of the rows with r != t (d > 0), the rest d = 0; adaptive
+loss weight w = 1 / (||err||^2 + c)^p with p = 1, c = 1e-3, on the per-row sum of squares.
+
+Only the interval rows (d > 0) need the forward-mode pass (d sg(du/dt) is 0 at d = 0), so the
+other rows take one plain forward: the Jacobian-vector product costs about what the forward and
+backward of its own rows do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch.func import jvp
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+from .base import SWEEP_STEPS, Denoiser, broadcast_to, euler_sample, validate_any_steps
+
+TIME_SAMPLERS = ("logit_normal", "uniform")
+
+
+@dataclass
+class MeanFlowConfig:
+    """Options of the MeanFlow objective, the paper's ImageNet defaults (its Table 1 and 4)."""
+
+    interval_fraction: float = 0.25  # share of each batch with r != t (an interval d > 0); the paper's 25%
+    time_sampler: str = "logit_normal"  # "logit_normal" (the paper's) or "uniform", for both ends of the interval
+    time_mean: float = -0.4  # logit-normal mean, over the paper's time (noise at 1): -0.4 leans toward the data
+    time_std: float = 1.0  # logit-normal standard deviation
+    adaptive_p: float = 1.0  # loss weight 1 / (||err||^2 + c)^p; 0 = plain squared error
+    adaptive_c: float = 1e-3
+    clip_sample: bool = True  # clamp the final sample to the normalized data range [-1, 1]
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.interval_fraction <= 1.0:
+            raise ValueError(f"objective.interval_fraction: expected a value in [0, 1], got {self.interval_fraction}")
+        if self.time_sampler not in TIME_SAMPLERS:
+            raise ValueError(f"objective.time_sampler: expected one of {list(TIME_SAMPLERS)}, got {self.time_sampler!r}")
+        if not -10.0 <= self.time_mean <= 10.0:
+            raise ValueError(f"objective.time_mean: expected a logit in [-10, 10], got {self.time_mean}")
+        if not 0.0 < self.time_std <= 10.0:
+            raise ValueError(f"objective.time_std: expected a value in (0, 10], got {self.time_std}")
+        if not 0.0 <= self.adaptive_p <= 2.0:
+            raise ValueError(f"objective.adaptive_p: expected a value in [0, 2] (1: the paper's), got {self.adaptive_p}")
+        if not 0.0 < self.adaptive_c < 1e6:
+            raise ValueError(f"objective.adaptive_c: expected a small positive number (the paper's 1e-3), got {self.adaptive_c}")
+
+
+class MeanFlowObjective:
+    """Loss and sampler of MeanFlow; acts with any number of steps, each told its step size 1/steps."""
+
+    name = "meanflow"
+
+    def __init__(self, config: MeanFlowConfig | None = None) -> None:
+        self.config = config or MeanFlowConfig()
+
+    # ----------------------------------------------------------------- schedule
+    def split(self, batch_size: int) -> int:
+        """Number of interval rows (d > 0) in a batch; they come first, the d = 0 rows after."""
+        return int(round(self.config.interval_fraction * batch_size))
+
+    def _paper_times(self, n: int, generator: torch.Generator | None) -> torch.Tensor:
+        """n draws of the paper's time (noise at 1) from the configured distribution."""
+        if self.config.time_sampler == "uniform":
+            return torch.rand(n, generator=generator)
+        return torch.sigmoid(self.config.time_mean + self.config.time_std * torch.randn(n, generator=generator))
+
+    def sample_times(self, batch_size: int, generator: torch.Generator | None = None, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(t, d), each (B,), in this library's convention: the first ``split(B)`` rows have d = t_p - r_p
+        > 0 from two ordered draws (t_p = max, r_p = min, in the paper's time), the rest d = 0."""
+        a, b = self._paper_times(batch_size, generator), self._paper_times(batch_size, generator)
+        t_paper, r_paper = torch.maximum(a, b), torch.minimum(a, b)
+        n_interval = self.split(batch_size)
+        r_paper[n_interval:] = t_paper[n_interval:]  # the flow rows: r = t
+        return (1.0 - t_paper).to(device), (t_paper - r_paper).to(device)
+
+    def interval_target(
+        self, net: Denoiser, x_t: torch.Tensor, t: torch.Tensor, d: torch.Tensor, v: torch.Tensor, cond: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(u, u_tgt) at x_t (B, *shape): the prediction u(x_t, t, d), with its graph, and the target
+        v + d sg(du/dt), where du/dt is the total derivative along the path with the end t + d fixed:
+        the Jacobian-vector product of u with the tangents (v, 1, -1) for (x, t, d)."""
+
+        def average_velocity(x: torch.Tensor, t_: torch.Tensor, d_: torch.Tensor) -> torch.Tensor:
+            return net(x, t_, d_, cond)
+
+        ones = torch.ones_like(t)
+        with sdpa_kernel(SDPBackend.MATH):  # the fused attention kernels have no forward-mode derivative
+            u, du_dt = jvp(average_velocity, (x_t, t, d), (v, ones, -ones))
+        return u, (v + broadcast_to(d, x_t) * du_dt).detach()  # u_tgt = v + d sg(du/dt)
+
+    # -------------------------------------------------------------------- train
+    def loss(
+        self,
+        net: Denoiser,
+        x1: torch.Tensor,
+        cond_input: Any,
+        target_net: Denoiser | None = None,
+        generator: torch.Generator | None = None,
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        b, device = x1.shape[0], x1.device
+        x0 = torch.randn(x1.shape, generator=generator).to(device)
+        t, d = self.sample_times(b, generator, device)
+        x_t = (1 - broadcast_to(t, x1)) * x0 + broadcast_to(t, x1) * x1
+        v = x1 - x0  # the conditional velocity, toward the data
+        cond = net.encode(cond_input)
+        n = self.split(b)
+
+        u, target = [], []
+        if n:  # interval rows: u and its target from one forward-mode pass
+            u_interval, target_interval = self.interval_target(net, x_t[:n], t[:n], d[:n], v[:n], cond[:n])
+            u.append(u_interval)
+            target.append(target_interval)
+        if n < b:  # d = 0 rows: u is the instantaneous velocity, the target v (flow matching)
+            u.append(net(x_t[n:], t[n:], d[n:], cond[n:]))
+            target.append(v[n:])
+        u, target = torch.cat(u), torch.cat(target)
+        err = (u - target).pow(2).flatten(1).sum(1)  # (B,) per-row sum of squares, as the paper's loss
+        weight = 1.0 / (err.detach() + self.config.adaptive_c) ** self.config.adaptive_p  # sg(w)
+        loss = (weight * err).mean()
+        per_dim = err.detach() / x1[0].numel()
+        metrics = {"loss": loss.item(), "loss_mse": per_dim.mean().item(), "loss_flow": per_dim[n:].mean().item() if n < b else 0.0}
+        if n:
+            metrics["loss_interval"] = per_dim[:n].mean().item()
+        return loss, metrics
+
+    # ---------------------------------------------------------------------- act
+    def valid_steps(self) -> list[int]:
+        return list(SWEEP_STEPS)  # the budgets evaluations sweep; any k up to MAX_SAMPLING_STEPS samples
+
+    def validate_steps(self, steps: int) -> None:
+        validate_any_steps(steps, self.name)
+
+    @torch.no_grad()
+    def sample(
+        self,
+        net: Denoiser,
+        cond: torch.Tensor,
+        shape: tuple[int, ...],
+        steps: int,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """``steps`` steps of size d = 1/steps from noise (t = 0): x_{t+d} = x_t + d u(x_t, t, d)."""
+        self.validate_steps(steps)
+        return euler_sample(net, cond, shape, steps, 1.0 / steps, self.config.clip_sample, generator)

@@ -1,0 +1,198 @@
+"""MeanFlow: its Jacobian-vector-product target, its (t, d) sampling, one-step mode coverage, and the
+real-valued step input of every backbone that makes it expressible."""
+
+import pytest
+import torch
+from torch import nn
+
+from shortcut_policy.config import load_config
+from shortcut_policy.models.network import build_network
+from shortcut_policy.objectives import MeanFlowConfig, MeanFlowObjective, build_objective
+
+
+def tiny_network(backbone: str) -> nn.Module:
+    policy = load_config(
+        {"policy": {"backbone": backbone, "horizon": 8, "n_action_steps": 4, "unet": {"down_dims": [16, 32], "embed_dim": 16},
+                    "transformer": {"d_model": 32, "n_layers": 2, "dropout": 0.0}}}
+    ).policy
+    return build_network(policy, {"k": (4,)}, 2)
+
+
+@pytest.mark.parametrize("backbone", ["unet", "transformer"])
+def test_jvp_target_equals_a_finite_difference_along_the_path(backbone):
+    """u_tgt = v + d du/dt with du/dt the derivative of u(x_t + s v, t + s, d - s) in s at 0 (the end t + d fixed)."""
+    torch.manual_seed(0)
+    net = tiny_network(backbone).double().eval()
+    b = 6
+    x_t, v = torch.randn(b, 8, 2, dtype=torch.float64), torch.randn(b, 8, 2, dtype=torch.float64)
+    t = torch.tensor([0.1, 0.2, 0.3, 0.45, 0.6, 0.05], dtype=torch.float64)
+    d = torch.tensor([0.5, 0.3, 0.6, 0.2, 0.1, 0.9], dtype=torch.float64)
+    cond = net.encode({"k": torch.randn(b, 2, 4, dtype=torch.float64)})
+    u, target = MeanFlowObjective().interval_target(net, x_t, t, d, v, cond)
+    eps = 1e-7  # t and d enter through sinusoids up to 1000 rad per unit: a wider step has a truncation error
+    with torch.no_grad():
+        ahead = net(x_t + eps * v, t + eps, d - eps, cond)
+        behind = net(x_t - eps * v, t - eps, d + eps, cond)
+        torch.testing.assert_close(u, net(x_t, t, d, cond))
+    du_dt = (ahead - behind) / (2 * eps)
+    assert du_dt.abs().mean() > 1e-3  # the check is not vacuous: u moves along the path
+    torch.testing.assert_close(target, v + d[:, None, None] * du_dt, rtol=1e-5, atol=1e-6)
+    assert not target.requires_grad and u.requires_grad  # no gradient through the target
+
+
+def test_jvp_target_of_a_known_flow_is_the_true_average_velocity():
+    """For the path x_s = x e^(s - t), v(x) = x; a network that is exactly the average velocity
+    u = x (e^d - 1) / d satisfies the MeanFlow identity: its target equals itself."""
+
+    class Exact(nn.Module):
+        def encode(self, c):
+            return c
+
+        def forward(self, x, t, d, cond):
+            return x * torch.expm1(d)[:, None, None] / d[:, None, None]
+
+    x = torch.randn(4, 3, 2, dtype=torch.float64)
+    t = torch.tensor([0.1, 0.2, 0.0, 0.5], dtype=torch.float64)
+    d = torch.tensor([0.3, 0.8, 1.0, 0.5], dtype=torch.float64)
+    u, target = MeanFlowObjective().interval_target(Exact(), x, t, d, x, torch.zeros(4, 0, dtype=torch.float64))
+    torch.testing.assert_close(target, u)
+
+
+def test_time_sampling_follows_the_paper_in_this_library_convention():
+    obj = MeanFlowObjective()
+    t, d = obj.sample_times(40_000, torch.Generator().manual_seed(0))
+    n = obj.split(40_000)
+    assert n == 10_000  # a quarter of the rows have an interval (r != t)
+    assert (d[:n] > 0).all() and (d[n:] == 0).all()
+    assert ((t > 0) & (t < 1) & (t + d <= 1)).all()  # intervals run from t toward the data at 1
+    # the paper's time of the noisy end, t_p = 1 - t, is the larger of two logit-normal(-0.4, 1) draws;
+    # for the d = 0 rows it is one ordered draw's maximum: its median is above the single draw's sigmoid(-0.4)
+    t_paper = 1 - t[n:]
+    assert 0.45 < t_paper.median().item() < 0.6
+    uniform = MeanFlowObjective(MeanFlowConfig(time_sampler="uniform", interval_fraction=1.0))
+    t_u, d_u = uniform.sample_times(40_000, torch.Generator().manual_seed(0))
+    assert (d_u > 0).all()
+    assert abs((t_u + d_u).mean().item() - 2 / 3) < 0.01  # 1 - min of two uniforms has mean 2/3
+
+
+@pytest.mark.parametrize("steps", [1, 2, 3, 8])
+def test_k_step_sampling_tells_the_network_d_equal_1_over_k(steps):
+    calls = []
+
+    class Spy(nn.Module):
+        def encode(self, c):
+            return c
+
+        def forward(self, x, t, d, cond):
+            calls.append((t.clone(), d.clone()))
+            return torch.full_like(x, 0.25)
+
+    out = MeanFlowObjective(MeanFlowConfig(clip_sample=False)).sample(Spy(), torch.zeros(3, 1), (4, 2), steps, torch.Generator().manual_seed(1))
+    x0 = torch.randn((3, 4, 2), generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(out, x0 + 0.25)  # steps of size 1/k summing to one
+    assert len(calls) == steps
+    for i, (t, d) in enumerate(calls):
+        torch.testing.assert_close(t, torch.full((3,), i / steps))
+        torch.testing.assert_close(d, torch.full((3,), 1 / steps))
+
+
+@pytest.mark.parametrize(
+    "options, match",
+    [
+        ({"interval_fraction": 1.5}, "objective.interval_fraction: expected a value in \\[0, 1\\], got 1.5"),
+        ({"time_sampler": "beta"}, "objective.time_sampler: expected one of"),
+        ({"time_std": 0.0}, "objective.time_std"),
+        ({"adaptive_p": -1.0}, "objective.adaptive_p"),
+        ({"adaptive_c": 0.0}, "objective.adaptive_c"),
+        ({"max_steps": 8}, "unknown options \\['max_steps'\\]"),
+    ],
+)
+def test_bad_options_get_a_clear_error(options, match):
+    with pytest.raises(ValueError, match=match):
+        build_objective({"name": "meanflow", **options})
+
+
+@pytest.mark.parametrize("bad", [0, 1025, 2.0, True])
+def test_steps_it_cannot_honour_get_a_clear_error(bad):
+    with pytest.raises(ValueError, match="steps: expected an integer from 1 to 1024 \\(meanflow\\)"):
+        MeanFlowObjective().validate_steps(bad)
+
+
+@pytest.mark.parametrize("fraction", [0.0, 1.0])
+def test_a_batch_of_only_one_kind_of_row_trains(fraction):
+    net = tiny_network("unet")
+    obj = MeanFlowObjective(MeanFlowConfig(interval_fraction=fraction))
+    loss, metrics = obj.loss(net, torch.rand(8, 8, 2) * 2 - 1, {"k": torch.randn(8, 2, 4)}, generator=torch.Generator().manual_seed(0))
+    loss.backward()
+    assert torch.isfinite(loss) and ("loss_interval" in metrics) == (fraction > 0)
+
+
+# --------------------------------------------------------------- one step on a multimodal distribution
+MODES = torch.tensor([[0.5, 0.5], [-0.5, 0.5], [0.5, -0.5], [-0.5, -0.5]])  # 4 modes, std 0.03, 1.0 apart
+ON_MODE = 0.15  # a sample "lands on" a mode within this distance (5 standard deviations)
+
+
+class PointMLP(nn.Module):
+    """A denoiser of 2-D points (B, 1, 2) with raw t and d inputs and no condition."""
+
+    def __init__(self, width: int = 128) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(4, width), nn.SiLU(), nn.Linear(width, width), nn.SiLU(), nn.Linear(width, width), nn.SiLU(), nn.Linear(width, 2)
+        )
+
+    def encode(self, cond_input):
+        return cond_input
+
+    def forward(self, x, t, d, cond):
+        return self.net(torch.cat([x.flatten(1), t[:, None], d[:, None]], 1)).view_as(x)
+
+
+def one_step_samples(name: str, train_steps: int = 2000) -> torch.Tensor:
+    torch.manual_seed(0)
+    net, objective = PointMLP(), build_objective({"name": name})
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(train_steps):
+        x1 = (MODES[torch.randint(4, (256,), generator=gen)] + 0.03 * torch.randn(256, 2, generator=gen))[:, None]
+        loss, _ = objective.loss(net, x1, torch.zeros(256, 0), generator=gen)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        return objective.sample(net, torch.zeros(2000, 0), (1, 2), 1, torch.Generator().manual_seed(1))[:, 0]
+
+
+def test_one_meanflow_step_covers_every_mode_where_one_flow_matching_step_collapses_to_the_mean():
+    """Measure: the share of one-step samples within ON_MODE of a mode (precision), and each mode's
+    share of all samples (coverage; 0.25 each would be perfect)."""
+    meanflow, flow = one_step_samples("meanflow"), one_step_samples("flow_matching")
+    near, which = torch.cdist(meanflow, MODES).min(1)
+    shares = torch.bincount(which[near < ON_MODE], minlength=4) / len(meanflow)
+    assert (near < ON_MODE).float().mean() > 0.6
+    assert (shares > 0.08).all(), shares  # every mode is reached
+    near_fm = torch.cdist(flow, MODES).min(1).values
+    assert (near_fm < ON_MODE).float().mean() < 0.05  # one flow step lands between the modes...
+    assert flow.mean(0).norm() < 0.25 and flow.std(0).max() < 0.15  # ...bunched near the mean (0, 0), 0.71 from each mode
+
+
+@pytest.mark.parametrize("backbone", ["unet", "transformer", "dit"])
+def test_every_backbone_takes_a_real_valued_step(backbone):
+    """Any d in [0, 1], not only shortcut's powers of two, and the output depends on it smoothly."""
+    torch.manual_seed(0)
+    if backbone == "dit":
+        from shortcut_policy.image.dit import DiT
+
+        net, x, cond = DiT(image_size=8, channels=1, num_classes=3, hidden=32, depth=2, heads=2), torch.randn(3, 1, 8, 8), None
+        cond = net.encode(torch.tensor([0, 1, 2]))
+        for p in net.parameters():  # adaLN-Zero starts as zero output: give it weights
+            nn.init.normal_(p, std=0.2)
+    else:
+        net, x = tiny_network(backbone), torch.randn(3, 8, 2)
+        cond = net.encode({"k": torch.randn(3, 2, 4)})
+    t = torch.full((3,), 0.3)
+    with torch.no_grad():
+        outs = [net(x, t, torch.full((3,), d), cond) for d in (0.0, 0.3, 0.3 + 1e-6, 1 / 3, 1.0)]
+    assert all(torch.isfinite(o).all() for o in outs)
+    assert (outs[0] - outs[1]).abs().max() > 1e-5 and (outs[3] - outs[4]).abs().max() > 1e-5  # float noise: ~1e-7
+    assert (outs[1] - outs[2]).abs().max() < 1e-3 * (outs[1] - outs[4]).abs().max()  # continuous in d
