@@ -88,6 +88,7 @@ class EnvSpec:
     default_task: str | None = None
     task_groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # e.g. difficulty -> tasks, for reports
     task: str | None = None  # set by configure(): the task this spec's make and make_expert build
+    expert_options: Mapping[str, Any] = field(default_factory=dict)  # set by configure(): bound into make_expert
     requires: tuple[str, ...] = ()  # modules the env imports (an optional extra), checked before any work
     install_hint: str = ""  # the command that installs them
 
@@ -128,10 +129,17 @@ class EnvSpec:
         if missing:
             raise ModuleNotFoundError(f"env.name={self.name} needs {', '.join(missing)}, which is not installed: {self.install_hint}")
 
-    def configure(self, task: str | None = None, max_episode_steps: int | None = None) -> "EnvSpec":
+    def configure(
+        self, task: str | None = None, max_episode_steps: int | None = None, expert_options: Mapping[str, Any] | None = None
+    ) -> "EnvSpec":
         """This env with one task (``None``: the default one) and episode length (``None``: the env's own);
-        its ``make`` and ``make_expert`` build that task. A module-level ``make`` stays picklable (rollout workers)."""
+        its ``make`` and ``make_expert`` build that task, the expert with ``expert_options`` (keyword options
+        of the env's scripted expert, such as how often it picks among near-equal plans). A module-level
+        ``make`` stays picklable (rollout workers)."""
         self.check_task(task)
+        expert_options = dict(expert_options or {})
+        if expert_options and self.make_expert is None:
+            raise ValueError(f"env.expert_options: the {self.name} env has no scripted expert, got {expert_options}")
         if self.task is not None:
             raise ValueError(f"EnvSpec({self.id}).configure: already configured")
         task = task if task is not None else self.default_task
@@ -139,15 +147,23 @@ class EnvSpec:
             raise ValueError(f"env.max_episode_steps: expected an integer >= 1 (or null: the env's {self.max_episode_steps}), got {max_episode_steps}")
         bound = {"task": task} if task is not None else {}
         steps = {"max_episode_steps": max_episode_steps} if max_episode_steps is not None else {}
-        if not bound and not steps:
+        if not bound and not steps and not expert_options:
             return self
         expert = self.make_expert
+        if expert is not None and (bound or expert_options):
+            expert = functools.partial(expert, **bound, **expert_options)
+            if expert_options:
+                try:
+                    expert(None)  # unknown options fail now, not after the first demonstration
+                except TypeError as err:
+                    raise ValueError(f"env.expert_options: the {self.name} expert does not take {expert_options} ({err})") from None
         return dataclasses.replace(
             self,
             make=functools.partial(self.make, **bound, **steps),
-            make_expert=functools.partial(expert, **bound) if expert is not None and bound else expert,
+            make_expert=expert,
             max_episode_steps=max_episode_steps or self.max_episode_steps,
             task=task,
+            expert_options=expert_options,
         )
 
     @property

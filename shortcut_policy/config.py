@@ -43,6 +43,8 @@ class EnvConfig:
     # expert demos: Gaussian noise of this standard deviation added to the actions executed (the expert's own
     # action is recorded); 0: none
     demo_noise: float = 0.0
+    # keyword options of the env's scripted expert (its demonstrations' style; a store per set of options)
+    expert_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         spec = get_env_spec(self.name)
@@ -79,7 +81,7 @@ class EnvConfig:
         the config loads, so that a policy loads (and acts on a robot) where its simulator is not installed."""
         spec = get_env_spec(self.name)
         spec.check_installed()
-        return spec.configure(self.task, self.max_episode_steps)
+        return spec.configure(self.task, self.max_episode_steps, self.expert_options)
 
 
 @dataclass

@@ -110,17 +110,17 @@ def test_quick_comparison_trains_evaluates_and_reports(tmp_path, capsys):
         "preset=quick", f"env.dataset={store}", "train.num_steps=3", "train.batch_size=8", "train.warmup_steps=1",
         "train.val_every=3", "train.checkpoint_every=3", "episodes=1", "latency_calls=8",
         "policy.unet.down_dims=[16,32]", "policy.unet.embed_dim=16",
-        "steps.shortcut=[1,2]", "steps.flow_matching=[1,2]", "steps.ddpm=[1,100]",
+        "steps.shortcut=[1,2]", "steps.meanflow=[1,2]", "steps.flow_matching=[1,2]", "steps.ddpm=[1,100]",
     ]
     with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
         train_only = compose("compare", overrides=[*overrides, "evaluate=false"])
         cfg = compose("compare", overrides=overrides)
     # stage 1 (e.g. on a GPU machine): train only, no report
     runs = compare(train_only, tmp_path / "out", progress=False)
-    assert [p.name for p in runs] == [f"{m}_seed0" for m in ("shortcut", "flow_matching", "ddpm")]
+    assert [p.name for p in runs] == [f"{m}_seed0" for m in ("shortcut", "meanflow", "flow_matching", "ddpm")]
     printed = capsys.readouterr().out
-    assert printed.count("using demonstrations") == 3  # once per run trained here, not once more before them
-    assert f"'checkpoints.ddpm=[{runs[2]}]'" in printed  # the command that evaluates these runs
+    assert printed.count("using demonstrations") == 4  # once per run trained here, not once more before them
+    assert f"'checkpoints.ddpm=[{runs[3]}]'" in printed  # the command that evaluates these runs
     assert all((p / "policy.safetensors").is_file() for p in runs) and not (tmp_path / "out" / "compare.md").exists()
     # stage 2: the same command evaluates, reusing the finished runs
     paths = compare(cfg, tmp_path / "out", progress=False)
@@ -130,7 +130,8 @@ def test_quick_comparison_trains_evaluates_and_reports(tmp_path, capsys):
     assert report["runs"]["ddpm"] == ["runs/ddpm_seed0"]  # inside the report folder: relative, so it can move
     assert report["machine"]["latency_device"] == "cpu" and report["machine"]["latency_torch_threads"] >= 1
     assert [(r["method"], r["steps"]) for r in rows] == [
-        ("shortcut", 1), ("shortcut", 2), ("flow_matching", 1), ("flow_matching", 2), ("ddpm", 1), ("ddpm", 100)
+        ("shortcut", 1), ("shortcut", 2), ("meanflow", 1), ("meanflow", 2), ("flow_matching", 1), ("flow_matching", 2),
+        ("ddpm", 1), ("ddpm", 100),
     ]
     ddpm_1, ddpm_100 = rows[-2], rows[-1]
     assert ddpm_100["replan_median_ms"] > ddpm_1["replan_median_ms"]  # 100 network calls cost more than one
@@ -359,7 +360,7 @@ def test_an_observation_the_env_lacks_is_refused_before_any_worker_starts(tmp_pa
     assert not (tmp_path / "x.zarr").exists() and not (tmp_path / "out" / "runs").exists()
 
 
-@pytest.mark.parametrize("method", ["shortcut", "flow_matching", "ddpm"])
+@pytest.mark.parametrize("method", ["shortcut", "meanflow", "flow_matching", "ddpm"])
 def test_each_method_is_compared_with_the_objective_config_train_uses_by_default(method):
     """The comparison's objectives restate ``configs/objective/<method>.yaml``: a method is compared as it trains."""
     from hydra import compose, initialize_config_dir

@@ -158,7 +158,7 @@ def test_final_evaluation_steps_are_checked_before_training(demo_store, tmp_path
     assert Trainer(config, tmp_path / "run", progress=False).eval_steps == []
 
 
-@pytest.mark.parametrize("objective", ["shortcut", "flow_matching", "ddpm"])
+@pytest.mark.parametrize("objective", ["shortcut", "meanflow", "flow_matching", "ddpm"])
 @pytest.mark.parametrize("backbone", ["unet", "transformer"])
 def test_every_objective_and_backbone_trains_and_acts(demo_store, tmp_path, objective, backbone):
     config = load_config(

@@ -7,9 +7,11 @@ import math
 import torch
 from torch import nn
 
-# t lives in [0, 1]; sinusoids need a wider range to separate nearby levels, so t is scaled first
-# (1000 puts t = 1/128 apart by ~8 "positions", like DDPM's integer timesteps).
-T_SCALE = 1000.0
+# t and d live in [0, 1]; sinusoids need a wider range to separate nearby values, so they are scaled
+# first: 100 puts d = 1/128 and 1/64 apart by about one radian at the highest frequency. Not 1000 (DDPM's
+# integer timesteps): MeanFlow differentiates the network along t and d, and at 1000 the sinusoids make
+# that derivative, and so its targets, explode (docs/results/one_step.md).
+T_SCALE = 100.0
 
 
 class SinusoidalEmbedding(nn.Module):

@@ -35,8 +35,8 @@ OBJECTIVES: dict[str, ObjectiveEntry] = {
     entry.name: entry
     for entry in (
         ObjectiveEntry(ShortcutConfig, ShortcutObjective, ("clip_sample", "cfg_scale", "cfg_min_steps")),
-        ObjectiveEntry(FlowMatchingConfig, FlowMatchingObjective, ("clip_sample", "cfg_scale", "cfg_min_steps")),
         ObjectiveEntry(MeanFlowConfig, MeanFlowObjective, ("clip_sample",)),
+        ObjectiveEntry(FlowMatchingConfig, FlowMatchingObjective, ("clip_sample", "cfg_scale", "cfg_min_steps")),
         ObjectiveEntry(DDPMConfig, DDPMObjective, ("clip_sample", "timestep_spacing")),
     )
 }

@@ -45,7 +45,9 @@ class Objective(Protocol):
         target_net: Denoiser | None = None,
         generator: torch.Generator | None = None,
     ) -> tuple[torch.Tensor, dict[str, float]]:
-        """Scalar training loss on clean samples ``x1`` (B, *shape) and metrics for logging."""
+        """Scalar training loss on clean samples ``x1`` (B, *shape) and metrics for logging; ``metrics["loss"]``
+        is the loss progress bars and validation report (MeanFlow's: its squared error before its adaptive
+        weights, which hold the weighted loss near 1)."""
         ...
 
     def sample(

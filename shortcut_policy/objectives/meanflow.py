@@ -139,7 +139,9 @@ class MeanFlowObjective:
         weight = 1.0 / (err.detach() + self.config.adaptive_c) ** self.config.adaptive_p  # sg(w)
         loss = (weight * err).mean()
         per_dim = err.detach() / x1[0].numel()
-        metrics = {"loss": loss.item(), "loss_mse": per_dim.mean().item(), "loss_flow": per_dim[n:].mean().item() if n < b else 0.0}
+        metrics = {"loss": per_dim.mean().item(), "loss_weighted": loss.item()}
+        if n < b:
+            metrics["loss_flow"] = per_dim[n:].mean().item()
         if n:
             metrics["loss_interval"] = per_dim[:n].mean().item()
         return loss, metrics

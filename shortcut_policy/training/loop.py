@@ -206,8 +206,8 @@ class TrainLoop:
         losses = []
         for _ in range(n_batches):
             x1, cond_input = self.sample_batch("val", self.config.train.batch_size, rng)
-            loss, _ = self.objective.loss(self.ema.model, x1, cond_input, target_net=self.ema.model, generator=generator)
-            losses.append(loss.item())
+            _, metrics = self.objective.loss(self.ema.model, x1, cond_input, target_net=self.ema.model, generator=generator)
+            losses.append(metrics["loss"])  # the reported loss (MeanFlow's before its adaptive weights)
         value = float(np.mean(losses))
         self.stop_if_not_finite("validation loss (EMA weights)", value)
         return value
