@@ -39,7 +39,7 @@ from shortcut_policy.utils.paths import config_dir
 from shortcut_policy.utils.device import describe_device
 
 RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results" / "train_throughput.json"
-OBJECTIVES = ["flow_matching", "shortcut", "ddpm"]
+OBJECTIVES = ["flow_matching", "shortcut", "meanflow", "ddpm"]
 OBS_DIM = 18  # Push-T keypoints
 ACTION_DIM = 2
 
@@ -147,6 +147,7 @@ def summarize(times: dict[str, list[float]], batch_size: int, n_sc: int) -> dict
             for name in OBJECTIVES
         },
         "shortcut_over_flow_matching": float(np.median(per_round)),
+        "meanflow_over_flow_matching": float(np.median(np.array(times["flow_matching"]) / np.array(times["meanflow"]))),
         "ratio_rounds": per_round.tolist(),
         "sc_target_ms": median["sc_target"],
         "sc_target_share_of_shortcut_step": median["sc_target"] / median["shortcut"],
@@ -211,12 +212,13 @@ def main() -> None:
     }
     print(f"\npolicy={args.policy} ({policy.backbone}, {result['params_M']:.2f}M params), sc_fraction={args.sc_fraction}, {result['device']}, "
           f"{result['torch_threads']} threads, {args.repeats} rounds x {args.steps} steps")
-    print(f"{'batch':>5} | {'samples/s: flow':>15} | {'shortcut':>8} | {'ddpm':>6} | {'shortcut/flow (range)':>23} | "
+    print(f"{'batch':>5} | {'samples/s: flow':>15} | {'shortcut':>8} | {'meanflow':>8} | {'ddpm':>6} | {'shortcut/flow (range)':>23} | "
           f"{'SC target':>16} | {'fwd(n_sc)/fwd(B)':>16}")
     for b in batches:
         o = b["objectives"]
         lo, hi = min(b["ratio_rounds"]), max(b["ratio_rounds"])
         print(f"{b['batch_size']:>5} | {o['flow_matching']['samples_per_s']:>15.0f} | {o['shortcut']['samples_per_s']:>8.0f} | "
+              f"{o['meanflow']['samples_per_s']:>8.0f} | "
               f"{o['ddpm']['samples_per_s']:>6.0f} | {b['shortcut_over_flow_matching']:>7.3f} ({lo:.3f}-{hi:.3f}) | "
               f"{b['sc_target_ms']:>5.1f} ms ({b['sc_target_share_of_shortcut_step']:>4.0%} step) | "
               f"{b['sc_forward_cost_share']:>6.2f} (rows {b['sc_row_share']:.2f})")
