@@ -137,6 +137,8 @@ class EnvSpec:
         of the env's scripted expert, such as how often it picks among near-equal plans). A module-level
         ``make`` stays picklable (rollout workers)."""
         self.check_task(task)
+        if expert_options is not None and not isinstance(expert_options, Mapping):
+            raise ValueError(f"env.expert_options: expected a mapping of option names to values, got {expert_options!r}")
         expert_options = dict(expert_options or {})
         if expert_options and self.make_expert is None:
             raise ValueError(f"env.expert_options: the {self.name} env has no scripted expert, got {expert_options}")

@@ -21,6 +21,8 @@ def test_options_reach_the_expert_and_name_their_own_store():
     [
         ({"name": "push_t", "expert_options": {"speed": 2}}, "env.expert_options: the push_t expert does not take {'speed': 2}"),
         ({"name": "detour", "expert_options": {"side": 1}}, "env.expert_options: the detour expert does not take"),
+        ({"name": "push_t", "expert_options": {"near_equal_ratio": "0.5"}}, "near_equal_ratio: expected a number, got '0.5'"),
+        ({"name": "push_t", "expert_options": {"route_tie_ratio": True}}, "route_tie_ratio: expected a number, got True"),
     ],
 )
 def test_an_option_the_expert_does_not_take_is_refused_before_any_work(env, match):
@@ -41,3 +43,11 @@ def test_a_store_made_with_other_options_is_not_trained_on_by_mistake(tmp_path, 
     root.attrs["expert_options"] = {"tuned": 1}
     with pytest.raises(ValueError, match="with expert options {'tuned': 1}"):
         ensure_dataset(plain, progress=False)
+
+
+def test_options_that_are_not_a_mapping_are_refused():
+    from shortcut_policy.envs import get_env_spec
+
+    for bad in (0, "ab", [("near_equal_ratio", 0.5)]):
+        with pytest.raises(ValueError, match="env.expert_options: expected a mapping"):
+            get_env_spec("push_t").configure(expert_options=bad)

@@ -29,7 +29,7 @@ def test_jvp_target_equals_a_finite_difference_along_the_path(backbone):
     d = torch.tensor([0.5, 0.3, 0.6, 0.2, 0.1, 0.9], dtype=torch.float64)
     cond = net.encode({"k": torch.randn(b, 2, 4, dtype=torch.float64)})
     u, target = MeanFlowObjective().interval_target(net, x_t, t, d, v, cond)
-    eps = 1e-7  # t and d enter through sinusoids up to 1000 rad per unit: a wider step has a truncation error
+    eps = 1e-7  # t and d enter through sinusoids up to 100 rad per unit: a wider step has a truncation error
     with torch.no_grad():
         ahead = net(x_t + eps * v, t + eps, d - eps, cond)
         behind = net(x_t - eps * v, t - eps, d + eps, cond)
@@ -196,3 +196,45 @@ def test_every_backbone_takes_a_real_valued_step(backbone):
     assert all(torch.isfinite(o).all() for o in outs)
     assert (outs[0] - outs[1]).abs().max() > 1e-5 and (outs[3] - outs[4]).abs().max() > 1e-5  # float noise: ~1e-7
     assert (outs[1] - outs[2]).abs().max() < 1e-3 * (outs[1] - outs[4]).abs().max()  # continuous in d
+
+
+def test_the_loss_is_the_adaptively_weighted_per_row_sum_of_squares():
+    """loss = mean over rows of sg(w) * err, err the row's sum of squares, w = 1 / (err + c)^p."""
+    net = tiny_network("unet")
+    obj = MeanFlowObjective(MeanFlowConfig(adaptive_p=0.75, adaptive_c=0.1))
+    x1, obs = torch.rand(8, 8, 2) * 2 - 1, {"k": torch.randn(8, 2, 4)}
+    loss, metrics = obj.loss(net, x1, obs, generator=torch.Generator().manual_seed(0))
+    # rebuild the rows from the same draws
+    gen = torch.Generator().manual_seed(0)
+    x0 = torch.randn(x1.shape, generator=gen)
+    t, d = obj.sample_times(8, gen)
+    x_t = (1 - t[:, None, None]) * x0 + t[:, None, None] * x1
+    cond = net.encode(obs)
+    n = obj.split(8)
+    u_i, target_i = obj.interval_target(net, x_t[:n], t[:n], d[:n], (x1 - x0)[:n], cond[:n])
+    with torch.no_grad():
+        u_f = net(x_t[n:], t[n:], d[n:], cond[n:])
+    err = torch.cat([(u_i - target_i), (u_f - (x1 - x0)[n:])]).detach().pow(2).flatten(1).sum(1)
+    torch.testing.assert_close(loss.detach(), (err / (err + 0.1) ** 0.75).mean())
+    assert metrics["loss"] == pytest.approx((err / 16).mean().item(), rel=1e-5)  # reported: per-dimension error
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 3])
+def test_a_small_batch_still_has_an_interval_row(batch_size):
+    assert MeanFlowObjective().split(batch_size) == 1
+    assert MeanFlowObjective(MeanFlowConfig(interval_fraction=0.0)).split(batch_size) == 0
+
+
+@pytest.mark.parametrize("transformer", [{"causal": False}, {"n_cond_layers": 1}])
+def test_the_jvp_runs_where_the_transformer_takes_its_inference_fast_path(transformer):
+    """The validation loss evaluates the EMA network in eval mode without gradients, where torch's
+    nn.Transformer* layers take fused kernels that have no forward-mode derivative."""
+    policy = load_config(
+        {"policy": {"backbone": "transformer", "horizon": 8, "n_action_steps": 4,
+                    "transformer": {"d_model": 32, "n_layers": 2, "dropout": 0.0, **transformer}}}
+    ).policy
+    net = build_network(policy, {"k": (4,)}, 2).eval().requires_grad_(False)
+    with torch.no_grad():
+        _, metrics = MeanFlowObjective().loss(net, torch.rand(8, 8, 2) * 2 - 1, {"k": torch.randn(8, 2, 4)},
+                                              generator=torch.Generator().manual_seed(0))
+    assert metrics["loss"] > 0 and torch.backends.mha.get_fastpath_enabled()  # the switch is given back

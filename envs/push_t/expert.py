@@ -107,6 +107,9 @@ class PushTExpert:
         unknown = set(tuning) - names
         if unknown:
             raise TypeError(f"unknown tuning parameters: {sorted(unknown)}")
+        for name, value in tuning.items():  # numbers only: a string or a bool would fail mid-episode
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(f"tuning parameter {name}: expected a number, got {value!r}")
         self.cfg = ExpertTuning(**tuning)
         self._build_geometry()
         self.rng = np.random.default_rng(seed)

@@ -76,8 +76,10 @@ class MeanFlowObjective:
 
     # ----------------------------------------------------------------- schedule
     def split(self, batch_size: int) -> int:
-        """Number of interval rows (d > 0) in a batch; they come first, the d = 0 rows after."""
-        return int(round(self.config.interval_fraction * batch_size))
+        """Number of interval rows (d > 0) in a batch; they come first, the d = 0 rows after. At least one
+        when the fraction is above 0, so a small batch still trains the intervals one step samples."""
+        n = int(round(self.config.interval_fraction * batch_size))
+        return max(n, 1) if self.config.interval_fraction > 0 else n
 
     def _paper_times(self, n: int, generator: torch.Generator | None) -> torch.Tensor:
         """n draws of the paper's time (noise at 1) from the configured distribution."""
@@ -105,8 +107,15 @@ class MeanFlowObjective:
             return net(x, t_, d_, cond)
 
         ones = torch.ones_like(t)
-        with sdpa_kernel(SDPBackend.MATH):  # the fused attention kernels have no forward-mode derivative
-            u, du_dt = jvp(average_velocity, (x_t, t, d), (v, ones, -ones))
+        # the fused attention kernels, and nn.Transformer*'s inference fast path (eval mode without
+        # gradients: the validation loss), have no forward-mode derivative: the math kernel does
+        fastpath = torch.backends.mha.get_fastpath_enabled()
+        torch.backends.mha.set_fastpath_enabled(False)
+        try:
+            with sdpa_kernel(SDPBackend.MATH):
+                u, du_dt = jvp(average_velocity, (x_t, t, d), (v, ones, -ones))
+        finally:
+            torch.backends.mha.set_fastpath_enabled(fastpath)
         return u, (v + broadcast_to(d, x_t) * du_dt).detach()  # u_tgt = v + d sg(du/dt)
 
     # -------------------------------------------------------------------- train
