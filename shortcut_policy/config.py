@@ -110,7 +110,7 @@ class PolicyConfig:
 class TrainConfig:
     seed: int = 0
     device: str = "auto"  # "auto": cuda when available, else cpu
-    num_steps: int = 4500
+    num_steps: int = 4000
     batch_size: int = 128
     lr: float = 3e-4
     weight_decay: float = 1e-6
@@ -153,7 +153,7 @@ class TrainConfig:
 class RunConfig:
     env: EnvConfig = field(default_factory=EnvConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
-    objective: dict[str, Any] = field(default_factory=lambda: {"name": "shortcut"})
+    objective: dict[str, Any] = field(default_factory=lambda: {"name": "meanflow"})
     train: TrainConfig = field(default_factory=TrainConfig)
     run_dir: str = ""  # "" -> hydra's output directory
 

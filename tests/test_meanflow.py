@@ -236,3 +236,23 @@ def test_the_jvp_runs_where_the_transformer_takes_its_inference_fast_path(transf
         _, metrics = MeanFlowObjective().loss(net, torch.rand(8, 8, 2) * 2 - 1, {"k": torch.randn(8, 2, 4)},
                                               generator=torch.Generator().manual_seed(0))
     assert metrics["loss"] > 0 and torch.backends.mha.get_fastpath_enabled()  # the switch is given back
+
+
+def test_the_target_pass_runs_without_dropout_and_gives_the_modes_back():
+    """With dropout on in training, the target is the deterministic network's derivative (as shortcut's
+    targets are built without dropout); the network stays in training mode afterwards."""
+    policy = load_config(
+        {"policy": {"backbone": "transformer", "horizon": 8, "n_action_steps": 4,
+                    "transformer": {"d_model": 32, "n_layers": 2, "dropout": 0.5}}}
+    ).policy
+    torch.manual_seed(0)
+    net = build_network(policy, {"k": (4,)}, 2).train()
+    x_t, v = torch.randn(4, 8, 2), torch.randn(4, 8, 2)
+    t, d = torch.tensor([0.1, 0.2, 0.3, 0.4]), torch.tensor([0.5, 0.3, 0.2, 0.1])
+    cond = net.encode({"k": torch.randn(4, 2, 4)}).detach()
+    obj = MeanFlowObjective()
+    first, second = obj.interval_target(net, x_t, t, d, v, cond), obj.interval_target(net, x_t, t, d, v, cond)
+    torch.testing.assert_close(first, second)  # no dropout mask: the same target twice
+    assert all(m.training for m in net.modules())
+    net.eval()
+    torch.testing.assert_close(first, obj.interval_target(net, x_t, t, d, v, cond))

@@ -34,7 +34,7 @@ import torch
 from torch.func import jvp
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from .base import SWEEP_STEPS, Denoiser, broadcast_to, euler_sample, validate_any_steps
+from .base import SWEEP_STEPS, Denoiser, broadcast_to, euler_sample, eval_mode, validate_any_steps
 
 TIME_SAMPLERS = ("logit_normal", "uniform")
 
@@ -102,7 +102,8 @@ class MeanFlowObjective:
     ) -> torch.Tensor:
         """The target v + d sg(du/dt) at x_t (B, *shape), without a graph: du/dt is the total derivative
         of u(x_t, t, d) along the path with the end t + d fixed, the Jacobian-vector product of u with
-        the tangents (v, 1, -1) for (x, t, d). Forward-mode derivatives are unaffected by no_grad."""
+        the tangents (v, 1, -1) for (x, t, d). Forward-mode derivatives are unaffected by no_grad. The
+        pass runs without dropout, as shortcut's targets do: the target is the network's own derivative."""
 
         def average_velocity(x: torch.Tensor, t_: torch.Tensor, d_: torch.Tensor) -> torch.Tensor:
             return net(x, t_, d_, cond)
@@ -113,7 +114,7 @@ class MeanFlowObjective:
         fastpath = torch.backends.mha.get_fastpath_enabled()
         torch.backends.mha.set_fastpath_enabled(False)
         try:
-            with sdpa_kernel(SDPBackend.MATH):
+            with sdpa_kernel(SDPBackend.MATH), eval_mode(net):
                 _, du_dt = jvp(average_velocity, (x_t, t, d), (v, ones, -ones))
         finally:
             torch.backends.mha.set_fastpath_enabled(fastpath)
