@@ -13,9 +13,9 @@ from shortcut_policy.policy import Policy, load_policy
 OBS_DIM, ACTION_DIM = 18, 2
 
 
-def make_policy(seed: int = 0) -> Policy:
+def make_policy(seed: int = 0, objective: str = "meanflow") -> Policy:
     torch.manual_seed(seed)
-    config = load_config({"policy": {"unet": {"down_dims": [16, 32], "embed_dim": 16}}})
+    config = load_config({"policy": {"unet": {"down_dims": [16, 32], "embed_dim": 16}}, "objective": {"name": objective}})
     objective = build_objective(config.objective)
     network = build_network(config.policy, {"keypoint": (OBS_DIM,)}, ACTION_DIM)
     rng = np.random.default_rng(seed)
@@ -96,7 +96,14 @@ def test_bad_observations_get_a_clear_error(bad_obs, error, match):
 @pytest.mark.parametrize("steps", [0, 3, 256, 2.0])
 def test_bad_steps_get_a_clear_error(steps):
     with pytest.raises(ValueError, match="steps: expected a power of two from 1 to 128"):
+        make_policy(objective="shortcut").act(obs(), steps=steps)
+
+
+@pytest.mark.parametrize("steps", [0, 1025, 2.0, True])
+def test_bad_steps_of_an_any_step_objective_get_a_clear_error(steps):
+    with pytest.raises(ValueError, match=r"steps: expected an integer from 1 to 1024 \(meanflow\)"):
         make_policy().act(obs(), steps=steps)
+    assert make_policy().act(obs(), steps=3).shape == (ACTION_DIM,)  # any count in range
 
 
 def test_bare_array_accepted_for_a_single_key_policy():

@@ -87,7 +87,7 @@ def test_a_run_folder_has_one_live_owner_and_a_crash_leaves_no_lock(tmp_path):
 
 
 def test_a_refusal_before_any_write_leaves_no_folder(tmp_path, store):
-    config = load_config(tiny(store, tmp_path / "run", eval_steps=[3], eval_episodes=1))  # shortcut takes powers of 2
+    config = load_config(tiny(store, tmp_path / "run", eval_steps=[2000], eval_episodes=1))  # above any sampler's bound
     with pytest.raises(ValueError, match="train.eval_steps"):
         run(config, tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()
