@@ -9,9 +9,10 @@ machine's speed falls on all of them:
   * threads: torch's CPU threads, 2 (all cores, the default) and 1;
   * batch: 64, 128 (the default) and 256: samples/s rises with the batch, steps/s falls;
   * width: policy=unet (the default) and policy=unet_small;
-  * compile: ``torch.compile`` of the denoiser (inductor, the default mode); the first calls compile,
-    and that time is reported apart from the step time. A variant that fails to compile is reported
-    with its error, not dropped.
+  * compile: ``torch.compile`` of the denoiser (inductor, the default mode), with dynamo's caches
+    reset first; the first calls compile, and that time is reported apart from the step time. Where
+    dynamo gives up and runs eagerly (MeanFlow's ``torch.func.jvp`` of a compiled module is not
+    supported), the row says so; a variant that fails outright is reported with its error.
 Quality at another batch or width is a training question; this script times steps only.
 Writes docs/results/train_speed_options.json.
 """
@@ -27,9 +28,11 @@ from typing import Callable
 
 import numpy as np
 import torch
+import torch._dynamo
+from torch._dynamo.utils import counters
 from hydra import compose, initialize_config_dir
 
-from shortcut_policy.config import PolicyConfig, load_config
+from shortcut_policy.config import PolicyConfig, TrainConfig, load_config
 from shortcut_policy.models.network import build_network
 from shortcut_policy.objectives import build_objective
 from shortcut_policy.training.ema import EMA
@@ -39,6 +42,7 @@ from shortcut_policy.utils.paths import config_dir
 
 RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results" / "train_speed_options.json"
 OBS_DIM, ACTION_DIM = 18, 2  # Push-T keypoints, planar action
+NUM_STEPS = TrainConfig().num_steps  # the default command's budget
 
 
 @dataclass(frozen=True)
@@ -93,12 +97,17 @@ def measure(objective_name: str, steps: int, repeats: int) -> list[dict]:
     for variant in VARIANTS:
         torch.set_num_threads(variant.threads)
         row = {"variant": variant.name, **variant.__dict__}
+        if variant.compile:
+            torch._dynamo.reset()  # nothing compiled (or refused) for an earlier objective carries over
+            counters.clear()
         try:
             step, n_params = make_step(objective_name, variant)
             start = time.perf_counter()
             for _ in range(3):  # warm-up; compiles on the first call
                 step()
             row.update(params_M=n_params / 1e6, warmup_s=time.perf_counter() - start, rounds_ms=[])
+            if variant.compile and counters["unimplemented"]:
+                row["eager_fallback"] = next(iter(counters["unimplemented"])).splitlines()[0]
             works.append((variant, step, row))
         except Exception as err:  # reported in the table: a variant that cannot run is a finding
             row["error"] = f"{type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}"
@@ -134,20 +143,21 @@ def main() -> None:
         except (ValueError, KeyError) as err:
             parser.error(f"--objective: {err}")
 
-    result = {"device": describe_device("cpu"), "torch": torch.__version__, "machine": platform.processor() or platform.machine(),
+    result = {"num_steps": NUM_STEPS, "device": describe_device("cpu"), "torch": torch.__version__, "machine": platform.processor() or platform.machine(),
               "cores": torch.get_num_threads(), "steps_per_round": args.steps, "rounds": args.repeats, "objectives": {}}
     for name in args.objective:
         print(f"{name}: {len(VARIANTS)} variants x {args.repeats} rounds x {args.steps} steps ...", flush=True)
         rows = result["objectives"][name] = measure(name, args.steps, args.repeats)
         base = rows[0].get("step_ms")
-        print(f"{'variant':<38} | {'params':>7} | {'step ms':>8} | {'samples/s':>9} | {'time for 4,500 steps':>20} | {'warm-up s':>9}")
+        print(f"{'variant':<38} | {'params':>7} | {'step ms':>8} | {'samples/s':>9} | {f'time for {NUM_STEPS:,} steps':>20} | {'warm-up s':>9}")
         for row in rows:
             if "error" in row:
                 print(f"{row['variant']:<38} | failed: {row['error']}")
                 continue
             rel = f" ({row['step_ms'] / base:.2f}x)" if base else ""
             print(f"{row['variant']:<38} | {row['params_M']:>6.2f}M | {row['step_ms']:>8.1f} | {row['samples_per_s']:>9.0f} | "
-                  f"{4500 * row['step_ms'] / 6e4:>9.1f} min{rel:>8} | {row['warmup_s']:>9.1f}")
+                  f"{NUM_STEPS * row['step_ms'] / 6e4:>9.1f} min{rel:>8} | {row['warmup_s']:>9.1f}"
+                  + (f"  (runs eagerly: {row['eager_fallback']})" if "eager_fallback" in row else ""))
     print(f"wrote {write_json(args.out, result)}")
 
 
