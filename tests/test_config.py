@@ -29,6 +29,8 @@ from shortcut_policy.config import ImageRunConfig, load_config
         ({"policy": {"transformer": {"d_model": 30}}}, r"policy.transformer.d_model: expected an even multiple of n_heads=4"),
         ({"policy": {"transformer": {"n_layers": 0}}}, r"policy.transformer.n_layers: expected >= 1"),
         ({"policy": {"transformer": {"dropout": 1.0}}}, r"policy.transformer.dropout: expected a value in \[0, 1\)"),
+        ({"policy": {"transformer": {"conditioning": "film"}}}, r"policy.transformer.conditioning: expected one of \['cross_attention', 'adaln'\], got 'film'"),
+        ({"policy": {"transformer": {"conditioning": "adaln", "n_cond_layers": 1}}}, r"policy.transformer.n_cond_layers: adaln conditioning has no token encoder, expected 0, got 1"),
     ],
 )
 def test_bad_run_settings_are_refused_naming_the_key(override, message):

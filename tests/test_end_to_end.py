@@ -160,13 +160,14 @@ def test_final_evaluation_steps_are_checked_before_training(demo_store, tmp_path
 
 
 @pytest.mark.parametrize("objective", ["shortcut", "meanflow", "flow_matching", "ddpm"])
-@pytest.mark.parametrize("backbone", ["unet", "transformer"])
+@pytest.mark.parametrize("backbone", ["unet", "transformer", "transformer_adaln"])
 def test_every_objective_and_backbone_trains_and_acts(demo_store, tmp_path, objective, backbone):
+    conditioning = "adaln" if backbone == "transformer_adaln" else "cross_attention"
     config = load_config(
         {
             "env": {"dataset": str(demo_store)},
-            "policy": {"backbone": backbone, "unet": {"down_dims": [16, 32], "embed_dim": 16},
-                       "transformer": {"d_model": 32, "n_layers": 1}},
+            "policy": {"backbone": backbone.removesuffix("_adaln"), "unet": {"down_dims": [16, 32], "embed_dim": 16},
+                       "transformer": {"d_model": 32, "n_layers": 1, "conditioning": conditioning}},
             "objective": {"name": objective},
             "train": {"num_steps": 4, "batch_size": 8, "warmup_steps": 1, "val_every": 4, "checkpoint_every": 4, "eval_episodes": 0},
         }
@@ -174,6 +175,7 @@ def test_every_objective_and_backbone_trains_and_acts(demo_store, tmp_path, obje
     Trainer(config, tmp_path, progress=False).fit()
     policy = load_policy(tmp_path)
     assert policy.objective.name == objective  # the checkpoint records which objective made it
+    assert policy.config.policy.transformer.conditioning == conditioning  # and how the network is built
     env = make_env("push_t")
     obs, _ = env.reset(seed=0)
     for steps in policy.objective.valid_steps()[:2] + policy.objective.valid_steps()[-1:]:

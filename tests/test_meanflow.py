@@ -11,14 +11,22 @@ from shortcut_policy.objectives import MeanFlowConfig, MeanFlowObjective, build_
 
 
 def tiny_network(backbone: str) -> nn.Module:
+    """``transformer_adaln``: the transformer with adaLN conditioning, its zero-initialised layers given weights."""
+    conditioning = "adaln" if backbone == "transformer_adaln" else "cross_attention"
     policy = load_config(
-        {"policy": {"backbone": backbone, "horizon": 8, "n_action_steps": 4, "unet": {"down_dims": [16, 32], "embed_dim": 16},
-                    "transformer": {"d_model": 32, "n_layers": 2, "dropout": 0.0}}}
+        {"policy": {"backbone": backbone.removesuffix("_adaln"), "horizon": 8, "n_action_steps": 4,
+                    "unet": {"down_dims": [16, 32], "embed_dim": 16},
+                    "transformer": {"d_model": 32, "n_layers": 2, "dropout": 0.0, "conditioning": conditioning}}}
     ).policy
-    return build_network(policy, {"k": (4,)}, 2)
+    net = build_network(policy, {"k": (4,)}, 2)
+    if conditioning == "adaln":  # adaLN-Zero starts as zero output, with no derivative to check
+        for name, p in net.named_parameters():
+            if not p.any():
+                nn.init.normal_(p, std=0.1, generator=torch.Generator().manual_seed(len(name)))
+    return net
 
 
-@pytest.mark.parametrize("backbone", ["unet", "transformer"])
+@pytest.mark.parametrize("backbone", ["unet", "transformer", "transformer_adaln"])
 def test_jvp_target_equals_a_finite_difference_along_the_path(backbone):
     """u_tgt = v + d du/dt with du/dt the derivative of u(x_t + s v, t + s, d - s) in s at 0 (the end t + d fixed)."""
     torch.manual_seed(0)
@@ -175,7 +183,7 @@ def test_one_meanflow_step_covers_every_mode_where_one_flow_matching_step_collap
     assert flow.mean(0).norm() < 0.25 and flow.std(0).max() < 0.15  # ...bunched near the mean (0, 0), 0.71 from each mode
 
 
-@pytest.mark.parametrize("backbone", ["unet", "transformer", "dit"])
+@pytest.mark.parametrize("backbone", ["unet", "transformer", "transformer_adaln", "dit"])
 def test_every_backbone_takes_a_real_valued_step(backbone):
     """Any d in [0, 1], not only shortcut's powers of two, and the output depends on it smoothly."""
     torch.manual_seed(0)
@@ -223,7 +231,7 @@ def test_a_small_batch_still_has_an_interval_row(batch_size):
     assert MeanFlowObjective(MeanFlowConfig(interval_fraction=0.0)).split(batch_size) == 0
 
 
-@pytest.mark.parametrize("transformer", [{"causal": False}, {"n_cond_layers": 1}])
+@pytest.mark.parametrize("transformer", [{"causal": False}, {"n_cond_layers": 1}, {"conditioning": "adaln"}])
 def test_the_jvp_runs_where_the_transformer_takes_its_inference_fast_path(transformer):
     """The validation loss evaluates the EMA network in eval mode without gradients, where torch's
     nn.Transformer* layers take fused kernels that have no forward-mode derivative."""

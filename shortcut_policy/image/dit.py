@@ -11,9 +11,9 @@ class, which classifier-free guidance and label dropout use (``null_cond``).
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from ..models.adaln import AdaLNZeroBlock, FinalLayer
 from ..models.embeddings import ScalarEmbedding
 
 
@@ -46,57 +46,6 @@ def sincos_positions(dim: int, grid_h: int, grid_w: int) -> torch.Tensor:
     return torch.cat(parts, dim=1).float()
 
 
-def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    return x * (1 + scale) + shift
-
-
-class AdaLNZeroBlock(nn.Module):
-    """Pre-norm transformer block whose norms are modulated by the condition, with zero-initialised gates."""
-
-    def __init__(self, hidden: int, heads: int, mlp_ratio: float = 4.0) -> None:
-        super().__init__()
-        if hidden % heads:
-            raise ValueError(f"DiT hidden size: expected a multiple of heads={heads}, got {hidden}")
-        self.heads = heads
-        self.norm1 = nn.LayerNorm(hidden, elementwise_affine=False, eps=1e-6)
-        self.qkv = nn.Linear(hidden, 3 * hidden)
-        self.proj = nn.Linear(hidden, hidden)
-        self.norm2 = nn.LayerNorm(hidden, elementwise_affine=False, eps=1e-6)
-        width = int(hidden * mlp_ratio)
-        self.mlp = nn.Sequential(nn.Linear(hidden, width), nn.GELU(approximate="tanh"), nn.Linear(width, hidden))
-        self.modulation = nn.Sequential(nn.SiLU(), nn.Linear(hidden, 6 * hidden))
-        nn.init.zeros_(self.modulation[-1].weight)
-        nn.init.zeros_(self.modulation[-1].bias)
-
-    def attention(self, x: torch.Tensor) -> torch.Tensor:  # (B, N, D) -> (B, N, D)
-        b, n, d = x.shape
-        q, k, v = self.qkv(x).reshape(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        out = F.scaled_dot_product_attention(q, k, v)  # (B, heads, N, D/heads)
-        return self.proj(out.transpose(1, 2).reshape(b, n, d))
-
-    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:  # x (B, N, D), c (B, D)
-        shift1, scale1, gate1, shift2, scale2, gate2 = self.modulation(c)[:, None].chunk(6, dim=-1)
-        x = x + gate1 * self.attention(modulate(self.norm1(x), shift1, scale1))
-        return x + gate2 * self.mlp(modulate(self.norm2(x), shift2, scale2))
-
-
-class FinalLayer(nn.Module):
-    """Modulated norm and a zero-initialised projection to patch pixels."""
-
-    def __init__(self, hidden: int, out_dim: int) -> None:
-        super().__init__()
-        self.norm = nn.LayerNorm(hidden, elementwise_affine=False, eps=1e-6)
-        self.modulation = nn.Sequential(nn.SiLU(), nn.Linear(hidden, 2 * hidden))
-        self.linear = nn.Linear(hidden, out_dim)
-        for layer in (self.modulation[-1], self.linear):
-            nn.init.zeros_(layer.weight)
-            nn.init.zeros_(layer.bias)
-
-    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        shift, scale = self.modulation(c)[:, None].chunk(2, dim=-1)
-        return self.linear(modulate(self.norm(x), shift, scale))
-
-
 class DiT(nn.Module):
     """Follows the objectives' ``Denoiser`` protocol: ``encode(labels)``, ``forward(x, t, d, cond)``, ``null_cond``."""
 
@@ -126,10 +75,6 @@ class DiT(nn.Module):
         self.class_embed = nn.Embedding(num_classes + 1, hidden)
         self.blocks = nn.ModuleList(AdaLNZeroBlock(hidden, heads, mlp_ratio) for _ in range(depth))
         self.final = FinalLayer(hidden, patch_size * patch_size * channels)
-        for block in self.blocks:
-            for layer in (block.qkv, block.proj, block.mlp[0], block.mlp[2]):
-                nn.init.xavier_uniform_(layer.weight)
-                nn.init.zeros_(layer.bias)
         nn.init.normal_(self.class_embed.weight, std=0.02)
 
     def encode(self, labels: torch.Tensor) -> torch.Tensor:  # (B,) long in [0, num_classes] -> (B, hidden)

@@ -1,8 +1,13 @@
-"""Transformer denoiser of action chunks, in the spirit of Diffusion Policy's TransformerForDiffusion.
+"""Transformer denoiser of action chunks. ``forward(x (B,H,A), t (B,), d (B,), cond (B, n_obs_steps * F)) -> (B,H,A)``.
 
-Action tokens (one per chunk step) attend to themselves (optionally causally) and, through
-cross-attention, to conditioning tokens: one for ``t``, one for the step size ``d``, and one per
-observation frame. ``forward(x (B,H,A), t (B,), d (B,), cond (B, n_obs_steps * F)) -> (B,H,A)``.
+Action tokens (one per chunk step) attend to themselves (optionally causally). Two ways in for the
+condition:
+
+- ``cross_attention``, in the spirit of Diffusion Policy's TransformerForDiffusion: the action tokens
+  cross-attend to conditioning tokens, one for ``t``, one for the step size ``d`` and one per
+  observation frame;
+- ``adaln``, as in DiT (Peebles & Xie 2023) and like the U-Net's FiLM: one condition vector,
+  emb(t) + emb(d) + MLP(observations), sets every block's norms (adaLN-Zero blocks).
 """
 
 from __future__ import annotations
@@ -13,7 +18,10 @@ import torch
 from torch import nn
 
 from ..utils.checks import at_least
+from .adaln import AdaLNZeroBlock, FinalLayer
 from .embeddings import ScalarEmbedding
+
+CONDITIONING = ("cross_attention", "adaln")
 
 
 @dataclass
@@ -24,6 +32,7 @@ class TransformerConfig:
     n_cond_layers: int = 0  # 0: an MLP over the conditioning tokens; > 0: a transformer encoder
     dropout: float = 0.1
     causal: bool = True  # action tokens attend only to earlier ones (Diffusion Policy's default)
+    conditioning: str = "cross_attention"  # or "adaln": how t, d and the observations reach the action tokens
 
     def __post_init__(self) -> None:
         at_least("policy.transformer", self, 1, "n_heads")
@@ -35,6 +44,12 @@ class TransformerConfig:
         at_least("policy.transformer", self, 0, "n_cond_layers")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"policy.transformer.dropout: expected a value in [0, 1), got {self.dropout}")
+        if self.conditioning not in CONDITIONING:
+            raise ValueError(f"policy.transformer.conditioning: expected one of {list(CONDITIONING)}, got {self.conditioning!r}")
+        if self.conditioning == "adaln" and self.n_cond_layers:
+            raise ValueError(
+                f"policy.transformer.n_cond_layers: adaln conditioning has no token encoder, expected 0, got {self.n_cond_layers}"
+            )
 
 
 class TransformerDenoiser(nn.Module):
@@ -50,16 +65,24 @@ class TransformerDenoiser(nn.Module):
         n_cond_layers: int = 0,
         dropout: float = 0.1,
         causal: bool = True,
+        conditioning: str = "cross_attention",
     ) -> None:
         super().__init__()
         if cond_dim % n_obs_steps:
             raise ValueError(f"cond_dim: expected a multiple of n_obs_steps={n_obs_steps}, got {cond_dim}")
-        TransformerConfig(d_model, n_heads, n_layers, n_cond_layers, dropout, causal)  # its checks, for direct use too
+        TransformerConfig(d_model, n_heads, n_layers, n_cond_layers, dropout, causal, conditioning)  # its checks, for direct use too
         self.n_obs_steps = n_obs_steps
+        self.conditioning = conditioning
         self.action_in = nn.Linear(action_dim, d_model)
         self.action_pos = nn.Parameter(torch.zeros(1, horizon, d_model))
         self.time = ScalarEmbedding(d_model)
         self.step = ScalarEmbedding(d_model)
+        if conditioning == "adaln":
+            self.obs_in = nn.Sequential(nn.Linear(cond_dim, 4 * d_model), nn.Mish(), nn.Linear(4 * d_model, d_model))
+            self.blocks = nn.ModuleList(AdaLNZeroBlock(d_model, n_heads, 4.0, dropout, causal) for _ in range(n_layers))
+            self.final = FinalLayer(d_model, action_dim)
+            nn.init.normal_(self.action_pos, std=0.02)
+            return
         self.obs_in = nn.Linear(cond_dim // n_obs_steps, d_model)
         self.cond_pos = nn.Parameter(torch.zeros(1, 2 + n_obs_steps, d_model))
         if n_cond_layers:
@@ -78,6 +101,12 @@ class TransformerDenoiser(nn.Module):
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, d: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         b = x.shape[0]
+        if self.conditioning == "adaln":
+            c = self.time(t) + self.step(d) + self.obs_in(cond)  # (B, D)
+            h = self.action_in(x) + self.action_pos  # (B, H, D)
+            for block in self.blocks:
+                h = block(h, c)
+            return self.final(h, c)  # (B, H, A)
         frames = self.obs_in(cond.view(b, self.n_obs_steps, -1))  # (B, To, D)
         tokens = torch.cat([self.time(t)[:, None], self.step(d)[:, None], frames], dim=1) + self.cond_pos
         memory = self.cond_encoder(tokens)  # (B, 2 + To, D)
