@@ -8,6 +8,7 @@ typo'd key or a wrong type fails at once with the field's name.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from dataclasses import dataclass, field
 from typing import Any, Optional
@@ -349,6 +350,23 @@ def load_config(cfg: DictConfig | dict | None = None, schema: type = RunConfig) 
         if isinstance(env, DictConfig) and "name" in env and "obs_keys" not in env:
             base.env.obs_keys = None  # the defaults' keys belong to the default env; EnvConfig fills the named env's
     return OmegaConf.to_object(base)
+
+
+# Options added after runs had been saved, whose default has since changed: a saved config without the key
+# was trained with the value here, not with today's default, so it loads (and resumes) as it was trained.
+AS_TRAINED_BEFORE_THE_OPTION = {("policy", "transformer", "conditioning"): "cross_attention"}
+
+
+def as_trained(saved: dict[str, Any]) -> dict[str, Any]:
+    """A saved run config (a copy) with the values it was trained with filled in where it predates an option."""
+    saved = json.loads(json.dumps(saved))
+    for *parents, key in AS_TRAINED_BEFORE_THE_OPTION:
+        node = saved
+        for name in parents:
+            node = node.get(name) if isinstance(node, dict) else None
+        if isinstance(node, dict) and key not in node:
+            node[key] = AS_TRAINED_BEFORE_THE_OPTION[(*parents, key)]
+    return saved
 
 
 def to_dict(config: Any) -> dict[str, Any]:

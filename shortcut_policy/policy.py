@@ -18,7 +18,7 @@ import torch
 from omegaconf.errors import OmegaConfBaseException
 
 from .checkpoint import POLICY_FILE, check_finite, load_tensors, mismatch_detail, prefixed, resolve_checkpoint, save_tensors, unprefixed
-from .config import RunConfig, load_config, to_dict
+from .config import RunConfig, as_trained, load_config, to_dict
 from .data.normalizer import MinMaxNormalizer
 from .models.network import ChunkDenoiser, build_network
 from .objectives import Objective, build_objective, with_sampling
@@ -72,7 +72,7 @@ class Policy:
             )
         check_finite(file, tensors)
         try:
-            config = load_config(meta["config"])
+            config = load_config(as_trained(meta["config"]))
             config.objective = with_sampling(config.objective, sampling)
             objective = build_objective(config.objective)
             obs_shapes = {k: tuple(v) for k, v in meta["obs_shapes"].items()}

@@ -231,7 +231,8 @@ def test_a_small_batch_still_has_an_interval_row(batch_size):
     assert MeanFlowObjective(MeanFlowConfig(interval_fraction=0.0)).split(batch_size) == 0
 
 
-@pytest.mark.parametrize("transformer", [{"causal": False}, {"n_cond_layers": 1}, {"conditioning": "adaln"}])
+@pytest.mark.parametrize("transformer", [{"causal": False, "conditioning": "cross_attention"},
+                                         {"n_cond_layers": 1, "conditioning": "cross_attention"}, {"conditioning": "adaln"}])
 def test_the_jvp_runs_where_the_transformer_takes_its_inference_fast_path(transformer):
     """The validation loss evaluates the EMA network in eval mode without gradients, where torch's
     nn.Transformer* layers take fused kernels that have no forward-mode derivative."""
@@ -246,19 +247,25 @@ def test_the_jvp_runs_where_the_transformer_takes_its_inference_fast_path(transf
     assert metrics["loss"] > 0 and torch.backends.mha.get_fastpath_enabled()  # the switch is given back
 
 
-def test_the_target_pass_runs_without_dropout_and_gives_the_modes_back():
+@pytest.mark.parametrize("conditioning", ["cross_attention", "adaln"])
+def test_the_target_pass_runs_without_dropout_and_gives_the_modes_back(conditioning):
     """With dropout on in training, the target is the deterministic network's derivative (as shortcut's
     targets are built without dropout); the network stays in training mode afterwards."""
     policy = load_config(
         {"policy": {"backbone": "transformer", "horizon": 8, "n_action_steps": 4,
-                    "transformer": {"d_model": 32, "n_layers": 2, "dropout": 0.5}}}
+                    "transformer": {"d_model": 32, "n_layers": 2, "dropout": 0.5, "conditioning": conditioning}}}
     ).policy
     torch.manual_seed(0)
     net = build_network(policy, {"k": (4,)}, 2).train()
+    for p in net.parameters():  # adaLN-Zero's zero-initialised layers get weights: dropout must be able to show
+        if not p.any():
+            nn.init.normal_(p, std=0.1)
     x_t, v = torch.randn(4, 8, 2), torch.randn(4, 8, 2)
     t, d = torch.tensor([0.1, 0.2, 0.3, 0.4]), torch.tensor([0.5, 0.3, 0.2, 0.1])
     cond = net.encode({"k": torch.randn(4, 2, 4)}).detach()
     obj = MeanFlowObjective()
+    with torch.no_grad():  # the check is not vacuous: in training mode dropout changes the network's output
+        assert (net(x_t, t, d, cond) - net(x_t, t, d, cond)).abs().max() > 1e-4
     first, second = obj.interval_target(net, x_t, t, d, v, cond), obj.interval_target(net, x_t, t, d, v, cond)
     torch.testing.assert_close(first, second)  # no dropout mask: the same target twice
     assert all(m.training for m in net.modules())

@@ -132,6 +132,28 @@ def test_save_and_load_round_trip_gives_identical_actions(tmp_path):
         assert any(k.startswith("normalizer.") for k in f.keys())
 
 
+def test_a_transformer_saved_before_the_conditioning_option_loads_as_it_was_trained(tmp_path):
+    """Transformers were cross-attention only before ``policy.transformer.conditioning`` existed (its default
+    is now adaln): a checkpoint whose config lacks the key is rebuilt with cross-attention."""
+    from shortcut_policy.checkpoint import load_tensors, save_tensors
+
+    torch.manual_seed(0)
+    config = load_config({"policy": {"backbone": "transformer", "transformer": {"d_model": 32, "n_layers": 1,
+                                                                                 "conditioning": "cross_attention"}}})
+    network = build_network(config.policy, {"keypoint": (OBS_DIM,)}, ACTION_DIM)
+    normalizer = make_policy().normalizer
+    policy = Policy(network, normalizer, build_objective(config.objective), config, {"keypoint": (OBS_DIM,)}, ACTION_DIM)
+    tensors, meta = load_tensors(policy.save(tmp_path / "new.safetensors"))
+    del meta["config"]["policy"]["transformer"]["conditioning"]  # as written before the option existed
+    save_tensors(tmp_path / "old.safetensors", tensors, meta)
+    assert load_config({"policy": {"backbone": "transformer"}}).policy.transformer.conditioning == "adaln"
+    loaded = load_policy(tmp_path / "old.safetensors")
+    assert loaded.config.policy.transformer.conditioning == "cross_attention"
+    history = {"keypoint": np.random.default_rng(0).uniform(0, 512, (3, 2, OBS_DIM))}
+    a = policy.predict_chunk(history, steps=1, generator=torch.Generator().manual_seed(1))
+    np.testing.assert_array_equal(a, loaded.predict_chunk(history, steps=1, generator=torch.Generator().manual_seed(1)))
+
+
 def test_missing_checkpoint_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="without policy.safetensors"):
         load_policy(tmp_path)

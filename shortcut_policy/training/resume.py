@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from ..checkpoint import METRICS_FILE, MODEL_FILE, POLICY_FILE, TRAIN_STATE_FILE
-from ..config import RunConfig, load_config, to_dict
+from ..config import RunConfig, as_trained, load_config, to_dict
 from ..objectives import sampling_options
 from ..utils.io import complete_lines, write_text
 
@@ -45,7 +45,7 @@ def saved_config(run_dir: str | Path) -> dict[str, Any]:
         raise ValueError(f"train.resume: {path} is not valid JSON ({err})") from None
     if not isinstance(saved, dict):
         raise ValueError(f"train.resume: {path}: expected a JSON object, got {type(saved).__name__}")
-    return saved
+    return as_trained(saved)
 
 
 def config_for_resume(run_dir: str | Path, composed: DictConfig, overrides: Iterable[str], schema: type = RunConfig) -> Any:
@@ -95,7 +95,7 @@ def changes_from_saved(saved: dict[str, Any], config: Any) -> tuple[dict[str, tu
     """(every change, the changes a resumed run may not make) from a run's saved config to ``config``.
     Raises what ``load_config`` raises when the saved config no longer loads."""
     # both through the dataclasses: a run saved before an option existed has that option's default
-    saved = json.loads(json.dumps(to_dict(load_config(saved, type(config)))))
+    saved = json.loads(json.dumps(to_dict(load_config(as_trained(saved), type(config)))))
     now = json.loads(json.dumps(to_dict(config)))  # JSON types, as saved (tuples become lists)
     allowed = RESUMABLE | {f"objective.{k}" for k in sampling_options(now.get("objective", {}).get("name"))}
     found = changes(saved, now)
