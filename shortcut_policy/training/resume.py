@@ -94,7 +94,8 @@ def changes(saved: Any, now: Any, prefix: str = "") -> dict[str, tuple[Any, Any]
 def changes_from_saved(saved: dict[str, Any], config: Any) -> tuple[dict[str, tuple[Any, Any]], dict[str, tuple[Any, Any]]]:
     """(every change, the changes a resumed run may not make) from a run's saved config to ``config``.
     Raises what ``load_config`` raises when the saved config no longer loads."""
-    # both through the dataclasses: a run saved before an option existed has that option's default
+    # both through the dataclasses: a run saved before an option existed has that option's default, or the
+    # value it was trained with where the default has since changed (as_trained)
     saved = json.loads(json.dumps(to_dict(load_config(as_trained(saved), type(config)))))
     now = json.loads(json.dumps(to_dict(config)))  # JSON types, as saved (tuples become lists)
     allowed = RESUMABLE | {f"objective.{k}" for k in sampling_options(now.get("objective", {}).get("name"))}
