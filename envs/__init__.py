@@ -5,7 +5,7 @@
     env = make_env("metaworld", task="reach-v3")
 """
 
-from . import detour, metaworld, push_t  # noqa: F401  (each registers itself; metaworld imports its simulator only when made)
+from . import detour, metaworld, push_t, robosuite  # noqa: F401  (each registers itself; simulators are imported only when made)
 from .registry import ENVS, get_env_spec, make_env, register_env, resolve_env
 from .spec import EnvSpec, Expert, ObsSpec, success_flag
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import importlib.util
+import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Literal, Mapping, Protocol, Sequence
 
@@ -19,6 +20,7 @@ import numpy as np
 from ..utils.checks import at_least, check_workers
 
 ObsType = Literal["low_dim", "rgb"]
+_VARIED = {"obs", "action_dim", "max_episode_steps"}  # what a task or an env option may change in a spec
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,13 @@ class EnvSpec:
     task_groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # e.g. difficulty -> tasks, for reports
     task: str | None = None  # set by configure(): the task this spec's make and make_expert build
     expert_options: Mapping[str, Any] = field(default_factory=dict)  # set by configure(): bound into make_expert
+    options: Mapping[str, Any] = field(default_factory=dict)  # set by configure(): keyword options bound into make
+    # (task, options) -> the fields above that depend on them, e.g. an observation's size per task, or the
+    # action's when an option changes the controller (robosuite: absolute actions)
+    variant: Callable[[str | None, Mapping[str, Any]], Mapping[str, Any]] | None = None
+    # a recorded file's env_args -> (states (T, S), delta actions (T, A)) -> absolute actions: what
+    # import_robomimic's abs_action uses (robosuite's controller computes them)
+    make_action_converter: Callable[[Mapping[str, Any]], Callable[[np.ndarray, np.ndarray], np.ndarray]] | None = None
     requires: tuple[str, ...] = ()  # modules the env imports (an optional extra), checked before any work
     install_hint: str = ""  # the command that installs them
 
@@ -130,26 +139,42 @@ class EnvSpec:
             raise ModuleNotFoundError(f"env.name={self.name} needs {', '.join(missing)}, which is not installed: {self.install_hint}")
 
     def configure(
-        self, task: str | None = None, max_episode_steps: int | None = None, expert_options: Mapping[str, Any] | None = None
+        self, task: str | None = None, max_episode_steps: int | None = None, expert_options: Mapping[str, Any] | None = None,
+        options: Mapping[str, Any] | None = None,
     ) -> "EnvSpec":
         """This env with one task (``None``: the default one) and episode length (``None``: the env's own);
         its ``make`` and ``make_expert`` build that task, the expert with ``expert_options`` (keyword options
-        of the env's scripted expert, such as how often it picks among near-equal plans). A module-level
-        ``make`` stays picklable (rollout workers)."""
+        of the env's scripted expert, such as how often it picks among near-equal plans), the env with
+        ``options`` (keyword options of its ``make``). A module-level ``make`` stays picklable (rollout workers)."""
         self.check_task(task)
         if expert_options is not None and not isinstance(expert_options, Mapping):
             raise ValueError(f"env.expert_options: expected a mapping of option names to values, got {expert_options!r}")
+        if options is not None and not isinstance(options, Mapping):
+            raise ValueError(f"env.options: expected a mapping of option names to values, got {options!r}")
         expert_options = dict(expert_options or {})
+        options = dict(options or {})
+        if options:
+            reserved = sorted(set(options) & {"task", "obs_keys", "image_size", "render_size", "max_episode_steps"})
+            if reserved:
+                raise ValueError(f"env.options: {reserved} are set by the library (env.task, env.obs_keys, ...), not as options")
+            try:
+                inspect.signature(self.make).bind_partial(**options)
+            except TypeError as err:
+                raise ValueError(f"env.options: the {self.name} env does not take {options} ({err})") from None
         if expert_options and self.make_expert is None:
             raise ValueError(f"env.expert_options: the {self.name} env has no scripted expert, got {expert_options}")
         if self.task is not None:
             raise ValueError(f"EnvSpec({self.id}).configure: already configured")
         task = task if task is not None else self.default_task
+        varied = dict(self.variant(task, options)) if self.variant is not None else {}
+        if set(varied) - _VARIED:
+            raise ValueError(f"EnvSpec({self.name}).variant: may set {sorted(_VARIED)}, got {sorted(set(varied) - _VARIED)}")
+        own_steps = varied.pop("max_episode_steps", self.max_episode_steps)
         if max_episode_steps is not None and (isinstance(max_episode_steps, bool) or max_episode_steps < 1):
             raise ValueError(f"env.max_episode_steps: expected an integer >= 1 (or null: the env's {self.max_episode_steps}), got {max_episode_steps}")
         bound = {"task": task} if task is not None else {}
         steps = {"max_episode_steps": max_episode_steps} if max_episode_steps is not None else {}
-        if not bound and not steps and not expert_options:
+        if not bound and not steps and not expert_options and not options and not varied:
             return self
         expert = self.make_expert
         if expert is not None and (bound or expert_options):
@@ -161,11 +186,13 @@ class EnvSpec:
                     raise ValueError(f"env.expert_options: the {self.name} expert does not take {expert_options} ({err})") from None
         return dataclasses.replace(
             self,
-            make=functools.partial(self.make, **bound, **steps),
+            **varied,
+            make=functools.partial(self.make, **bound, **steps, **options),
             make_expert=expert,
-            max_episode_steps=max_episode_steps or self.max_episode_steps,
+            max_episode_steps=max_episode_steps or own_steps,
             task=task,
             expert_options=expert_options,
+            options=options,
         )
 
     @property

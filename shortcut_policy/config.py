@@ -46,6 +46,9 @@ class EnvConfig:
     demo_noise: float = 0.0
     # keyword options of the env's scripted expert (its demonstrations' style; a store per set of options)
     expert_options: dict[str, Any] = field(default_factory=dict)
+    # keyword options of the env's make (robosuite: absolute_actions); the demonstrations, the policy and its
+    # rollouts all use them
+    options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         spec = get_env_spec(self.name)
@@ -82,7 +85,7 @@ class EnvConfig:
         the config loads, so that a policy loads (and acts on a robot) where its simulator is not installed."""
         spec = get_env_spec(self.name)
         spec.check_installed()
-        return spec.configure(self.task, self.max_episode_steps, self.expert_options)
+        return spec.configure(self.task, self.max_episode_steps, self.expert_options, self.options)
 
 
 @dataclass

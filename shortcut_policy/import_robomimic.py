@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from .data.replay_buffer import DatasetError
 from .data.robomimic import read_info, read_robomimic
+from .envs import get_env_spec
 from .utils.cli import one_line_errors
 from .utils.paths import config_dir, datasets_dir
 
@@ -29,8 +30,10 @@ def default_out(path: Path, mask: str | None, abs_action: bool) -> Path:
 
 def import_file(path: str | Path, out: str | Path | None = None, obs_keys: list[str] | None = None,
                 mask: str | None = None, abs_action: bool = False, overwrite: bool = False,
-                progress: bool = True) -> Path:
-    """Read ``path`` (the demos of ``mask``, the ``obs_keys``) and save it as a store; returns the store's path."""
+                progress: bool = True, env: str = "") -> Path:
+    """Read ``path`` (the demos of ``mask``, the ``obs_keys``) and save it as a store; returns the store's path.
+    ``abs_action``: the actions converted to absolute ones by ``env``'s converter (the simulator the file
+    was recorded in)."""
     path = Path(path).expanduser()
     out = Path(out).expanduser() if out else default_out(path, mask, abs_action)
     if out.exists() and not overwrite:  # refused before reading the whole file
@@ -39,11 +42,13 @@ def import_file(path: str | Path, out: str | Path | None = None, obs_keys: list[
     info.select(mask)  # a wrong filter fails before the converter loads a simulator
     convert = None
     if abs_action:
+        spec = get_env_spec(env)
+        if spec.make_action_converter is None:
+            raise ValueError(f"env: abs_action needs an env that converts recorded actions, the {env} env does not")
+        spec.check_installed()
         if info.env_args is None:
             raise DatasetError("abs_action: converting actions needs the file's env_args (the controller), got none")
-        from .envs.robosuite.actions import AbsoluteActionConverter
-
-        convert = AbsoluteActionConverter(info.env_args)
+        convert = spec.make_action_converter(info.env_args)
     buffer = read_robomimic(path, obs_keys, mask, convert, progress)
     saved = buffer.save(out, overwrite=overwrite)
     keys = ", ".join(f"{k} {a.shape[1:]} {a.dtype}" for k, a in buffer.data.items())
@@ -55,7 +60,7 @@ def import_file(path: str | Path, out: str | Path | None = None, obs_keys: list[
 @one_line_errors
 def main(cfg: DictConfig) -> None:
     obs_keys = OmegaConf.to_container(cfg.obs_keys) if cfg.obs_keys is not None else None
-    import_file(cfg.path, cfg.out or None, obs_keys, cfg.mask, bool(cfg.abs_action), bool(cfg.overwrite))
+    import_file(cfg.path, cfg.out or None, obs_keys, cfg.mask, bool(cfg.abs_action), bool(cfg.overwrite), env=cfg.env)
 
 
 if __name__ == "__main__":

@@ -192,7 +192,7 @@ def test_spec_refuses_keys_it_does_not_have():
 
 # ---------------------------------------------------------------------- generic code names no env
 ENV_NAMES = ("push_t", "pusht", "is_success", "keypoint", "visualization_width", "coverage", "metaworld", "meta-world", "mujoco",
-             "sawyer", "detour")
+             "sawyer", "detour", "robosuite", "panda", "osc_pose")
 
 
 def behaviour_literals(path: Path) -> list[tuple[int, str]]:

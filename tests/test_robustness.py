@@ -129,7 +129,7 @@ def test_a_cached_expert_store_must_be_the_one_asked_for(tmp_path, monkeypatch):
     path = ensure_dataset(small, progress=False)
     assert ReplayBuffer.open(path).attrs["seed"] == 100_000
     asked = load_config({"env": {"demo_episodes": 2}}).env
-    with pytest.raises(ValueError, match=r"env.demo_episodes/env.demo_seed/env.demo_noise/env.max_episode_steps/env.expert_options: "
+    with pytest.raises(ValueError, match=r"env.demo_episodes/env.demo_seed/env.demo_noise/env.max_episode_steps/env.expert_options/env.options: "
                                          r".*push_t_expert.zarr holds 1 expert episodes of push_t from seed 100000 cut at 300 "
                                          r"steps, the config asks for 2 successful ones of push_t from seed 100000 cut at 300"):
         ensure_dataset(asked, progress=False)

@@ -26,10 +26,12 @@ GENERATOR = "shortcut_policy.generate_demos"  # recorded in every store written 
 
 
 def default_dataset_path(env: str | EnvSpec) -> Path:
-    """Where the expert's store of an env (and task, and expert options) lives unless ``env.dataset`` names one."""
+    """Where the expert's store of an env (and task, env options and expert options) lives unless
+    ``env.dataset`` names one."""
     if isinstance(env, str):
         return datasets_dir() / f"{env}_expert.zarr"
-    options = "".join(f"_{key}={value}" for key, value in sorted(env.expert_options.items()))
+    chosen = {**env.options, **env.expert_options}
+    options = "".join(f"_{key}={value}" for key, value in sorted(chosen.items()))
     return datasets_dir() / f"{env.id}_expert{options}.zarr"
 
 
@@ -51,7 +53,8 @@ def ensure_dataset(env: EnvConfig, progress: bool = True) -> Path:
         return path
     path = default_dataset_path(spec)
     asked = {"env": spec.id, "episodes": env.demo_episodes, "seed": env.demo_seed, "kept_failed": False,
-             "noise": env.demo_noise, "max_episode_steps": spec.max_episode_steps, "expert_options": dict(spec.expert_options)}
+             "noise": env.demo_noise, "max_episode_steps": spec.max_episode_steps, "expert_options": dict(spec.expert_options),
+             "options": dict(spec.options)}
     if path.exists():
         made = store_provenance(path)
         if made is None:
@@ -66,12 +69,13 @@ def ensure_dataset(env: EnvConfig, progress: bool = True) -> Path:
             failed = " (failed ones kept too)" if made["kept_failed"] else ""
             noise = lambda n: f" with action noise {n}" if n else ""  # noqa: E731
             options = lambda o: f" with expert options {o}" if o else ""  # noqa: E731
+            env_options = lambda o: f" with env options {o}" if o else ""  # noqa: E731
             raise ValueError(
-                f"env.demo_episodes/env.demo_seed/env.demo_noise/env.max_episode_steps/env.expert_options: {path} holds "
+                f"env.demo_episodes/env.demo_seed/env.demo_noise/env.max_episode_steps/env.expert_options/env.options: {path} holds "
                 f"{made['episodes']} expert episodes{failed} of {made['env']} from seed {made['seed']}{noise(made['noise'])}"
-                f"{options(made['expert_options'])} cut at {made['max_episode_steps']} steps, the config asks for "
+                f"{options(made['expert_options'])}{env_options(made['options'])} cut at {made['max_episode_steps']} steps, the config asks for "
                 f"{env.demo_episodes} successful ones of {spec.id} from seed {env.demo_seed}{noise(env.demo_noise)}"
-                f"{options(asked['expert_options'])} cut at {spec.max_episode_steps} steps; "
+                f"{options(asked['expert_options'])}{env_options(asked['options'])} cut at {spec.max_episode_steps} steps; "
                 "env.regenerate_demos=true replaces it, or set env.dataset to use it as it is"
             )
         print(f"{path} holds {made}, the config asks for {asked}: regenerating it (env.regenerate_demos=true)")
@@ -92,7 +96,8 @@ def store_provenance(path: Path) -> dict | None:
     seeds = attrs.get("seeds_success", []) + attrs.get("seeds_failed", [])
     return {"env": attrs.get("env"), "episodes": n_episodes, "seed": attrs.get("seed", min(seeds, default=None)),
             "kept_failed": bool(attrs.get("kept_failed", False)), "noise": float(attrs.get("action_noise", 0.0)),
-            "max_episode_steps": attrs.get("max_episode_steps"), "expert_options": dict(attrs.get("expert_options", {}))}
+            "max_episode_steps": attrs.get("max_episode_steps"), "expert_options": dict(attrs.get("expert_options", {})),
+            "options": dict(attrs.get("options", {}))}
 
 
 def check_writable(path: Path) -> None:
@@ -198,6 +203,7 @@ def generate_demos(
             "action_noise": noise,
             "max_episode_steps": spec.max_episode_steps,
             "expert_options": dict(spec.expert_options),
+            "options": dict(spec.options),
             "seed": seed,  # the first seed tried; with the kept count, what ensure_dataset compares
             "expert_success_rate": len(success_seeds) / attempts,
             "expert_attempts": attempts,

@@ -1,0 +1,149 @@
+"""robosuite behind the env contract, in robomimic's form: observation keys and sizes per task, seeded
+starts, absolute actions that replay what the delta actions did, and a policy trained on a tiny imported
+store that rolls out."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from shortcut_policy.config import load_config
+from shortcut_policy.data import ReplayBuffer
+from shortcut_policy.data.robomimic import write_robomimic
+from shortcut_policy.envs import get_env_spec
+from shortcut_policy.import_robomimic import import_file
+from shortcut_policy.training.trainer import run
+
+pytest.importorskip("robosuite")  # the test extra installs it; CI runs these
+
+from shortcut_policy.envs.robosuite.actions import (  # noqa: E402
+    AbsoluteActionConverter, matrix_to_rot6d, rot6d_to_matrix)
+from shortcut_policy.envs.robosuite.env import env_args_for  # noqa: E402
+
+KEYS = ["object", "robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos"]
+
+
+def record(task: str = "lift", steps: int = 25, seed: int = 0) -> dict:
+    """A delta-action episode of smooth random motion, with the simulator state before each step."""
+    env = get_env_spec("robosuite").configure(task).make(end_on_success=False)
+    obs, _ = env.reset(seed=seed)
+    rng = np.random.default_rng(seed)
+    episode = {"actions": [], "states": [], "obs": {k: [] for k in KEYS}}
+    for i in range(steps):
+        action = np.clip(rng.normal(0.0, 0.5, 7), -1, 1)
+        action[6] = 1.0 if i > steps // 2 else -1.0
+        episode["states"].append(env.sim.get_state().flatten())
+        episode["actions"].append(action)
+        for k in KEYS:
+            episode["obs"][k].append(obs[k])
+        obs, *_ = env.step(action)
+    final_state = env.sim.get_state().flatten()
+    env.close()
+    out = {"actions": np.array(episode["actions"]), "states": np.array(episode["states"]),
+           "obs": {k: np.array(v) for k, v in episode["obs"].items()}}
+    return out, final_state
+
+
+@pytest.mark.parametrize("task, object_dim", [("lift", 10), ("can", 14), ("square", 14)])
+def test_observations_are_robomimics_per_task(task, object_dim):
+    spec = get_env_spec("robosuite").configure(task)
+    assert spec.obs["object"].shape == (object_dim,) and spec.action_dim == 7
+    env = spec.make(obs_keys=KEYS)
+    obs, _ = env.reset(seed=3)
+    assert {k: v.shape for k, v in obs.items()} == {k: spec.obs[k].shape for k in KEYS}
+    again, _ = env.reset(seed=3)
+    other, _ = env.reset(seed=4)
+    assert all(np.array_equal(obs[k], again[k]) for k in KEYS)  # the same seed, the same start
+    assert not np.allclose(obs["object"], other["object"])
+    env.close()
+
+
+def test_camera_observations_are_uint8_and_right_side_up():
+    env = get_env_spec("robosuite").configure("lift").make(obs_keys=KEYS + ["agentview_image"])
+    obs, _ = env.reset(seed=0)
+    image = obs["agentview_image"]
+    assert image.shape == (84, 84, 3) and image.dtype == np.uint8
+    # the agent view looks down at the table from above the robot's far side: the top rows show the
+    # robot and the room behind, the bottom rows the bright table
+    assert image[-10:].mean() > image[:10].mean()
+    env.close()
+
+
+def test_rot6d_round_trip():
+    from scipy.spatial.transform import Rotation
+
+    matrices = Rotation.random(20, random_state=0).as_matrix()
+    assert np.allclose(rot6d_to_matrix(matrix_to_rot6d(matrices)), matrices, atol=1e-12)
+    noisy = matrix_to_rot6d(matrices) * 1.7 + 1e-3  # a policy's imprecise output is still a rotation
+    result = rot6d_to_matrix(noisy)
+    assert np.allclose(result @ np.swapaxes(result, -1, -2), np.eye(3), atol=1e-9)
+
+
+def test_absolute_actions_replay_the_recording():
+    """From each recorded state, the converted action under the absolute controller puts the hand where the
+    recorded delta action under the delta controller puts it; and the whole episode replays open loop the
+    same way. (Both envs restart from the same state: a restart differs slightly from the continuous
+    recording, because the contact solver's warm start is not part of a flattened state.)"""
+    episode, _ = record()
+    absolute = AbsoluteActionConverter(env_args_for("lift"))(episode["states"], episode["actions"])
+    assert absolute.shape == (len(episode["actions"]), 10)
+    envs = {kind: get_env_spec("robosuite").configure("lift", options={"absolute_actions": kind == "absolute"})
+            .make(end_on_success=False) for kind in ("delta", "absolute")}
+    actions = {"delta": episode["actions"], "absolute": absolute}
+    reached = {kind: [] for kind in envs}
+    for kind, env in envs.items():
+        env.reset(seed=0)
+        for state, action in zip(episode["states"], actions[kind]):
+            env.sim.set_state_from_flattened(state)
+            env.sim.forward()
+            env.step(action)
+            reached[kind].append(_eef(env))
+    assert np.abs(np.array(reached["absolute"]) - np.array(reached["delta"])).max() < 1e-6
+    assert np.abs(np.diff(reached["delta"], axis=0)).max() > 1e-2  # the hand moved: the check is not trivially met
+    final = {}
+    for kind, env in envs.items():
+        env.sim.set_state_from_flattened(episode["states"][0])
+        env.sim.forward()
+        for action in actions[kind]:
+            env.step(action)
+        final[kind] = _eef(env)
+        env.close()
+    # open loop the two drift apart by the restart's tiny differences, compounding: within 0.1 mm after 25 steps
+    assert np.abs(final["absolute"] - final["delta"]).max() < 1e-4
+
+
+def _eef(env, state: np.ndarray | None = None) -> np.ndarray:
+    """The hand's position in the simulator (in ``state``, when given)."""
+    if state is not None:
+        env.sim.set_state_from_flattened(state)
+        env.sim.forward()
+    return np.array(env.sim.data.site_xpos[env.robosuite_env.robots[0].eef_site_id["right"]])
+
+
+def test_import_converts_to_absolute_and_a_policy_trains_and_rolls_out(tmp_path):
+    episodes = [record(seed=s)[0] for s in (0, 1)]
+    hdf5 = write_robomimic(tmp_path / "lift.hdf5", episodes, env_args_for("lift"), masks={"train": [0, 1]})
+    store = import_file(hdf5, tmp_path / "lift_abs.zarr", KEYS, mask="train", abs_action=True, progress=False, env="robosuite")
+    buffer = ReplayBuffer.open(store)
+    assert buffer.data["action"].shape == (50, 10) and buffer.attrs["env_args"]["env_name"] == "Lift"
+    config = load_config({
+        "env": {"name": "robosuite", "task": "lift", "dataset": str(store), "max_episode_steps": 12,
+                "options": {"absolute_actions": True}, "rollout_workers": 0},
+        "policy": {"unet": {"down_dims": [16, 32]}},
+        "train": {"num_steps": 10, "batch_size": 8, "warmup_steps": 2, "val_every": 10, "checkpoint_every": 10,
+                  "log_every": 5, "eval_episodes": 1, "eval_steps": [1]},
+    })
+    run(config, tmp_path / "run", progress=False)
+    report = json.loads((tmp_path / "run" / "eval" / "eval.json").read_text())
+    assert report["env"] == "robosuite_lift"
+    (row,) = report["rows"]
+    assert row["episodes"] == 1 and row["per_episode"][0]["length"] == 12
+
+
+def test_bad_options_are_refused():
+    with pytest.raises(ValueError, match=r"env.options: the robosuite env does not take \{'absolute': True\}"):
+        get_env_spec("robosuite").configure("lift", options={"absolute": True})
+    with pytest.raises(ValueError, match=r"env.task: expected one of the robosuite env's tasks"):
+        get_env_spec("robosuite").configure("transport")
