@@ -95,9 +95,15 @@ class EnvSpec:
     # (task, options) -> the fields above that depend on them, e.g. an observation's size per task, or the
     # action's when an option changes the controller (robosuite: absolute actions)
     variant: Callable[[str | None, Mapping[str, Any]], Mapping[str, Any]] | None = None
-    # a recorded file's env_args -> (states (T, S), delta actions (T, A)) -> absolute actions: what
-    # import_robomimic's abs_action uses (robosuite's controller computes them)
-    make_action_converter: Callable[[Mapping[str, Any]], Callable[[np.ndarray, np.ndarray], np.ndarray]] | None = None
+    # (a recorded file's env_args, env options) -> a converter (states (T, S), recorded actions (T, A)) ->
+    # the actions the options ask for (robosuite: absolute ones, its controller computes them), or None when
+    # they are the recorded ones; import_robomimic's abs_action and the expert's demonstrations use it
+    make_action_converter: Callable[[Mapping[str, Any], Mapping[str, Any]], Callable[[np.ndarray, np.ndarray], np.ndarray] | None] | None = None
+    # "robomimic": the expert's demonstrations are written as a robomimic HDF5 file beside the store, with
+    # the simulator states (the env's ``flat_state()``) and its ``env_args``, then imported from it; the
+    # expert acts in an env made with ``demo_options``
+    demo_file: str = ""
+    demo_options: Mapping[str, Any] = field(default_factory=dict)
     requires: tuple[str, ...] = ()  # modules the env imports (an optional extra), checked before any work
     install_hint: str = ""  # the command that installs them
 
@@ -115,6 +121,8 @@ class EnvSpec:
         low, high = self.score_range
         if not low < high:
             raise ValueError(f"EnvSpec({self.name}).score_range: expected (low, high) with low < high, got {self.score_range}")
+        if self.demo_file not in ("", "robomimic"):
+            raise ValueError(f"EnvSpec({self.name}).demo_file: expected '' or 'robomimic', got {self.demo_file!r}")
         if self.tasks and self.default_task not in self.tasks:
             raise ValueError(f"EnvSpec({self.name}).default_task: expected one of its tasks, got {self.default_task!r}")
         for group, members in self.task_groups.items():

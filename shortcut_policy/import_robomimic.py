@@ -48,7 +48,7 @@ def import_file(path: str | Path, out: str | Path | None = None, obs_keys: list[
         spec.check_installed()
         if info.env_args is None:
             raise DatasetError("abs_action: converting actions needs the file's env_args (the controller), got none")
-        convert = spec.make_action_converter(info.env_args)
+        convert = spec.make_action_converter(info.env_args, {"absolute_actions": True})
     buffer = read_robomimic(path, obs_keys, mask, convert, progress)
     saved = buffer.save(out, overwrite=overwrite)
     keys = ", ".join(f"{k} {a.shape[1:]} {a.dtype}" for k, a in buffer.data.items())

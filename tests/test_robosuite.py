@@ -53,6 +53,9 @@ def test_observations_are_robomimics_per_task(task, object_dim):
     env = spec.make(obs_keys=KEYS)
     obs, _ = env.reset(seed=3)
     assert {k: v.shape for k, v in obs.items()} == {k: spec.obs[k].shape for k in KEYS}
+    rs = env.unwrapped.robosuite_env  # the object's position first (robomimic's order), and not zeros at reset
+    body = rs.cube_body_id if task == "lift" else rs.obj_body_id["Can" if task == "can" else "SquareNut"]
+    assert np.allclose(obs["object"][:3], rs.sim.data.body_xpos[body]) and np.abs(obs["object"][:3]).sum() > 0.5
     again, _ = env.reset(seed=3)
     other, _ = env.reset(seed=4)
     assert all(np.array_equal(obs[k], again[k]) for k in KEYS)  # the same seed, the same start
@@ -147,3 +150,39 @@ def test_bad_options_are_refused():
         get_env_spec("robosuite").configure("lift", options={"absolute": True})
     with pytest.raises(ValueError, match=r"env.task: expected one of the robosuite env's tasks"):
         get_env_spec("robosuite").configure("transport")
+
+
+@pytest.mark.parametrize("task", ["can", "square"])
+def test_the_expert_places_the_object(task):
+    """One seeded episode each (Lift's is run by the demonstration test below); the success rates over 50
+    episodes are on docs/results/robosuite.md."""
+    spec = get_env_spec("robosuite").configure(task)
+    env, expert = spec.make(), spec.make_expert(100_000)
+    obs, _ = env.reset(seed=100_000)
+    expert.reset(seed=100_000)
+    for _ in range(spec.max_episode_steps):
+        obs, _, terminated, truncated, info = env.step(expert.act(obs, env))
+        if terminated or truncated:
+            break
+    env.close()
+    assert info["success"] and terminated
+
+
+def test_expert_demonstrations_go_through_a_robomimic_file(tmp_path):
+    """The store is imported from the HDF5 file the expert's episodes were written to; with absolute
+    actions asked for, the file keeps the recorded delta actions and the store holds the converted ones."""
+    from shortcut_policy.data.demos import generate_demos
+    from shortcut_policy.data.robomimic import read_info
+
+    spec = get_env_spec("robosuite").configure("lift", options={"absolute_actions": True})
+    store = generate_demos(spec, episodes=2, seed=100_000, out=tmp_path / "lift.zarr", progress=False)
+    info = read_info(tmp_path / "lift.hdf5")
+    assert info.demos == ("demo_0", "demo_1") and info.masks == {"train": ("demo_0", "demo_1")}
+    assert info.action_dim == 7 and info.env_args["env_name"] == "Lift"
+    buffer = ReplayBuffer.open(store)
+    assert buffer.attrs["generator"] == "shortcut_policy.generate_demos" and buffer.attrs["options"] == {"absolute_actions": True}
+    assert buffer.data["action"].shape[1] == 10 and sorted(buffer.keys) == sorted(KEYS + ["action"])
+    assert buffer.n_steps == sum(info.num_samples.values()) and buffer.attrs["expert_success_rate"] == 1.0
+    with pytest.raises(FileExistsError, match="lift.hdf5 already exists"):
+        (tmp_path / "lift.zarr").rename(tmp_path / "moved.zarr")
+        generate_demos(spec, episodes=2, seed=100_000, out=tmp_path / "lift.zarr", progress=False)

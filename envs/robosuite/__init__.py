@@ -32,10 +32,20 @@ def variant(task: str | None, options: Mapping[str, Any]) -> dict[str, Any]:
             "action_dim": ABS_ACTION_DIM if options.get("absolute_actions") else DELTA_ACTION_DIM}
 
 
-def make_action_converter(env_args: Mapping[str, Any]):
+def make_action_converter(env_args: Mapping[str, Any], options: Mapping[str, Any]):
+    """Recorded delta actions -> absolute ones when the options ask for them; None: keep them."""
+    if not options.get("absolute_actions"):
+        return None
     from .actions import AbsoluteActionConverter
 
     return AbsoluteActionConverter(env_args)
+
+
+def make_expert(seed: int | None = None, task: str = DEFAULT_TASK):
+    """The scripted pick-and-place expert of ``task`` (``expert.py``)."""
+    from .expert import RobosuiteExpert
+
+    return RobosuiteExpert(task, seed)
 
 
 SPEC = register_env(
@@ -49,7 +59,12 @@ SPEC = register_env(
         # Diffusion Policy's low-dim robomimic keys
         default_obs_keys=("object", "robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos"),
         score_name="success rate",
+        make_expert=make_expert,
         demo_keys=("object", "robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos"),
+        # demonstrations go through a robomimic file (as a user's would), recorded with delta actions; an
+        # absolute-action store is converted on import
+        demo_file="robomimic",
+        demo_options={"absolute_actions": False},
         rollout_workers=2,  # a MuJoCo step with a controller costs milliseconds, as Meta-World's (not yet measured here)
         tasks=tuple(TASKS),
         default_task=DEFAULT_TASK,

@@ -5,8 +5,8 @@ Observations, as robomimic's datasets name them, so a policy trained on a user's
 out here unchanged:
 
 - ``robot0_eef_pos`` (3), ``robot0_eef_quat`` (4), ``robot0_gripper_qpos`` (2): the hand and fingers;
-- ``object`` (Lift 10, Can and Square 14): robosuite's ``object-state`` (the object's pose and its
-  offset from the hand);
+- ``object`` (Lift 10, Can and Square 14): the object's position and quaternion, then its offset from
+  the hand (position, and for Can and Square the relative quaternion), robomimic's ``object``;
 - ``agentview_image``, ``robot0_eye_in_hand_image``: uint8 (84, 84, 3) camera images, right side up
   (robosuite renders them upside down; robomimic flips them, and so does this env). Rendered only when
   a policy observes them: a camera costs most of a step.
@@ -31,6 +31,13 @@ from gymnasium import spaces
 from .actions import ABS_ACTION_DIM, DELTA_ACTION_DIM, absolute_to_controller
 
 TASKS = {"lift": "Lift", "can": "PickPlaceCan", "square": "NutAssemblySquare"}  # ours -> robosuite's env name
+# robomimic's ``object``, in its files' order (robosuite <= 1.4's object-state). robosuite 1.5 concatenates
+# Can's and Square's in another order (the offsets from the hand first), so it is assembled here by name.
+OBJECT_KEYS = {
+    "lift": ("cube_pos", "cube_quat", "gripper_to_cube_pos"),
+    "can": ("Can_pos", "Can_quat", "Can_to_robot0_eef_pos", "Can_to_robot0_eef_quat"),
+    "square": ("SquareNut_pos", "SquareNut_quat", "SquareNut_to_robot0_eef_pos", "SquareNut_to_robot0_eef_quat"),
+}
 OBJECT_DIM = {"lift": 10, "can": 14, "square": 14}
 MAX_EPISODE_STEPS = {"lift": 400, "can": 400, "square": 500}
 LOW_DIM = {"robot0_eef_pos": (3,), "robot0_eef_quat": (4,), "robot0_gripper_qpos": (2,)}
@@ -138,7 +145,8 @@ class RobosuiteEnv(gym.Env):
         self.absolute = absolute_actions
         self.end_on_success = end_on_success
         self.render_mode = "rgb_array"
-        env_args = env_args or env_args_for(task)
+        env_args = env_args or env_args_for(task, self.cameras, self.image_size)
+        self.env_args = env_args  # what a robomimic file of this env's episodes records
         if env_args.get("env_name") != TASKS[task]:
             raise ValueError(f"env_args.env_name: expected {TASKS[task]} for env.task={task}, got {env_args.get('env_name')!r}")
         self._env = build_from_env_args(env_args, absolute_actions, self.cameras, self.image_size)
@@ -153,7 +161,7 @@ class RobosuiteEnv(gym.Env):
 
     def _observation(self, raw: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         obs = {key: np.asarray(raw[key], dtype=np.float64) for key in LOW_DIM}
-        obs["object"] = np.asarray(raw["object-state"], dtype=np.float64)
+        obs["object"] = np.concatenate([np.asarray(raw[key], dtype=np.float64) for key in OBJECT_KEYS[self.task]])
         for camera in self.cameras:
             obs[image_key(camera)] = np.ascontiguousarray(raw[image_key(camera)][::-1])  # robosuite's are upside down
         return obs
@@ -162,7 +170,9 @@ class RobosuiteEnv(gym.Env):
         super().reset(seed=seed)
         if seed is not None:  # one generator, shared by the placement samplers and the robot: reseeded in place
             self._env.rng.bit_generator.state = np.random.default_rng(int(seed)).bit_generator.state
-        raw = self._env.reset()
+        self._env.reset()
+        # robosuite 1.5's reset returns the object observations of Can and Square as zeros: read them anew
+        raw = self._env._get_observations(force_update=True)
         self._steps = 0
         return self._observation(raw), {"success": False}
 
@@ -179,6 +189,10 @@ class RobosuiteEnv(gym.Env):
         terminated = self.end_on_success and success
         truncated = self._steps >= self.max_episode_steps
         return self._observation(raw), float(reward), terminated, truncated, {"success": success}
+
+    def flat_state(self) -> np.ndarray:
+        """The simulator state as robomimic's files hold it (``states``): time, qpos, qvel."""
+        return np.asarray(self._env.sim.get_state().flatten())
 
     @property
     def sim(self) -> Any:

@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from ..config import DEMO_ATTEMPTS_PER_EPISODE, EnvConfig
 from .replay_buffer import ReplayBuffer, read_store_meta
+from .robomimic import read_robomimic, write_robomimic
 from ..envs import EnvSpec, Expert, get_env_spec
 from ..utils.paths import datasets_dir
 
@@ -112,24 +113,27 @@ def check_writable(path: Path) -> None:
 
 
 def run_expert_episode(
-    spec: EnvSpec, env, expert: Expert, seed: int, keys: list[str], noise: float = 0.0
+    spec: EnvSpec, env, expert: Expert, seed: int, keys: list[str], noise: float = 0.0, states: bool = False
 ) -> tuple[dict[str, np.ndarray], bool]:
     """One expert episode from ``env.reset(seed=seed)``: (per-step arrays of ``keys`` and ``action``, success).
 
     With ``noise`` > 0 the env executes the expert's action plus Gaussian noise of that standard deviation
     (clipped to the action space), and the store records the expert's own action: the demonstrations then
     visit states off the expert's path, labelled with how the expert recovers (DART, Laskey et al. 2017).
-    The noise is drawn from ``seed``, so the episode stays reproducible."""
+    The noise is drawn from ``seed``, so the episode stays reproducible. ``states``: also the simulator state
+    before each step (``states``, from the env's ``flat_state()``), as robomimic's files hold it."""
     obs, _ = env.reset(seed=seed)
     expert.reset(seed=seed)
     rng = np.random.default_rng(seed)
-    frames: dict[str, list] = {k: [] for k in keys + ["action"]}
+    frames: dict[str, list] = {k: [] for k in keys + ["action"] + (["states"] if states else [])}
     success = False
     while True:
         action = np.asarray(expert.act(obs, env), dtype=np.float64)
         for k in keys:
             frames[k].append(obs[k])
         frames["action"].append(action)
+        if states:
+            frames["states"].append(env.unwrapped.flat_state())
         executed = action
         if noise:
             box = env.action_space
@@ -139,6 +143,7 @@ def run_expert_episode(
         if terminated or truncated:
             break
     dtypes = {k: np.uint8 if spec.obs[k].type == "rgb" else np.float32 for k in keys}
+    dtypes["states"] = np.float64
     episode = {k: np.stack(v).astype(dtypes.get(k, np.float32)) for k, v in frames.items()}
     return episode, success
 
@@ -164,11 +169,14 @@ def generate_demos(
     if spec.make_expert is None:
         raise ValueError(f"env {spec.id!r} has no scripted expert")
     out = Path(out)
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"out: {out} already exists; pass overwrite=true to replace it")
+    hdf5 = out.with_suffix(".hdf5") if spec.demo_file == "robomimic" else None
+    for path in (out, hdf5):
+        if path is not None and path.exists() and not overwrite:
+            raise FileExistsError(f"out: {path} already exists; pass overwrite=true to replace it")
     check_writable(out)
     keys = spec.record_keys(spec.rgb_keys(spec.obs) if image else [])
-    sim = spec.make(obs_keys=keys)
+    sim = spec.make(obs_keys=keys, **spec.demo_options)
+    recorded = []  # robomimic episodes, when the env's demonstrations go through a file
     expert = spec.make_expert(seed)
     if noise:
         print(f"expert actions executed with Gaussian noise, std {noise} (the expert's own actions are recorded)")
@@ -179,18 +187,28 @@ def generate_demos(
         success_seeds, failed_seeds, lengths = [], [], []
         start = time.perf_counter()
         with tqdm(total=episodes, desc=f"expert demos ({spec.id})", unit="ep", disable=not progress) as bar:
-            while buffer.n_episodes < episodes:
+            while len(lengths) < episodes:
                 attempts = len(success_seeds) + len(failed_seeds)
                 if attempts >= DEMO_ATTEMPTS_PER_EPISODE * episodes:
-                    raise RuntimeError(f"expert kept only {buffer.n_episodes}/{episodes} episodes in {attempts} attempts")
+                    raise RuntimeError(f"expert kept only {len(lengths)}/{episodes} episodes in {attempts} attempts")
                 episode_seed = seed + attempts
-                episode, success = run_expert_episode(spec, sim, expert, episode_seed, keys, noise)
+                episode, success = run_expert_episode(spec, sim, expert, episode_seed, keys, noise, states=hdf5 is not None)
                 (success_seeds if success else failed_seeds).append(episode_seed)
                 if success or keep_failed:
-                    buffer.add_episode(episode)
                     lengths.append(len(episode["action"]))
+                    if hdf5 is not None:
+                        recorded.append({"actions": episode.pop("action"), "states": episode.pop("states"), "obs": episode})
+                    else:
+                        buffer.add_episode(episode)
                     bar.update(1)
                 bar.set_postfix(expert_success=f"{len(success_seeds) / (attempts + 1):.1%}")
+        if hdf5 is not None:
+            env_args = sim.unwrapped.env_args
+            write_robomimic(hdf5, recorded, env_args, masks={"train": range(len(recorded))}, overwrite=overwrite)
+            convert = spec.make_action_converter(env_args, spec.options) if spec.make_action_converter else None
+            # the store comes from the file, as a user's robomimic file would
+            buffer = read_robomimic(hdf5, keys, convert_actions=convert, progress=progress)
+            print(f"wrote {hdf5} (robomimic's layout; the store below is imported from it)")
     finally:
         sim.close()
     elapsed = time.perf_counter() - start
