@@ -103,6 +103,9 @@ class EnvSpec:
     # the simulator states (the env's ``flat_state()``) and its ``env_args``, then imported from it; the
     # expert acts in an env made with ``demo_options``
     demo_file: str = ""
+    # (a store's attributes, task, env options) -> raises ValueError naming the field when the store was
+    # recorded in a setup this env cannot reproduce (robosuite: another task, robot, controller or rate)
+    check_store: Callable[[Mapping[str, Any], str | None, Mapping[str, Any]], None] | None = None
     demo_options: Mapping[str, Any] = field(default_factory=dict)
     requires: tuple[str, ...] = ()  # modules the env imports (an optional extra), checked before any work
     install_hint: str = ""  # the command that installs them

@@ -186,3 +186,40 @@ def test_expert_demonstrations_go_through_a_robomimic_file(tmp_path):
     with pytest.raises(FileExistsError, match="lift.hdf5 already exists"):
         (tmp_path / "lift.zarr").rename(tmp_path / "moved.zarr")
         generate_demos(spec, episodes=2, seed=100_000, out=tmp_path / "lift.zarr", progress=False)
+
+
+def test_a_store_recorded_elsewhere_is_refused_before_training(tmp_path):
+    """A store whose env_args name another task, rate or controller fails at once, naming the field."""
+    episode, _ = record(steps=20)
+    cases = {
+        "another task": (env_args_for("can"), r"env_args.env_name: the store was recorded in 'PickPlaceCan', env.task=lift"),
+        "another rate": ({**env_args_for("lift"), "env_kwargs": {**env_args_for("lift")["env_kwargs"], "control_freq": 10}},
+                         r"env_args.env_kwargs.control_freq: the store was recorded at 10 Hz"),
+        "another controller": ({**env_args_for("lift"), "env_kwargs": {**env_args_for("lift")["env_kwargs"],
+                                "controller_configs": {"type": "JOINT_VELOCITY"}}}, r"expected an OSC_POSE arm controller"),
+    }
+    for name, (env_args, message) in cases.items():
+        hdf5 = write_robomimic(tmp_path / f"{name}.hdf5", [episode, episode], env_args)
+        store = import_file(hdf5, tmp_path / f"{name}.zarr", KEYS, progress=False)
+        config = load_config({"env": {"name": "robosuite", "task": "lift", "dataset": str(store)},
+                              "train": {"num_steps": 2, "batch_size": 4, "eval_episodes": 1, "eval_steps": [1]}})
+        with pytest.raises(ValueError, match=message):
+            run(config, tmp_path / f"run_{name}", progress=False)
+        assert not (tmp_path / f"run_{name}" / "policy.safetensors").exists()
+
+
+def test_a_robosuite_1_4_controller_config_is_converted():
+    """robomimic's public files hold robosuite 1.4's arm config (damping, control_delta): it builds robosuite
+    1.5's composite controller with the same gains, and the env_args check accepts it."""
+    from shortcut_policy.envs.robosuite.env import build_from_env_args, check_store
+
+    old = {"type": "OSC_POSE", "input_max": 1, "input_min": -1, "output_max": [0.05, 0.05, 0.05, 0.5, 0.5, 0.5],
+           "output_min": [-0.05, -0.05, -0.05, -0.5, -0.5, -0.5], "kp": 150, "damping": 2, "impedance_mode": "fixed",
+           "kp_limits": [0, 300], "damping_limits": [0, 10], "position_limits": None, "orientation_limits": None,
+           "uncouple_pos_ori": True, "control_delta": True, "interpolation": None, "ramp_ratio": 0.2}
+    env_args = {"env_name": "Lift", "type": 1, "env_kwargs": {"robots": ["Panda"], "controller_configs": old, "control_freq": 20}}
+    env = build_from_env_args(env_args, absolute=True)
+    arm = env.robots[0].part_controllers["right"]
+    assert arm.input_type == "absolute" and np.allclose(arm.kd, 2 * np.sqrt(150) * 2)  # damping 2 kept as the ratio
+    env.close()
+    check_store({"env_args": env_args}, "lift", {})

@@ -13,7 +13,7 @@ from typing import Any, Mapping
 from ..registry import register_env
 from ..spec import EnvSpec, ObsSpec, success_flag
 from .actions import ABS_ACTION_DIM, DELTA_ACTION_DIM
-from .env import CAMERAS, DEFAULT_TASK, IMAGE_SIZE, INSTALL_HINT, LOW_DIM, MAX_EPISODE_STEPS, OBJECT_DIM, TASKS, image_key, make_robosuite
+from .env import CAMERAS, DEFAULT_TASK, check_store, IMAGE_SIZE, INSTALL_HINT, LOW_DIM, MAX_EPISODE_STEPS, OBJECT_DIM, TASKS, image_key, make_robosuite
 
 
 
@@ -69,6 +69,7 @@ SPEC = register_env(
         tasks=tuple(TASKS),
         default_task=DEFAULT_TASK,
         variant=variant,
+        check_store=check_store,
         make_action_converter=make_action_converter,
         requires=("robosuite", "mujoco", "h5py"),
         install_hint=INSTALL_HINT,

@@ -126,6 +126,27 @@ def build_from_env_args(env_args: Mapping[str, Any], absolute: bool, cameras: Se
     return robosuite.make(env_args["env_name"], **kwargs)
 
 
+def check_store(attrs: Mapping[str, Any], task: str | None, options: Mapping[str, Any]) -> None:
+    """Refuse a store whose ``env_args`` (an imported robomimic file's, or the expert's) name a setup the
+    rollouts here would not reproduce: another task, robot, control rate or arm controller."""
+    env_args = attrs.get("env_args")
+    if not env_args:
+        return
+    task = task or DEFAULT_TASK
+    if env_args.get("env_name") != TASKS[task]:
+        raise ValueError(f"env_args.env_name: the store was recorded in {env_args.get('env_name')!r}, "
+                         f"env.task={task} rolls out in {TASKS[task]!r}")
+    kwargs = env_args.get("env_kwargs", {})
+    robots = kwargs.get("robots", ["Panda"])
+    if (robots if isinstance(robots, str) else list(robots)) not in ("Panda", ["Panda"]):
+        raise ValueError(f"env_args.env_kwargs.robots: the store was recorded with {robots}, the env has ['Panda']")
+    if kwargs.get("control_freq", CONTROL_FREQ) != CONTROL_FREQ:
+        raise ValueError(f"env_args.env_kwargs.control_freq: the store was recorded at {kwargs['control_freq']} Hz, "
+                         f"the env acts at {CONTROL_FREQ} Hz")
+    import_robosuite()
+    _controller(kwargs, bool(options.get("absolute_actions")))  # refuses a controller other than OSC_POSE
+
+
 class RobosuiteEnv(gym.Env):
     """One robosuite task; see the module docstring."""
 

@@ -98,7 +98,10 @@ class Trainer(TrainLoop):
         self.action_dim = int(self.buffer.data[config.env.action_key].shape[-1])
         if self.eval_steps or tc.eval_every:  # evaluation rolls out in the env: refuse now, not after training
             try:
-                check_fits_env(self.obs_shapes, self.action_dim, config.env.spec())
+                spec = config.env.spec()
+                check_fits_env(self.obs_shapes, self.action_dim, spec)
+                if spec.check_store is not None:
+                    spec.check_store(self.buffer.attrs, spec.task, spec.options)
             except ValueError as err:
                 raise ValueError(
                     f"env.dataset {self.dataset_path}: {err}; train.eval_episodes=0 train.eval_every=0 trains "
