@@ -168,10 +168,19 @@ class EnvSpec:
             reserved = sorted(set(options) & {"task", "obs_keys", "image_size", "render_size", "max_episode_steps"})
             if reserved:
                 raise ValueError(f"env.options: {reserved} are set by the library (env.task, env.obs_keys, ...), not as options")
+            params = inspect.signature(self.make).parameters
             try:
                 inspect.signature(self.make).bind_partial(**options)
             except TypeError as err:
                 raise ValueError(f"env.options: the {self.name} env does not take {options} ({err})") from None
+            for key, value in options.items():
+                default = params[key].default if key in params else inspect.Parameter.empty
+                if default is inspect.Parameter.empty or default is None:
+                    continue
+                if type(value) is not type(default) and not (isinstance(default, float) and type(value) is int):
+                    raise ValueError(f"env.options.{key}: expected a {type(default).__name__} (default {default!r}), got {value!r}")
+            # an option at its default is no option: the store's name and provenance do not depend on spelling it
+            options = {k: v for k, v in options.items() if k not in params or params[k].default != v}
         if expert_options and self.make_expert is None:
             raise ValueError(f"env.expert_options: the {self.name} env has no scripted expert, got {expert_options}")
         if self.task is not None:
@@ -182,7 +191,7 @@ class EnvSpec:
             raise ValueError(f"EnvSpec({self.name}).variant: may set {sorted(_VARIED)}, got {sorted(set(varied) - _VARIED)}")
         own_steps = varied.pop("max_episode_steps", self.max_episode_steps)
         if max_episode_steps is not None and (isinstance(max_episode_steps, bool) or max_episode_steps < 1):
-            raise ValueError(f"env.max_episode_steps: expected an integer >= 1 (or null: the env's {self.max_episode_steps}), got {max_episode_steps}")
+            raise ValueError(f"env.max_episode_steps: expected an integer >= 1 (or null: the env's {own_steps}), got {max_episode_steps}")
         bound = {"task": task} if task is not None else {}
         steps = {"max_episode_steps": max_episode_steps} if max_episode_steps is not None else {}
         if not bound and not steps and not expert_options and not options and not varied:

@@ -12,9 +12,10 @@ PyPI drives an older robosuite): the layout is read here, with h5py.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Mapping
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from .data.replay_buffer import DatasetError
 from .data.robomimic import read_info, read_robomimic
@@ -23,33 +24,40 @@ from .utils.cli import one_line_errors
 from .utils.paths import config_dir, datasets_dir
 
 
-def default_out(path: Path, mask: str | None, abs_action: bool) -> Path:
-    name = path.stem + (f"_{mask}" if mask else "") + ("_abs" if abs_action else "")
-    return datasets_dir() / f"{name}.zarr"
+def default_out(path: Path, mask: str | None, options: Mapping[str, Any]) -> Path:
+    chosen = "".join(f"_{key}={value}" for key, value in sorted(options.items()))
+    return datasets_dir() / f"{path.stem}{f'_{mask}' if mask else ''}{chosen}.zarr"
 
 
 def import_file(path: str | Path, out: str | Path | None = None, obs_keys: list[str] | None = None,
-                mask: str | None = None, abs_action: bool = False, overwrite: bool = False,
-                progress: bool = True, env: str = "") -> Path:
+                mask: str | None = None, env: str = "", options: Mapping[str, Any] | None = None,
+                overwrite: bool = False, progress: bool = True) -> Path:
     """Read ``path`` (the demos of ``mask``, the ``obs_keys``) and save it as a store; returns the store's path.
-    ``abs_action``: the actions converted to absolute ones by ``env``'s converter (the simulator the file
-    was recorded in)."""
+    ``options``: the options of ``env`` the store is for; when they change the actions (robosuite's
+    absolute actions), the env's converter turns the recorded ones into those."""
     path = Path(path).expanduser()
-    out = Path(out).expanduser() if out else default_out(path, mask, abs_action)
+    spec = get_env_spec(env).configure(options=options) if env else None  # options checked (and defaults dropped)
+    options = dict(spec.options) if spec else {}
+    out = Path(out).expanduser() if out else default_out(path, mask, options)
     if out.exists() and not overwrite:  # refused before reading the whole file
         raise FileExistsError(f"out: {out} already exists; pass overwrite=true to replace it")
     info = read_info(path)
-    info.select(mask)  # a wrong filter fails before the converter loads a simulator
+    obs_keys = info.obs_keys(obs_keys)  # the cheap checks first: a simulator may load below
+    info.select(mask)
     convert = None
-    if abs_action:
-        spec = get_env_spec(env)
+    if options:
         if spec.make_action_converter is None:
-            raise ValueError(f"env: abs_action needs an env that converts recorded actions, the {env} env does not")
-        spec.check_installed()
+            raise ValueError(f"options: the {env} env has no converter of recorded actions, got {options}")
         if info.env_args is None:
-            raise DatasetError("abs_action: converting actions needs the file's env_args (the controller), got none")
-        convert = spec.make_action_converter(info.env_args, {"absolute_actions": True})
-    buffer = read_robomimic(path, obs_keys, mask, convert, progress)
+            raise DatasetError(f"options: converting actions needs the file's env_args (the controller), got none in {path}")
+        if not info.has_states:
+            raise DatasetError(f"options: converting actions needs the simulator states, got no data/{info.demos[0]}/states")
+        spec.check_installed()
+        convert = spec.make_action_converter(info.env_args, options)
+    try:
+        buffer = read_robomimic(path, obs_keys, mask, convert, progress)
+    finally:
+        getattr(convert, "close", lambda: None)()
     saved = buffer.save(out, overwrite=overwrite)
     keys = ", ".join(f"{k} {a.shape[1:]} {a.dtype}" for k, a in buffer.data.items())
     print(f"imported {buffer.n_episodes} demos ({buffer.n_steps} steps; {keys}) from {path}\nwrote {saved}")
@@ -59,8 +67,14 @@ def import_file(path: str | Path, out: str | Path | None = None, obs_keys: list[
 @hydra.main(config_path=str(config_dir()), config_name="import_robomimic", version_base=None)
 @one_line_errors
 def main(cfg: DictConfig) -> None:
+    if cfg.obs_keys is not None and not isinstance(cfg.obs_keys, ListConfig):
+        raise ValueError(f"obs_keys: expected a list of keys, e.g. [object,robot0_eef_pos], got {cfg.obs_keys!r}")
+    for key in ("abs_action", "overwrite"):
+        if not isinstance(cfg[key], bool):
+            raise ValueError(f"{key}: expected true or false, got {cfg[key]!r}")
     obs_keys = OmegaConf.to_container(cfg.obs_keys) if cfg.obs_keys is not None else None
-    import_file(cfg.path, cfg.out or None, obs_keys, cfg.mask, bool(cfg.abs_action), bool(cfg.overwrite), env=cfg.env)
+    options = OmegaConf.to_container(cfg.abs_options) if cfg.abs_action else {}
+    import_file(cfg.path, cfg.out or None, obs_keys, cfg.mask, cfg.env, options, cfg.overwrite)
 
 
 if __name__ == "__main__":

@@ -159,3 +159,32 @@ def test_existing_store_is_not_overwritten_unless_asked(hdf5, tmp_path):
     assert ReplayBuffer.open(out).n_episodes == 3
     import_file(path, out, overwrite=True, progress=False)
     assert ReplayBuffer.open(out).n_episodes == len(episodes)
+
+
+def test_the_writer_refuses_inconsistent_episodes(tmp_path):
+    episodes = synthetic_episodes(2)
+    short = {**episodes[1], "obs": {**episodes[1]["obs"], "object": episodes[1]["obs"]["object"][:-1]}}
+    nan = {**episodes[1], "actions": np.full_like(episodes[1]["actions"], np.nan)}
+    for bad, message in [([episodes[0], short], r"episodes\[1\].obs.object: expected 10 steps"),
+                         ([episodes[0], nan], r"episodes\[1\].actions: expected finite"),
+                         ([{**episodes[0], "actions": np.zeros((0, 7))}], r"episodes\[0\].actions: expected \(steps >= 1")]:
+        with pytest.raises(DatasetError, match=message):
+            write_robomimic(tmp_path / "bad.hdf5", bad, ENV_ARGS)
+    with pytest.raises(DatasetError, match=r"masks\['train'\]: expected episode indices in 0..1, got \[2\]"):
+        write_robomimic(tmp_path / "bad.hdf5", episodes, ENV_ARGS, masks={"train": [0, 2]})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_command_names_a_bad_field(hdf5, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    path, _ = hdf5
+    result = subprocess.run([sys.executable, "-m", "shortcut_policy.import_robomimic", f"path={path}", "obs_keys=object",
+                             f"out={tmp_path / 'x.zarr'}"], capture_output=True, text=True, env={**os.environ, "HYDRA_FULL_ERROR": "0"})
+    assert result.returncode == 1 and "error: obs_keys: expected a list of keys" in result.stderr
+    result = subprocess.run([sys.executable, "-m", "shortcut_policy.import_robomimic", f"path={path}", "mask=valid",
+                             f"out={tmp_path / 'x.zarr'}"], capture_output=True, text=True)
+    assert result.returncode == 0 and f"wrote {tmp_path / 'x.zarr'}" in result.stdout
+    assert ReplayBuffer.open(tmp_path / "x.zarr").n_episodes == 2

@@ -128,7 +128,8 @@ def _eef(env, state: np.ndarray | None = None) -> np.ndarray:
 def test_import_converts_to_absolute_and_a_policy_trains_and_rolls_out(tmp_path):
     episodes = [record(seed=s)[0] for s in (0, 1)]
     hdf5 = write_robomimic(tmp_path / "lift.hdf5", episodes, env_args_for("lift"), masks={"train": [0, 1]})
-    store = import_file(hdf5, tmp_path / "lift_abs.zarr", KEYS, mask="train", abs_action=True, progress=False, env="robosuite")
+    store = import_file(hdf5, tmp_path / "lift_abs.zarr", KEYS, mask="train", env="robosuite",
+                        options={"absolute_actions": True}, progress=False)
     buffer = ReplayBuffer.open(store)
     assert buffer.data["action"].shape == (50, 10) and buffer.attrs["env_args"]["env_name"] == "Lift"
     config = load_config({
@@ -182,10 +183,33 @@ def test_expert_demonstrations_go_through_a_robomimic_file(tmp_path):
     buffer = ReplayBuffer.open(store)
     assert buffer.attrs["generator"] == "shortcut_policy.generate_demos" and buffer.attrs["options"] == {"absolute_actions": True}
     assert buffer.data["action"].shape[1] == 10 and sorted(buffer.keys) == sorted(KEYS + ["action"])
-    assert buffer.n_steps == sum(info.num_samples.values()) and buffer.attrs["expert_success_rate"] == 1.0
-    with pytest.raises(FileExistsError, match="lift.hdf5 already exists"):
-        (tmp_path / "lift.zarr").rename(tmp_path / "moved.zarr")
+    assert buffer.n_steps == sum(info.num_samples.values()) and buffer.attrs["expert_attempts"] >= 2
+    (tmp_path / "lift.zarr").rename(tmp_path / "moved.zarr")
+    with pytest.raises(FileExistsError, match="lift.hdf5 already exists"):  # a file of the user's is never replaced unasked
         generate_demos(spec, episodes=2, seed=100_000, out=tmp_path / "lift.zarr", progress=False)
+
+
+def test_a_failed_import_of_the_demonstrations_leaves_no_file(tmp_path, monkeypatch):
+    """The expert's file is removed again when reading it back fails, so the next run starts clean."""
+    from shortcut_policy.data import demos
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("interrupted")
+
+    monkeypatch.setattr(demos, "read_robomimic", fail)
+    spec = get_env_spec("robosuite").configure("lift")
+    with pytest.raises(RuntimeError, match="interrupted"):
+        demos.generate_demos(spec, episodes=1, seed=100_000, out=tmp_path / "lift.zarr", progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_options_are_checked_and_defaults_dropped():
+    spec = get_env_spec("robosuite")
+    with pytest.raises(ValueError, match=r"env.options.absolute_actions: expected a bool \(default False\), got 'false'"):
+        spec.configure("lift", options={"absolute_actions": "false"})
+    assert spec.configure("lift", options={"absolute_actions": False}).options == {}  # the default: no option
+    with pytest.raises(ValueError, match=r"env.options: the metaworld env does not take \{'typo': 1\}"):
+        get_env_spec("metaworld").configure("reach-v3", options={"typo": 1})
 
 
 def test_a_store_recorded_elsewhere_is_refused_before_training(tmp_path):
@@ -210,16 +234,23 @@ def test_a_store_recorded_elsewhere_is_refused_before_training(tmp_path):
 
 def test_a_robosuite_1_4_controller_config_is_converted():
     """robomimic's public files hold robosuite 1.4's arm config (damping, control_delta): it builds robosuite
-    1.5's composite controller with the same gains, and the env_args check accepts it."""
+    1.5's composite controller with the same gains, and the env_args check accepts it; other gains or
+    absolute input are refused."""
     from shortcut_policy.envs.robosuite.env import build_from_env_args, check_store
 
     old = {"type": "OSC_POSE", "input_max": 1, "input_min": -1, "output_max": [0.05, 0.05, 0.05, 0.5, 0.5, 0.5],
-           "output_min": [-0.05, -0.05, -0.05, -0.5, -0.5, -0.5], "kp": 150, "damping": 2, "impedance_mode": "fixed",
+           "output_min": [-0.05, -0.05, -0.05, -0.5, -0.5, -0.5], "kp": 150, "damping": 1, "impedance_mode": "fixed",
            "kp_limits": [0, 300], "damping_limits": [0, 10], "position_limits": None, "orientation_limits": None,
            "uncouple_pos_ori": True, "control_delta": True, "interpolation": None, "ramp_ratio": 0.2}
     env_args = {"env_name": "Lift", "type": 1, "env_kwargs": {"robots": ["Panda"], "controller_configs": old, "control_freq": 20}}
     env = build_from_env_args(env_args, absolute=True)
     arm = env.robots[0].part_controllers["right"]
-    assert arm.input_type == "absolute" and np.allclose(arm.kd, 2 * np.sqrt(150) * 2)  # damping 2 kept as the ratio
+    assert arm.input_type == "absolute" and np.allclose(arm.kd, 2 * np.sqrt(150))
     env.close()
     check_store({"env_args": env_args}, "lift", {})
+    for key, value, message in [("damping", 2, "damping_ratio: the store was recorded with 2"),
+                                ("kp", 300, "kp: the store was recorded with 300"),
+                                ("control_delta", False, "recorded with absolute controller input")]:
+        changed = {**env_args, "env_kwargs": {**env_args["env_kwargs"], "controller_configs": {**old, key: value}}}
+        with pytest.raises(ValueError, match=message):
+            check_store({"env_args": changed}, "lift", {})

@@ -18,14 +18,10 @@ def make_expert(seed: int | None = None, task: str = DEFAULT_TASK):
     return MetaWorldExpert(task)
 
 
-def make(task: str = DEFAULT_TASK, **kwargs):
-    return make_metaworld(task, **kwargs)
-
-
 SPEC = register_env(
     EnvSpec(
         name="metaworld",
-        make=make,
+        make=make_metaworld,  # its keywords are the env.options it takes
         obs={"state": ObsSpec((STATE_DIM,))},
         action_dim=ACTION_DIM,
         max_episode_steps=MAX_EPISODE_STEPS,

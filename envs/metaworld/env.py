@@ -21,7 +21,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from .tasks import TASKS
+from .tasks import DEFAULT_TASK, TASKS
 
 MAX_EPISODE_STEPS = 500  # Meta-World's path length
 STATE_DIM = 39
@@ -101,7 +101,7 @@ class MetaWorldEnv(gym.Env):
 
 
 def make_metaworld(
-    task: str, obs_keys: Sequence[str] = (), image_size: int | None = None, render_size: int | None = None,
+    task: str = DEFAULT_TASK, obs_keys: Sequence[str] = (), image_size: int | None = None, render_size: int | None = None,
     max_episode_steps: int | None = None, end_on_success: bool = True,
 ) -> MetaWorldEnv:
     """The env contract's ``make`` for Meta-World (``task`` is bound by ``EnvSpec.configure``)."""

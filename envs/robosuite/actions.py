@@ -73,8 +73,12 @@ class AbsoluteActionConverter:
     def __call__(self, states: np.ndarray, actions: np.ndarray) -> np.ndarray:
         if actions.ndim != 2 or actions.shape[1] != DELTA_ACTION_DIM:
             raise ValueError(f"actions: expected (steps, {DELTA_ACTION_DIM}) delta actions, got shape {actions.shape}")
-        out = np.empty((len(actions), ABS_ACTION_DIM))
         sim = self._env.sim
+        width = 1 + sim.model.nq + sim.model.nv  # time, qpos, qvel
+        if states.ndim != 2 or states.shape[1] != width:
+            raise ValueError(f"states: expected (steps, {width}) flattened states of {self._env.__class__.__name__} "
+                             f"(time, qpos, qvel), got shape {states.shape}: was it recorded with another model?")
+        out = np.empty((len(actions), ABS_ACTION_DIM))
         for i, (state, action) in enumerate(zip(states, actions)):
             sim.set_state_from_flattened(state)
             sim.forward()

@@ -89,9 +89,9 @@ def env_args_for(task: str, cameras: Sequence[str] = (), image_size: int = IMAGE
     }
 
 
-def _controller(env_kwargs: Mapping[str, Any], absolute: bool) -> dict:
+def _controller(env_kwargs: Mapping[str, Any], absolute: bool | None) -> dict:
     """The file's controller as robosuite 1.5 takes it: a robosuite <= 1.4 arm config (robomimic's public
-    files) becomes a composite one; the arm's input set to absolute or delta."""
+    files) becomes a composite one; the arm's input set to absolute or delta (None: as recorded)."""
     from robosuite.controllers.composite.composite_controller_factory import refactor_composite_controller_config
 
     config = copy.deepcopy(env_kwargs.get("controller_configs") or {"type": "BASIC", "body_parts": {"right": {**OSC_POSE, "gripper": {"type": "GRIP"}}}})
@@ -102,12 +102,23 @@ def _controller(env_kwargs: Mapping[str, Any], absolute: bool) -> dict:
     arm = parts.get("right") or parts.get("arms", {}).get("right")
     if arm is None or arm.get("type") != "OSC_POSE":
         raise ValueError(f"env_args: expected an OSC_POSE arm controller (robomimic's), got {arm and arm.get('type')}")
-    arm.pop("control_delta", None)  # robosuite <= 1.4's name for input_type
+    if "control_delta" in arm:  # robosuite <= 1.4's name for input_type
+        arm["input_type"] = "delta" if arm.pop("control_delta") else "absolute"
     if "damping" in arm:  # and for damping_ratio
         arm["damping_ratio"] = arm.pop("damping")
         arm["damping_ratio_limits"] = arm.pop("damping_limits", arm.get("damping_ratio_limits"))
-    arm["input_type"] = "absolute" if absolute else "delta"
+    if absolute is not None:
+        arm["input_type"] = "absolute" if absolute else "delta"
     return config
+
+
+def _arm(config: Mapping[str, Any]) -> dict:
+    parts = config["body_parts"]
+    return parts.get("right") or parts["arms"]["right"]
+
+
+# what a recording's arm controller must share with the env's for its actions to mean the same here
+_SAME = ("input_max", "input_min", "output_max", "output_min", "kp", "damping_ratio", "impedance_mode", "uncouple_pos_ori")
 
 
 def build_from_env_args(env_args: Mapping[str, Any], absolute: bool, cameras: Sequence[str] = (),
@@ -128,7 +139,8 @@ def build_from_env_args(env_args: Mapping[str, Any], absolute: bool, cameras: Se
 
 def check_store(attrs: Mapping[str, Any], task: str | None, options: Mapping[str, Any]) -> None:
     """Refuse a store whose ``env_args`` (an imported robomimic file's, or the expert's) name a setup the
-    rollouts here would not reproduce: another task, robot, control rate or arm controller."""
+    rollouts here would not reproduce: another task, robot, control rate, arm controller or its gains and
+    limits."""
     env_args = attrs.get("env_args")
     if not env_args:
         return
@@ -144,7 +156,18 @@ def check_store(attrs: Mapping[str, Any], task: str | None, options: Mapping[str
         raise ValueError(f"env_args.env_kwargs.control_freq: the store was recorded at {kwargs['control_freq']} Hz, "
                          f"the env acts at {CONTROL_FREQ} Hz")
     import_robosuite()
-    _controller(kwargs, bool(options.get("absolute_actions")))  # refuses a controller other than OSC_POSE
+    arm = _arm(_controller(kwargs, None))  # refuses a controller other than OSC_POSE
+    if arm.get("input_type", "delta") != "delta":
+        raise ValueError("env_args.env_kwargs.controller_configs: the store was recorded with absolute controller input; "
+                         "expected delta actions (absolute ones come from converting them: import_robomimic abs_action=true)")
+    for key in _SAME:
+        ours = OSC_POSE[key]
+        if key not in arm:
+            continue
+        same = arm[key] == ours if isinstance(ours, (str, bool)) else np.allclose(np.asarray(arm[key], float), np.asarray(ours, float))
+        if not same:
+            raise ValueError(f"env_args.env_kwargs.controller_configs.{key}: the store was recorded with {arm[key]}, "
+                             f"the env's controller has {OSC_POSE[key]}")
 
 
 class RobosuiteEnv(gym.Env):

@@ -148,6 +148,27 @@ def run_expert_episode(
     return episode, success
 
 
+def _through_robomimic_file(spec: EnvSpec, sim, recorded: list[dict], hdf5: Path, keys: list[str], overwrite: bool,
+                            progress: bool) -> ReplayBuffer:
+    """Write the episodes as a robomimic file, then read the store from it (converting the actions when
+    the env's options ask), as a user's file would be; a file written here is removed again if that fails."""
+    env_args = sim.unwrapped.env_args
+    existed = hdf5.exists()
+    write_robomimic(hdf5, recorded, env_args, masks={"train": range(len(recorded))}, overwrite=overwrite)
+    convert = None
+    try:
+        convert = spec.make_action_converter(env_args, spec.options) if spec.make_action_converter else None
+        buffer = read_robomimic(hdf5, keys, convert_actions=convert, progress=progress)
+    except BaseException:
+        if not existed:
+            hdf5.unlink(missing_ok=True)
+        raise
+    finally:
+        getattr(convert, "close", lambda: None)()
+    print(f"wrote {hdf5} (robomimic's layout; the store is imported from it)")
+    return buffer
+
+
 def generate_demos(
     env: str | EnvSpec,
     episodes: int,
@@ -172,11 +193,12 @@ def generate_demos(
     hdf5 = out.with_suffix(".hdf5") if spec.demo_file == "robomimic" else None
     for path in (out, hdf5):
         if path is not None and path.exists() and not overwrite:
-            raise FileExistsError(f"out: {path} already exists; pass overwrite=true to replace it")
+            raise FileExistsError(f"out: {path} already exists; pass overwrite=true to replace it (or remove it)")
     check_writable(out)
     keys = spec.record_keys(spec.rgb_keys(spec.obs) if image else [])
     sim = spec.make(obs_keys=keys, **spec.demo_options)
     recorded = []  # robomimic episodes, when the env's demonstrations go through a file
+    created_hdf5 = hdf5 is not None and not hdf5.exists()
     expert = spec.make_expert(seed)
     if noise:
         print(f"expert actions executed with Gaussian noise, std {noise} (the expert's own actions are recorded)")
@@ -203,12 +225,7 @@ def generate_demos(
                     bar.update(1)
                 bar.set_postfix(expert_success=f"{len(success_seeds) / (attempts + 1):.1%}")
         if hdf5 is not None:
-            env_args = sim.unwrapped.env_args
-            write_robomimic(hdf5, recorded, env_args, masks={"train": range(len(recorded))}, overwrite=overwrite)
-            convert = spec.make_action_converter(env_args, spec.options) if spec.make_action_converter else None
-            # the store comes from the file, as a user's robomimic file would
-            buffer = read_robomimic(hdf5, keys, convert_actions=convert, progress=progress)
-            print(f"wrote {hdf5} (robomimic's layout; the store below is imported from it)")
+            buffer = _through_robomimic_file(spec, sim, recorded, hdf5, keys, overwrite, progress)
     finally:
         sim.close()
     elapsed = time.perf_counter() - start
@@ -232,7 +249,12 @@ def generate_demos(
             "mean_episode_length": float(np.mean(lengths)),
         }
     )
-    path = buffer.save(out, overwrite=overwrite)
+    try:
+        path = buffer.save(out, overwrite=overwrite)
+    except BaseException:
+        if created_hdf5:  # no store, no file: the next run starts clean
+            hdf5.unlink(missing_ok=True)
+        raise
     print(
         f"expert success {len(success_seeds)}/{attempts} ({len(success_seeds) / attempts:.1%}); "
         f"kept {buffer.n_episodes} episodes, "

@@ -58,6 +58,18 @@ class RobomimicInfo:
     masks: Mapping[str, tuple[str, ...]]
     env_args: dict | None
     num_samples: Mapping[str, int]
+    has_states: bool  # the first demo holds simulator states (what converting actions needs)
+
+    def obs_keys(self, keys: Sequence[str] | None) -> list[str]:
+        """``keys`` checked against the file's obs/ (None: all of them)."""
+        if keys is None:
+            return list(self.obs)
+        if isinstance(keys, str) or not keys:
+            raise DatasetError(f"obs_keys: expected a non-empty list of keys of obs/ ({sorted(self.obs)}), got {keys!r}")
+        missing = [k for k in keys if k not in self.obs]
+        if missing:
+            raise DatasetError(f"obs_keys: expected keys of data/{self.demos[0]}/obs ({sorted(self.obs)}), got {missing}")
+        return list(keys)
 
     def select(self, mask: str | None) -> list[str]:
         """The demos of ``mask`` (None: all), in file order."""
@@ -119,7 +131,7 @@ def read_info(path: str | os.PathLike) -> RobomimicInfo:
         if "mask" in f:
             for name, names in f["mask"].items():
                 masks[name] = tuple(n.decode() if isinstance(n, bytes) else str(n) for n in names[()])
-        return RobomimicInfo(path, demos, obs, int(actions.shape[1]), masks, env_args, num_samples)
+        return RobomimicInfo(path, demos, obs, int(actions.shape[1]), masks, env_args, num_samples, "states" in first)
 
 
 def _num_samples(demo: Any, name: str) -> int:
@@ -149,13 +161,7 @@ def read_robomimic(
     without it the actions are kept as recorded. Images stay uint8 (T, H, W, 3), low-dim keys float32
     as Diffusion Policy's robomimic stores hold them."""
     info = read_info(path)
-    if obs_keys is None:
-        obs_keys = list(info.obs)
-    if isinstance(obs_keys, str) or not obs_keys:
-        raise DatasetError(f"obs_keys: expected a non-empty list of keys of obs/ ({sorted(info.obs)}), got {obs_keys!r}")
-    missing = [k for k in obs_keys if k not in info.obs]
-    if missing:
-        raise DatasetError(f"obs_keys: expected keys of data/{info.demos[0]}/obs ({sorted(info.obs)}), got {missing}")
+    obs_keys = info.obs_keys(obs_keys)
     demos = info.select(mask)
     if not demos:
         raise DatasetError(f"mask/{mask}: expected at least one demo, got an empty filter")
@@ -232,6 +238,21 @@ def write_robomimic(
         raise FileExistsError(f"out: {path} already exists; pass overwrite=true to replace it")
     if not episodes:
         raise DatasetError("episodes: expected at least one episode to write, got none")
+    for i, episode in enumerate(episodes):  # checked before anything is written
+        actions = _finite(np.asarray(episode["actions"]), f"episodes[{i}].actions")
+        if actions.ndim != 2 or len(actions) == 0:
+            raise DatasetError(f"episodes[{i}].actions: expected (steps >= 1, action_dim), got shape {actions.shape}")
+        arrays = {f"obs.{k}": v for k, v in episode["obs"].items()} | {k: episode[k] for k in ("states", "rewards", "dones") if k in episode}
+        for name, value in arrays.items():
+            value = np.asarray(value)
+            if len(value) != len(actions):
+                raise DatasetError(f"episodes[{i}].{name}: expected {len(actions)} steps (as its actions), got {len(value)}")
+            if value.dtype != np.uint8:
+                _finite(value, f"episodes[{i}].{name}")
+    for name, indices in (masks or {}).items():
+        bad = [j for j in indices if not 0 <= j < len(episodes)]
+        if bad:
+            raise DatasetError(f"masks[{name!r}]: expected episode indices in 0..{len(episodes) - 1}, got {bad}")
     h5py = _h5py()
 
     def write(tmp: str) -> None:
