@@ -63,6 +63,28 @@ def test_observations_are_robomimics_per_task(task, object_dim):
     env.close()
 
 
+@pytest.mark.parametrize("task", ["lift", "square"])
+def test_an_episode_depends_on_its_seed_alone(task):
+    """The same seed and actions give the same episode in a fresh env and in one that ran another episode
+    first (rollout workers see different histories than one process does)."""
+    actions = np.random.default_rng(0).uniform(-1, 1, (30, 7))
+
+    def episode(env, seed):
+        obs, _ = env.reset(seed=seed)
+        out = [obs["object"]]
+        for action in actions:
+            obs, *_ = env.step(action)
+            out += [obs["object"], obs["robot0_eef_pos"], obs["robot0_gripper_qpos"]]
+        return np.concatenate(out)
+
+    spec = get_env_spec("robosuite").configure(task)
+    used, fresh = spec.make(end_on_success=False), spec.make(end_on_success=False)
+    episode(used, 5)
+    assert np.array_equal(episode(used, 3), episode(fresh, 3))
+    used.close()
+    fresh.close()
+
+
 def test_camera_observations_are_uint8_and_right_side_up():
     env = get_env_spec("robosuite").configure("lift").make(obs_keys=KEYS + ["agentview_image"])
     obs, _ = env.reset(seed=0)

@@ -15,7 +15,11 @@ Actions: robomimic's OSC_POSE controller at 20 Hz, delta (7: position, axis-angl
 [-1, 1]) or absolute (10: see ``actions.py``) with ``env.options.absolute_actions=true``.
 
 ``reset(seed=s)`` reseeds the one random generator robosuite draws the object placement and the arm's
-initial joint noise from, so seed ``s`` always gives the same start.
+initial joint noise from, so seed ``s`` always gives the same episode, whatever ran before it in the same
+process or in another. Two things make that hold: the model is built once, from seed 0 (robosuite draws
+some of it at random, such as Lift's cube size, which then stays the same in every episode; a model
+rebuilt per episode would cost about a second each), and the gripper's command ramp, which robosuite's
+soft reset keeps, is zeroed.
 """
 
 from __future__ import annotations
@@ -132,7 +136,7 @@ def build_from_env_args(env_args: Mapping[str, Any], absolute: bool, cameras: Se
     kwargs["controller_configs"] = _controller(kwargs, absolute)
     kwargs.update(has_renderer=False, has_offscreen_renderer=bool(cameras), use_camera_obs=bool(cameras),
                   camera_names=list(cameras) or "agentview", camera_heights=image_size, camera_widths=image_size,
-                  ignore_done=True, hard_reset=False)
+                  ignore_done=True, hard_reset=False, seed=0)  # one model, the same in every process
     kwargs.pop("camera_depths", None)
     return robosuite.make(env_args["env_name"], **kwargs)
 
@@ -214,6 +218,11 @@ class RobosuiteEnv(gym.Env):
         super().reset(seed=seed)
         if seed is not None:  # one generator, shared by the placement samplers and the robot: reseeded in place
             self._env.rng.bit_generator.state = np.random.default_rng(int(seed)).bit_generator.state
+        # robosuite's soft reset (no model reload) keeps Python-side state from the last episode: the
+        # gripper's command ramps from where it was. Zeroed, an episode depends on its seed alone.
+        for robot in self._env.robots:
+            for gripper in robot.gripper.values():
+                gripper.current_action = np.zeros(gripper.dof)
         self._env.reset()
         # robosuite 1.5's reset returns the object observations of Can and Square as zeros: read them anew
         raw = self._env._get_observations(force_update=True)
