@@ -93,6 +93,11 @@ class RobosuiteExpert:
         site = rs.robots[0].eef_site_id["right"]
         return np.array(rs.sim.data.site_xpos[site]), np.array(rs.sim.data.site_xmat[site]).reshape(3, 3)
 
+    def _hand_yaw(self, rs: Any) -> float:
+        """Where the finger axis (the hand site's x) points in the table plane."""
+        _, mat = self._hand(rs)
+        return float(np.arctan2(mat[1, 0], mat[0, 0]))
+
     def _move(self, rs: Any, target: np.ndarray, yaw: float, gripper: float) -> tuple[np.ndarray, float, float]:
         """The delta action toward ``target`` with the fingers at ``yaw``; also the position and rotation errors."""
         pos, mat = self._hand(rs)
@@ -160,31 +165,28 @@ class RobosuiteExpert:
         action, _, _ = self._move(rs, self._release_at + np.array([0.0, 0.0, 0.12]), yaw, OPEN)
         return action
 
-    def _object(self, rs: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
-        body = rs.obj_body_id[name] if hasattr(rs, "obj_body_id") else rs.cube_body_id
+    @staticmethod
+    def _object(rs: Any, body: int) -> tuple[np.ndarray, np.ndarray]:
+        """A body's position and quaternion (x, y, z, w)."""
         return np.array(rs.sim.data.body_xpos[body]), np.array(rs.sim.data.body_xquat[body])[[1, 2, 3, 0]]
 
     def _lift(self, rs: Any) -> np.ndarray:
-        cube = np.array(rs.sim.data.body_xpos[rs.cube_body_id])
+        cube, cube_quat = self._object(rs, rs.cube_body_id)
         if self._yaw is None:
-            _, mat = self._hand(rs)
-            hand_yaw = float(np.arctan2(mat[1, 0], mat[0, 0]))
-            cube_yaw = yaw_of(np.array(rs.sim.data.body_xquat[rs.cube_body_id])[[1, 2, 3, 0]])
-            self._yaw = nearest_turn(cube_yaw, hand_yaw, np.pi / 2)
+            self._yaw = nearest_turn(yaw_of(cube_quat), self._hand_yaw(rs), np.pi / 2)
             self._grasp = np.append(self.style.grasp_offset, 0.0)
-        action = self._pick(rs, cube + self._grasp if self._phase < 2 else self._hold, self._yaw, cube[2] + 0.2)
-        if self._phase == 2 and self._count == 0:
+        if self._phase < 2:
             self._hold = cube + self._grasp
+        action = self._pick(rs, self._hold, self._yaw, cube[2] + 0.2)
         if action is None:
             action, _, _ = self._move(rs, self._hand(rs)[0], self._yaw, CLOSE)
         return action
 
     def _can(self, rs: Any) -> np.ndarray:
-        can, _ = self._object(rs, "Can")
+        can, _ = self._object(rs, rs.obj_body_id["Can"])
         carry_z = rs.bin2_pos[2] + 0.08 + self.style.carry_height  # over the bin walls, within the arm's reach
         if self._yaw is None:
-            _, mat = self._hand(rs)
-            self._yaw = float(np.arctan2(mat[1, 0], mat[0, 0]))  # a cylinder: any yaw grips it
+            self._yaw = self._hand_yaw(rs)  # a cylinder: any yaw grips it
             self._grasp = np.append(self.style.grasp_offset, 0.01)
             # the can's compartment, aimed a little toward the robot from its centre: its far corner is at
             # the edge of the arm's reach
@@ -212,14 +214,11 @@ class RobosuiteExpert:
         sim = rs.sim
         handle = np.array(sim.data.site_xpos[sim.model.site_name2id("SquareNut_handle_site")])
         center = np.array(sim.data.site_xpos[sim.model.site_name2id("SquareNut_center_site")])
-        _, nut_quat = self._object(rs, "SquareNut")
         carry_z = rs.table_offset[2] + self.style.carry_height + 0.1
         if self._yaw is None:
-            _, mat = self._hand(rs)
-            hand_yaw = float(np.arctan2(mat[1, 0], mat[0, 0]))
             along = center - handle
             across = float(np.arctan2(along[1], along[0])) + np.pi / 2  # fingers close across the handle
-            self._yaw = nearest_turn(across, hand_yaw, np.pi)
+            self._yaw = nearest_turn(across, self._hand_yaw(rs), np.pi)
             self._grasp = np.array([0.0, 0.0, 0.0])
             self._rest_z = min(self._rest_z, center[2])
         if self._phase < 2:
@@ -228,8 +227,7 @@ class RobosuiteExpert:
         if action is not None:
             return action
         peg = np.array(sim.data.body_xpos[rs.peg1_body_id])
-        pos, mat = self._hand(rs)
-        hand_yaw = float(np.arctan2(mat[1, 0], mat[0, 0]))
+        pos, _ = self._hand(rs)
         # the nut carried with its handle toward the robot or to a side (never away: the hand would be out of
         # reach over the peg), whichever is the smallest turn; the handle lies along one of the nut's sides,
         # so the nut is then square to the peg too
@@ -238,7 +236,7 @@ class RobosuiteExpert:
         if self._handle_goal is None:
             self._handle_goal = min((np.pi / 2, np.pi, -np.pi / 2), key=lambda g: abs(np.angle(np.exp(1j * (angle - g)))))
         turn = float(np.angle(np.exp(1j * (angle - self._handle_goal))))
-        self._carry_yaw = hand_yaw - turn
+        self._carry_yaw = self._hand_yaw(rs) - turn
         offset = pos - center  # the hand relative to the nut's centre, as held
         over = np.array([peg[0] + offset[0], peg[1] + offset[1], carry_z])
         if self._phase == 4:  # over the peg, nut turned
