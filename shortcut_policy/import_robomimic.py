@@ -17,16 +17,14 @@ from typing import Any, Mapping
 import hydra
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from .data.replay_buffer import DatasetError
-from .data.robomimic import read_info, read_robomimic
+from .data.robomimic import read_robomimic
 from .envs import get_env_spec
 from .utils.cli import one_line_errors
-from .utils.paths import config_dir, datasets_dir
+from .utils.paths import config_dir, datasets_dir, options_suffix
 
 
 def default_out(path: Path, mask: str | None, options: Mapping[str, Any]) -> Path:
-    chosen = "".join(f"_{key}={value}" for key, value in sorted(options.items()))
-    return datasets_dir() / f"{path.stem}{f'_{mask}' if mask else ''}{chosen}.zarr"
+    return datasets_dir() / f"{path.stem}{f'_{mask}' if mask else ''}{options_suffix(options)}.zarr"
 
 
 def import_file(path: str | Path, out: str | Path | None = None, obs_keys: list[str] | None = None,
@@ -41,23 +39,13 @@ def import_file(path: str | Path, out: str | Path | None = None, obs_keys: list[
     out = Path(out).expanduser() if out else default_out(path, mask, options)
     if out.exists() and not overwrite:  # refused before reading the whole file
         raise FileExistsError(f"out: {out} already exists; pass overwrite=true to replace it")
-    info = read_info(path)
-    obs_keys = info.obs_keys(obs_keys)  # the cheap checks first: a simulator may load below
-    info.select(mask)
-    convert = None
+    make_converter = None
     if options:
         if spec.make_action_converter is None:
             raise ValueError(f"options: the {env} env has no converter of recorded actions, got {options}")
-        if info.env_args is None:
-            raise DatasetError(f"options: converting actions needs the file's env_args (the controller), got none in {path}")
-        if not info.has_states:
-            raise DatasetError(f"options: converting actions needs the simulator states, got no data/{info.demos[0]}/states")
         spec.check_installed()
-        convert = spec.make_action_converter(info.env_args, options)
-    try:
-        buffer = read_robomimic(path, obs_keys, mask, convert, progress)
-    finally:
-        getattr(convert, "close", lambda: None)()
+        make_converter = lambda env_args: spec.make_action_converter(env_args, options)  # noqa: E731
+    buffer = read_robomimic(path, obs_keys, mask, make_converter, progress)  # the file's checks before any simulator
     saved = buffer.save(out, overwrite=overwrite)
     keys = ", ".join(f"{k} {a.shape[1:]} {a.dtype}" for k, a in buffer.data.items())
     print(f"imported {buffer.n_episodes} demos ({buffer.n_steps} steps; {keys}) from {path}\nwrote {saved}")

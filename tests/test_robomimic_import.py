@@ -92,17 +92,43 @@ def test_demos_in_numeric_order(tmp_path):
     np.testing.assert_array_equal(buffer.episode_lengths, [len(e["actions"]) for e in episodes])
 
 
-def test_converter_replaces_actions(hdf5):
-    path, episodes = hdf5
-    seen = []
+class Doubler:
+    """A converter that records what it was built from and given, and whether it was closed."""
 
-    def convert(states, actions):
-        seen.append(states.shape)
+    def __init__(self, env_args: dict) -> None:
+        self.env_args, self.seen, self.closed = env_args, [], False
+
+    def __call__(self, states, actions):
+        self.seen.append(states.shape)
         return actions[:, :3] * 2
 
-    buffer = read_robomimic(path, ["object"], convert_actions=convert, progress=False)
-    assert seen == [e["states"].shape for e in episodes]
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_converter_replaces_actions(hdf5):
+    path, episodes = hdf5
+    made = []
+    buffer = read_robomimic(path, ["object"], make_converter=lambda env_args: made.append(Doubler(env_args)) or made[-1],
+                            progress=False)
+    (converter,) = made
+    assert converter.env_args == ENV_ARGS and converter.closed
+    assert converter.seen == [e["states"].shape for e in episodes]
     np.testing.assert_allclose(buffer.get_episode(0)["action"], episodes[0]["actions"][:, :3] * 2, rtol=1e-6)
+    assert buffer.attrs["actions"] == "converted"
+
+
+def test_converting_needs_env_args_and_states(tmp_path):
+    """Refused before the converter (a simulator) is built."""
+    episodes = synthetic_episodes(2)
+    built = []
+    no_args = write_robomimic(tmp_path / "no_args.hdf5", episodes, None)
+    with pytest.raises(DatasetError, match=r"data.attrs\['env_args'\]: converting actions needs the file's env_args"):
+        read_robomimic(no_args, make_converter=built.append, progress=False)
+    no_states = write_robomimic(tmp_path / "no_states.hdf5", [{k: v for k, v in e.items() if k != "states"} for e in episodes], ENV_ARGS)
+    with pytest.raises(DatasetError, match=r"data/demo_0/states: converting actions needs the simulator states"):
+        read_robomimic(no_states, make_converter=built.append, progress=False)
+    assert built == []
 
 
 def _break(path: Path, edit) -> None:

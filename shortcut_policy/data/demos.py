@@ -21,7 +21,7 @@ from ..config import DEMO_ATTEMPTS_PER_EPISODE, EnvConfig
 from .replay_buffer import ReplayBuffer, read_store_meta
 from .robomimic import read_robomimic, write_robomimic
 from ..envs import EnvSpec, Expert, get_env_spec
-from ..utils.paths import datasets_dir
+from ..utils.paths import datasets_dir, options_suffix
 
 GENERATOR = "shortcut_policy.generate_demos"  # recorded in every store written here
 
@@ -31,9 +31,7 @@ def default_dataset_path(env: str | EnvSpec) -> Path:
     ``env.dataset`` names one."""
     if isinstance(env, str):
         return datasets_dir() / f"{env}_expert.zarr"
-    chosen = {**env.options, **env.expert_options}
-    options = "".join(f"_{key}={value}" for key, value in sorted(chosen.items()))
-    return datasets_dir() / f"{env.id}_expert{options}.zarr"
+    return datasets_dir() / f"{env.id}_expert{options_suffix({**env.options, **env.expert_options})}.zarr"
 
 
 def ensure_dataset(env: EnvConfig, progress: bool = True) -> Path:
@@ -148,23 +146,14 @@ def run_expert_episode(
     return episode, success
 
 
-def _through_robomimic_file(spec: EnvSpec, sim, recorded: list[dict], hdf5: Path, keys: list[str], overwrite: bool,
-                            progress: bool) -> ReplayBuffer:
+def _through_robomimic_file(spec: EnvSpec, env_args: dict, recorded: list[dict], hdf5: Path, keys: list[str],
+                            overwrite: bool, progress: bool) -> ReplayBuffer:
     """Write the episodes as a robomimic file, then read the store from it (converting the actions when
-    the env's options ask), as a user's file would be; a file written here is removed again if that fails."""
-    env_args = sim.unwrapped.env_args
-    existed = hdf5.exists()
+    the env's options ask), as a user's file would be."""
     write_robomimic(hdf5, recorded, env_args, masks={"train": range(len(recorded))}, overwrite=overwrite)
-    convert = None
-    try:
-        convert = spec.make_action_converter(env_args, spec.options) if spec.make_action_converter else None
-        buffer = read_robomimic(hdf5, keys, convert_actions=convert, progress=progress)
-    except BaseException:
-        if not existed:
-            hdf5.unlink(missing_ok=True)
-        raise
-    finally:
-        getattr(convert, "close", lambda: None)()
+    convert = spec.make_action_converter
+    make_converter = (lambda args: convert(args, spec.options)) if convert else None  # noqa: E731
+    buffer = read_robomimic(hdf5, keys, make_converter=make_converter, progress=progress)
     print(f"wrote {hdf5} (robomimic's layout; the store is imported from it)")
     return buffer
 
@@ -224,35 +213,36 @@ def generate_demos(
                         buffer.add_episode(episode)
                     bar.update(1)
                 bar.set_postfix(expert_success=f"{len(success_seeds) / (attempts + 1):.1%}")
-        if hdf5 is not None:
-            buffer = _through_robomimic_file(spec, sim, recorded, hdf5, keys, overwrite, progress)
+        env_args = sim.unwrapped.env_args if hdf5 is not None else None
     finally:
         sim.close()
-    elapsed = time.perf_counter() - start
     attempts = len(success_seeds) + len(failed_seeds)
-    buffer.attrs.update(
-        {
-            "env": spec.id,
-            "task": spec.task,
-            "generator": GENERATOR,
-            "action_noise": noise,
-            "max_episode_steps": spec.max_episode_steps,
-            "expert_options": dict(spec.expert_options),
-            "options": dict(spec.options),
-            "seed": seed,  # the first seed tried; with the kept count, what ensure_dataset compares
-            "expert_success_rate": len(success_seeds) / attempts,
-            "expert_attempts": attempts,
-            "kept_failed": keep_failed,
-            "seeds_success": success_seeds,
-            "seeds_failed": failed_seeds,
-            "seconds": elapsed,
-            "mean_episode_length": float(np.mean(lengths)),
-        }
-    )
     try:
+        if hdf5 is not None:
+            buffer = _through_robomimic_file(spec, env_args, recorded, hdf5, keys, overwrite, progress)
+        elapsed = time.perf_counter() - start
+        buffer.attrs.update(
+            {
+                "env": spec.id,
+                "task": spec.task,
+                "generator": GENERATOR,
+                "action_noise": noise,
+                "max_episode_steps": spec.max_episode_steps,
+                "expert_options": dict(spec.expert_options),
+                "options": dict(spec.options),
+                "seed": seed,  # the first seed tried; with the kept count, what ensure_dataset compares
+                "expert_success_rate": len(success_seeds) / attempts,
+                "expert_attempts": attempts,
+                "kept_failed": keep_failed,
+                "seeds_success": success_seeds,
+                "seeds_failed": failed_seeds,
+                "seconds": elapsed,
+                "mean_episode_length": float(np.mean(lengths)),
+            }
+        )
         path = buffer.save(out, overwrite=overwrite)
     except BaseException:
-        if created_hdf5:  # no store, no file: the next run starts clean
+        if created_hdf5:  # no store, no file of ours: the next run starts clean
             hdf5.unlink(missing_ok=True)
         raise
     print(

@@ -151,32 +151,45 @@ def read_robomimic(
     path: str | os.PathLike,
     obs_keys: Sequence[str] | None = None,
     mask: str | None = None,
-    convert_actions: ActionConverter | None = None,
+    make_converter: Callable[[dict], ActionConverter | None] | None = None,
     progress: bool = True,
 ) -> ReplayBuffer:
     """The demos of ``mask`` (None: all) as one in-RAM store: ``data/<obs key>`` for each of ``obs_keys``
     (None: every key of the file's obs/) and ``data/action``, one episode per demo in file order.
 
-    ``convert_actions(states, actions)`` replaces each demo's actions (absolute poses from delta ones);
-    without it the actions are kept as recorded. Images stay uint8 (T, H, W, 3), low-dim keys float32
-    as Diffusion Policy's robomimic stores hold them."""
+    ``make_converter(env_args)`` gives a ``convert(states, actions)`` that replaces each demo's actions
+    (absolute poses from delta ones; it may hold a simulator, closed at the end), or None to keep them; it
+    is called after the cheap checks of the file and the request. Without it the actions are kept as
+    recorded. Images stay uint8 (T, H, W, 3), low-dim keys float32 as Diffusion Policy's robomimic stores
+    hold them."""
     info = read_info(path)
     obs_keys = info.obs_keys(obs_keys)
     demos = info.select(mask)
     if not demos:
         raise DatasetError(f"mask/{mask}: expected at least one demo, got an empty filter")
+    convert = None
+    if make_converter is not None:
+        if info.env_args is None:
+            raise DatasetError(f"data.attrs['env_args']: converting actions needs the file's env_args (its controller), "
+                               f"got none in {str(info.path)!r}")
+        if not info.has_states:
+            raise DatasetError(f"data/{info.demos[0]}/states: converting actions needs the simulator states, got none")
+        convert = make_converter(info.env_args)
     h5py = _h5py()
     buffer = ReplayBuffer()
-    with h5py.File(info.path, "r") as f:
-        for name in tqdm(demos, desc=f"import {info.path.name}", unit="demo", disable=not progress):
-            buffer.add_episode(_read_demo(f["data"][name], name, obs_keys, info, convert_actions))
+    try:
+        with h5py.File(info.path, "r") as f:
+            for name in tqdm(demos, desc=f"import {info.path.name}", unit="demo", disable=not progress):
+                buffer.add_episode(_read_demo(f["data"][name], name, obs_keys, info, convert))
+    finally:
+        getattr(convert, "close", lambda: None)()
     buffer.attrs.update({
         "generator": IMPORTER,
         "source": str(info.path.resolve()),
         "mask": mask,
         "demos": demos,
         "obs_keys": list(obs_keys),
-        "actions": "as recorded" if convert_actions is None else "converted",
+        "actions": "as recorded" if convert is None else "converted",
         "env_args": info.env_args,
     })
     return buffer

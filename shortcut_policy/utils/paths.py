@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any, Mapping
 
 _PACKAGE_DIR = Path(__file__).resolve().parents[1]  # shortcut_policy/
 
@@ -23,6 +24,11 @@ def config_dir() -> Path:
         "shortcut_policy configs not found: expected train.yaml in one of "
         + ", ".join(str(c) for c in candidates)
     )
+
+
+def options_suffix(options: Mapping[str, Any]) -> str:
+    """Options as a file name says them: ``_key=value`` for each, in key order (empty for none)."""
+    return "".join(f"_{key}={value}" for key, value in sorted(options.items()))
 
 
 def datasets_dir() -> Path:
