@@ -103,10 +103,10 @@ class EnvSpec:
     # the simulator states (the env's ``flat_state()``) and its ``env_args``, then imported from it; the
     # expert acts in an env made with ``demo_options``
     demo_file: str = ""
+    demo_options: Mapping[str, Any] = field(default_factory=dict)
     # (a store's attributes, task, env options) -> raises ValueError naming the field when the store was
     # recorded in a setup this env cannot reproduce (robosuite: another task, robot, controller or rate)
     check_store: Callable[[Mapping[str, Any], str | None, Mapping[str, Any]], None] | None = None
-    demo_options: Mapping[str, Any] = field(default_factory=dict)
     requires: tuple[str, ...] = ()  # modules the env imports (an optional extra), checked before any work
     install_hint: str = ""  # the command that installs them
 
@@ -168,9 +168,10 @@ class EnvSpec:
             reserved = sorted(set(options) & {"task", "obs_keys", "image_size", "render_size", "max_episode_steps"})
             if reserved:
                 raise ValueError(f"env.options: {reserved} are set by the library (env.task, env.obs_keys, ...), not as options")
-            params = inspect.signature(self.make).parameters
+            signature = inspect.signature(self.make)
+            params = signature.parameters
             try:
-                inspect.signature(self.make).bind_partial(**options)
+                signature.bind_partial(**options)
             except TypeError as err:
                 raise ValueError(f"env.options: the {self.name} env does not take {options} ({err})") from None
             for key, value in options.items():

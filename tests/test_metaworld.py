@@ -4,17 +4,13 @@ that rolls out."""
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 
 from shortcut_policy import make_env
-from shortcut_policy.config import load_config
 from shortcut_policy.data import ReplayBuffer
 from shortcut_policy.data.demos import generate_demos
 from shortcut_policy.envs import get_env_spec
-from shortcut_policy.training.trainer import run
 
 metaworld = pytest.importorskip("metaworld")  # the test extra installs it; CI runs these
 
@@ -88,17 +84,10 @@ def test_noisy_demonstrations_record_the_experts_own_actions(tmp_path):
     assert not np.allclose(clean.data["state"][1:n], states[1:n])  # the noise moved the arm
 
 
-def test_trains_on_a_two_episode_store_and_rolls_out(tmp_path):
+def test_trains_on_a_two_episode_store_and_rolls_out(tmp_path, train_tiny):
     spec = get_env_spec("metaworld").configure("reach-v3")
     store = generate_demos(spec, episodes=2, seed=100_000, out=tmp_path / "demos.zarr", progress=False)
-    config = load_config({
-        "env": {"name": "metaworld", "task": "reach-v3", "dataset": str(store), "max_episode_steps": 40},
-        "policy": {"unet": {"down_dims": [16, 32]}},
-        "train": {"num_steps": 20, "batch_size": 8, "warmup_steps": 2, "val_every": 20, "checkpoint_every": 20,
-                  "log_every": 10, "eval_episodes": 1, "eval_steps": [1]},
-    })
-    run(config, tmp_path / "run", progress=False)
-    report = json.loads((tmp_path / "run" / "eval" / "eval.json").read_text())
+    report = train_tiny({"name": "metaworld", "task": "reach-v3", "dataset": str(store), "max_episode_steps": 40}, steps=20)
     assert report["env"] == "metaworld_reach-v3"
     (row,) = report["rows"]
     assert row["episodes"] == 1 and 1 <= row["per_episode"][0]["length"] <= 40

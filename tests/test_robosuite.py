@@ -4,8 +4,6 @@ store that rolls out."""
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 
@@ -147,22 +145,15 @@ def _eef(env, state: np.ndarray | None = None) -> np.ndarray:
     return np.array(env.sim.data.site_xpos[env.robosuite_env.robots[0].eef_site_id["right"]])
 
 
-def test_import_converts_to_absolute_and_a_policy_trains_and_rolls_out(tmp_path):
+def test_import_converts_to_absolute_and_a_policy_trains_and_rolls_out(tmp_path, train_tiny):
     episodes = [record(seed=s)[0] for s in (0, 1)]
     hdf5 = write_robomimic(tmp_path / "lift.hdf5", episodes, env_args_for("lift"), masks={"train": [0, 1]})
     store = import_file(hdf5, tmp_path / "lift_abs.zarr", KEYS, mask="train", env="robosuite",
                         options={"absolute_actions": True}, progress=False)
     buffer = ReplayBuffer.open(store)
     assert buffer.data["action"].shape == (50, 10) and buffer.attrs["env_args"]["env_name"] == "Lift"
-    config = load_config({
-        "env": {"name": "robosuite", "task": "lift", "dataset": str(store), "max_episode_steps": 12,
-                "options": {"absolute_actions": True}, "rollout_workers": 0},
-        "policy": {"unet": {"down_dims": [16, 32]}},
-        "train": {"num_steps": 10, "batch_size": 8, "warmup_steps": 2, "val_every": 10, "checkpoint_every": 10,
-                  "log_every": 5, "eval_episodes": 1, "eval_steps": [1]},
-    })
-    run(config, tmp_path / "run", progress=False)
-    report = json.loads((tmp_path / "run" / "eval" / "eval.json").read_text())
+    report = train_tiny({"name": "robosuite", "task": "lift", "dataset": str(store), "max_episode_steps": 12,
+                         "options": {"absolute_actions": True}, "rollout_workers": 0}, steps=10)
     assert report["env"] == "robosuite_lift"
     (row,) = report["rows"]
     assert row["episodes"] == 1 and row["per_episode"][0]["length"] == 12
