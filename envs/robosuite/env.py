@@ -61,6 +61,8 @@ OSC_POSE = {
     "input_ref_frame": "base", "interpolation": None, "ramp_ratio": 0.2,
 }
 
+CONTROLLER = {"type": "BASIC", "body_parts": {"right": {**OSC_POSE, "gripper": {"type": "GRIP"}}}}  # robosuite 1.5's form
+
 
 def import_robosuite():
     """robosuite, or an error that says how to install it."""
@@ -85,7 +87,7 @@ def env_args_for(task: str, cameras: Sequence[str] = (), image_size: int = IMAGE
         "type": ROBOSUITE_TYPE,
         "env_version": robosuite.__version__,
         "env_kwargs": {
-            "robots": ["Panda"], "controller_configs": {"type": "BASIC", "body_parts": {"right": {**OSC_POSE, "gripper": {"type": "GRIP"}}}},
+            "robots": ["Panda"], "controller_configs": copy.deepcopy(CONTROLLER),
             "control_freq": CONTROL_FREQ, "has_renderer": False, "has_offscreen_renderer": bool(cameras),
             "ignore_done": True, "use_object_obs": True, "use_camera_obs": bool(cameras), "camera_names": list(cameras),
             "camera_heights": image_size, "camera_widths": image_size, "camera_depths": False, "reward_shaping": False,
@@ -98,12 +100,11 @@ def _controller(env_kwargs: Mapping[str, Any], absolute: bool | None) -> dict:
     files) becomes a composite one; the arm's input set to absolute or delta (None: as recorded)."""
     from robosuite.controllers.composite.composite_controller_factory import refactor_composite_controller_config
 
-    config = copy.deepcopy(env_kwargs.get("controller_configs") or {"type": "BASIC", "body_parts": {"right": {**OSC_POSE, "gripper": {"type": "GRIP"}}}})
+    config = copy.deepcopy(env_kwargs.get("controller_configs") or CONTROLLER)
     robots = env_kwargs.get("robots", ["Panda"])
     robot = robots[0] if isinstance(robots, (list, tuple)) else robots
     config = refactor_composite_controller_config(config, robot, ["right"])
-    parts = config.get("body_parts", {})
-    arm = parts.get("right") or parts.get("arms", {}).get("right")
+    arm = _arm(config)
     if arm is None or arm.get("type") != "OSC_POSE":
         raise ValueError(f"env_args: expected an OSC_POSE arm controller (robomimic's), got {arm and arm.get('type')}")
     if "control_delta" in arm:  # robosuite <= 1.4's name for input_type
@@ -116,9 +117,11 @@ def _controller(env_kwargs: Mapping[str, Any], absolute: bool | None) -> dict:
     return config
 
 
-def _arm(config: Mapping[str, Any]) -> dict:
-    parts = config["body_parts"]
-    return parts.get("right") or parts["arms"]["right"]
+def _arm(config: Mapping[str, Any]) -> dict | None:
+    """The right arm's part of a composite controller config (robosuite 1.5 nests it under ``arms`` in its
+    robots' defaults, not in a converted 1.4 config)."""
+    parts = config.get("body_parts", {})
+    return parts.get("right") or parts.get("arms", {}).get("right")
 
 
 # what a recording's arm controller must share with the env's for its actions to mean the same here
