@@ -20,6 +20,7 @@ from .models.network import backbone_options, get_backbone
 from .objectives import OBJECTIVES
 from .models.transformer import TransformerConfig
 from .models.unet1d import UNetConfig
+from .models.vision import VisionConfig
 from .utils.checks import at_least, check_ema, check_workers
 from .utils.workers import check_jobs
 
@@ -96,6 +97,7 @@ class PolicyConfig:
     n_action_steps: int = 8  # actions executed from each chunk before replanning
     unet: UNetConfig = field(default_factory=UNetConfig)
     transformer: TransformerConfig = field(default_factory=TransformerConfig)
+    vision: VisionConfig = field(default_factory=VisionConfig)  # the image encoder of camera keys, if any
 
     def __post_init__(self) -> None:
         backbone_options(self)  # the backbone is known and its options are its dataclass

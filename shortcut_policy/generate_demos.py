@@ -20,7 +20,7 @@ from .utils.paths import config_dir
 def main(cfg: DictConfig) -> None:
     env = load_config(cfg.env, EnvConfig)  # names, types and the task checked; a missing simulator named
     spec = env.spec()
-    out = cfg.out or env.dataset or default_dataset_path(spec)
+    out = cfg.out or env.dataset or default_dataset_path(spec, cfg.image)
     generate_demos(spec, cfg.episodes, cfg.seed, out, cfg.keep_failed, cfg.image, cfg.overwrite, noise=env.demo_noise)
 
 

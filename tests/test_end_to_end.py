@@ -39,9 +39,10 @@ def smoke_config(store, run_dir, **train):
 
 def test_demo_store_layout_and_attributes(demo_store):
     buffer = ReplayBuffer.open(demo_store)
-    assert set(buffer.keys) == {"state", "keypoint", "action"}
+    assert set(buffer.keys) == {"state", "keypoint", "agent_pos", "action"}
     assert buffer.n_episodes == 2
     assert buffer.data["keypoint"].shape[1:] == (18,)
+    assert np.array_equal(buffer.data["agent_pos"], buffer.data["state"][:, :2])
     attrs = buffer.attrs
     assert attrs["expert_success_rate"] > 0 and attrs["seconds"] > 0
     assert len(attrs["seeds_success"]) == 2
@@ -243,12 +244,12 @@ def test_state_only_policy_trains_and_rolls_out(demo_store, tmp_path):
     assert 1 <= episode.length <= 300 and 0 <= episode.score <= 1
 
 
-def test_image_observation_is_refused_by_the_low_dim_encoder():
-    from shortcut_policy.models.obs_encoder import LowDimEncoder
+def test_low_dim_keys_are_flattened_per_frame():
+    from shortcut_policy.models.obs_encoder import ObsEncoder
 
-    with pytest.raises(ValueError, match=r"obs_keys: LowDimEncoder expects 1-D or 2-D .* 'img' with shape \(96, 96, 3\) \(an image: .*leave it out of env.obs_keys\)"):
-        LowDimEncoder({"keypoint": (18,), "img": (96, 96, 3)}, n_obs_steps=2)
-    encoder = LowDimEncoder({"keypoint": (9, 2), "state": (5,)}, n_obs_steps=2)
+    with pytest.raises(ValueError, match=r"obs_keys: expected 1-D or 2-D low-dim observations or \(H, W, 3\) images, got 'grid' with shape \(2, 3, 4, 5\)"):
+        ObsEncoder({"keypoint": (18,), "grid": (2, 3, 4, 5)}, n_obs_steps=2)
+    encoder = ObsEncoder({"keypoint": (9, 2), "state": (5,)}, n_obs_steps=2)
     obs = {"keypoint": torch.arange(36.0).reshape(1, 2, 9, 2), "state": -torch.ones(1, 2, 5)}
     out = encoder(obs)
     assert encoder.out_dim == 46 and out.shape == (1, 46)

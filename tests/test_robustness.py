@@ -300,11 +300,12 @@ def test_a_config_error_is_one_line_naming_the_key(tmp_path, store):
 
 
 # ---------------------------------------------------------------------------- check before work
-def test_image_keys_and_unwritable_folders_are_refused_before_any_demo(tmp_path, monkeypatch):
+def test_unencodable_images_and_unwritable_folders_are_refused_before_any_demo(tmp_path, monkeypatch):
     monkeypatch.setenv("SHORTCUT_POLICY_DATA", str(tmp_path / "datasets"))
     started = time.perf_counter()
-    with pytest.raises(ValueError, match=r"env.obs_keys: \['img'\] are rgb observations and the policy has no image encoder"):
-        run(load_config({"env": {"obs_keys": ["img"]}, "run_dir": str(tmp_path / "run")}), tmp_path / "run", progress=False)
+    config = load_config({"env": {"obs_keys": ["img"]}, "policy": {"vision": {"crop_ratio": 0.05}}, "run_dir": str(tmp_path / "run")})
+    with pytest.raises(ValueError, match=r"obs_keys: 'img' is 96x96; expected crops \(policy.vision.crop_ratio=0.05\) of at least 8 pixels"):
+        run(config, tmp_path / "run", progress=False)
     assert not (tmp_path / "datasets").exists() and not (tmp_path / "run").exists()
     (tmp_path / "file").write_text("not a folder")
     monkeypatch.setenv("SHORTCUT_POLICY_DATA", str(tmp_path / "file"))

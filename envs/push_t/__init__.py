@@ -25,6 +25,7 @@ SPEC = register_env(
         obs={
             "state": ObsSpec((5,)),
             "keypoint": ObsSpec((18,)),
+            "agent_pos": ObsSpec((2,)),
             "img": ObsSpec((IMAGE_SIZE, IMAGE_SIZE, 3), "rgb"),
         },
         action_dim=2,
@@ -34,6 +35,6 @@ SPEC = register_env(
         step_score=lambda reward, info: reward,  # the coverage reward
         score_name="Push-T score (max coverage)",
         make_expert=make_expert,
-        demo_keys=("state", "keypoint"),
+        demo_keys=("state", "keypoint", "agent_pos"),
     )
 )

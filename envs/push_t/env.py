@@ -9,6 +9,7 @@ Observations (all float64 except ``img``):
     gym-pusht's ``environment_state`` (and LeRobot's), computed here from ``state`` so that a store
     with only ``state`` can be converted. Diffusion Policy's original used 9 keypoints (20-d); any
     set of >= 2 non-collinear points fixes the pose, so 8 corners carry the same information.
+  * ``agent_pos`` (2,): the agent's position, what Diffusion Policy's Push-T image task observes beside the image.
   * ``img`` (96, 96, 3) uint8, only when ``obs_keys`` holds it: gym-pusht's observation rendering.
 """
 
@@ -45,7 +46,7 @@ def keypoints_from_state(state: np.ndarray) -> np.ndarray:
 
 
 class PushTObservations(gym.ObservationWrapper):
-    """Turns gym-pusht's ``state`` observation into the library's dict of ``state``/``keypoint``/``img``."""
+    """Turns gym-pusht's ``state`` observation into the library's dict of ``state``/``keypoint``/``agent_pos``/``img``."""
 
     def __init__(self, env: gym.Env, image: bool = False) -> None:
         super().__init__(env)
@@ -53,6 +54,7 @@ class PushTObservations(gym.ObservationWrapper):
         space = {
             "state": spaces.Box(-np.inf, np.inf, (5,), np.float64),
             "keypoint": spaces.Box(-np.inf, np.inf, (18,), np.float64),
+            "agent_pos": spaces.Box(-np.inf, np.inf, (2,), np.float64),
         }
         if image:
             size = (env.unwrapped.observation_height, env.unwrapped.observation_width, 3)
@@ -61,7 +63,7 @@ class PushTObservations(gym.ObservationWrapper):
 
     def observation(self, observation: np.ndarray) -> dict[str, np.ndarray]:
         state = np.asarray(observation, dtype=np.float64)
-        obs = {"state": state, "keypoint": keypoints_from_state(state)}
+        obs = {"state": state, "keypoint": keypoints_from_state(state), "agent_pos": state[:2].copy()}
         if self.image:
             obs["img"] = self.env.unwrapped._render(visualize=False)  # gym-pusht's observation image
         return obs

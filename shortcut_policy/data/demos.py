@@ -26,12 +26,13 @@ from ..utils.paths import datasets_dir, options_suffix
 GENERATOR = "shortcut_policy.generate_demos"  # recorded in every store written here
 
 
-def default_dataset_path(env: str | EnvSpec) -> Path:
+def default_dataset_path(env: str | EnvSpec, image: bool = False) -> Path:
     """Where the expert's store of an env (and task, env options and expert options) lives unless
-    ``env.dataset`` names one."""
+    ``env.dataset`` names one; ``image``: the store that also records the env's camera images."""
+    images = "_images" if image else ""
     if isinstance(env, str):
-        return datasets_dir() / f"{env}_expert.zarr"
-    return datasets_dir() / f"{env.id}_expert{options_suffix({**env.options, **env.expert_options})}.zarr"
+        return datasets_dir() / f"{env}_expert{images}.zarr"
+    return datasets_dir() / f"{env.id}_expert{images}{options_suffix({**env.options, **env.expert_options})}.zarr"
 
 
 def ensure_dataset(env: EnvConfig, progress: bool = True) -> Path:
@@ -41,16 +42,17 @@ def ensure_dataset(env: EnvConfig, progress: bool = True) -> Path:
     trained on by mistake."""
     spec = env.spec()
     spec.check_obs_keys(env.obs_keys)
+    image = bool(spec.rgb_keys(env.obs_keys))
     if env.dataset:
         path = Path(env.dataset).expanduser()
         if not path.exists():
             raise FileNotFoundError(
                 f"env.dataset: no store at {path} (a store you name is read, never generated); leave env.dataset "
-                f"empty to use or generate the expert's at {default_dataset_path(spec)}"
+                f"empty to use or generate the expert's at {default_dataset_path(spec, image)}"
             )
         print(f"using demonstrations at {path}")
         return path
-    path = default_dataset_path(spec)
+    path = default_dataset_path(spec, image)
     asked = {"env": spec.id, "episodes": env.demo_episodes, "seed": env.demo_seed, "kept_failed": False,
              "noise": env.demo_noise, "max_episode_steps": spec.max_episode_steps, "expert_options": dict(spec.expert_options),
              "options": dict(spec.options)}
@@ -81,7 +83,6 @@ def ensure_dataset(env: EnvConfig, progress: bool = True) -> Path:
     else:
         print(f"no demonstrations at {path}: generating {env.demo_episodes} expert episodes")
     check_writable(path)
-    image = bool(spec.rgb_keys(env.obs_keys))
     return generate_demos(spec, env.demo_episodes, env.demo_seed, path, image=image, progress=progress,
                           overwrite=path.exists(), noise=env.demo_noise)
 

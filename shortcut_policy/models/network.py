@@ -9,7 +9,7 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 from torch import nn
 
-from .obs_encoder import LowDimEncoder
+from .obs_encoder import ObsEncoder
 from .transformer import TransformerConfig, TransformerDenoiser
 from .unet1d import UNet1D, UNetConfig
 
@@ -86,8 +86,9 @@ def build_network(
     obs_shapes: Mapping[str, Sequence[int]],
     action_dim: int,
 ) -> ChunkDenoiser:
-    """Build encoder + the configured backbone (the same network for every objective)."""
-    encoder = LowDimEncoder(obs_shapes, policy.n_obs_steps)
+    """Build the observation encoder (with ``policy.vision``'s image encoders for camera keys) and the
+    configured backbone: the same network for every objective."""
+    encoder = ObsEncoder(obs_shapes, policy.n_obs_steps, policy.vision)
     build = get_backbone(policy.backbone).build
     denoiser = build(policy, backbone_options(policy), action_dim=action_dim, cond_dim=encoder.out_dim)
     return ChunkDenoiser(encoder, denoiser)

@@ -13,13 +13,14 @@ import torch
 from tqdm import tqdm
 
 from ..checkpoint import EVAL_DIR, POLICY_FILE
-from ..config import EnvConfig, RunConfig, to_dict
+from ..config import RunConfig, to_dict
 from ..data import MinMaxNormalizer, ReplayBuffer, SequenceSampler, split_episodes
 from ..envs import get_env_spec
 from ..evaluation.report import markdown_table, write_report
 from ..evaluation.sweep import evaluate_policy, format_row
 from ..data.demos import ensure_dataset
 from ..models.network import build_network
+from ..models.obs_encoder import check_obs_shapes
 from ..objectives import Objective, build_objective, check_steps
 from ..policy import Policy, save_policy
 from ..evaluation.rollout import check_fits_env
@@ -47,15 +48,11 @@ def final_eval_steps(requested: list[int] | None, objective: Objective) -> list[
     return list(requested)
 
 
-def check_low_dim(env: EnvConfig) -> None:
-    """Refuse, before any demonstration is made, observation keys the policy cannot encode: it has no
-    image encoder yet (keys a user store adds beyond the env's are checked when the store is read)."""
-    spec = get_env_spec(env.name)
-    images = spec.rgb_keys([k for k in env.obs_keys if k in spec.obs])
-    if images:
-        low_dim = [k for k, s in spec.obs.items() if s.type == "low_dim"]
-        raise ValueError(f"env.obs_keys: {images} are rgb observations and the policy has no image encoder yet; "
-                         f"choose among the low_dim ones {low_dim}")
+def check_encodable(config: RunConfig) -> None:
+    """Refuse, before any demonstration is made, observation keys the policy cannot encode (an image too
+    small for its crop); keys a user store adds beyond the env's are checked when the store is read."""
+    spec = get_env_spec(config.env.name)
+    check_obs_shapes({k: spec.obs[k].shape for k in config.env.obs_keys if k in spec.obs}, config.policy.vision)
 
 
 class Trainer(TrainLoop):
@@ -68,7 +65,7 @@ class Trainer(TrainLoop):
         # checked before anything is made on disk; a run that evaluates nothing (eval_episodes=0, as
         # compare trains) has no budgets to check
         self.eval_steps = final_eval_steps(config.train.eval_steps, objective) if config.train.eval_episodes else []
-        check_low_dim(config.env)
+        check_encodable(config)
         super().__init__(config, run_dir, progress)
         tc = config.train
         self.dataset_path = ensure_dataset(config.env, self.progress)
