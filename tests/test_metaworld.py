@@ -69,6 +69,19 @@ def test_frames_are_rendered_at_the_size_asked():
     env.close()
 
 
+def test_the_camera_observation_is_the_videos_view_and_the_hand_the_states_start():
+    env = make_env("metaworld", task="button-press-topdown-v3", obs_keys=["corner_image", "hand"], render_size=84)
+    obs, _ = env.reset(seed=0)
+    for _ in range(2):
+        image = obs["corner_image"]
+        assert image.shape == (84, 84, 3) and image.dtype == np.uint8 and image.std() > 0
+        assert np.array_equal(image, env.render())  # same camera, same size, right side up
+        assert np.array_equal(obs["hand"], obs["state"][:4])
+        obs, *_ = env.step(np.ones(4))
+    env.close()
+    assert "corner_image" not in make_env("metaworld", task="reach-v3").reset(seed=0)[0]  # rendered only when asked
+
+
 def test_noisy_demonstrations_record_the_experts_own_actions(tmp_path):
     spec = get_env_spec("metaworld").configure("reach-v3")
     path = generate_demos(spec, episodes=2, seed=100_000, out=tmp_path / "noisy.zarr", progress=False, noise=0.3)

@@ -17,6 +17,7 @@ from shortcut_policy.models.network import build_network
 from shortcut_policy.models.obs_encoder import ObsEncoder
 from shortcut_policy.objectives import OBJECTIVES, build_objective
 from shortcut_policy.models.vision import Crop, ImageEncoder, SpatialSoftmax, VisionConfig
+from shortcut_policy.evaluation.rollout import beside, rollout
 from shortcut_policy.training.trainer import run
 
 
@@ -202,5 +203,20 @@ def test_a_two_camera_and_low_dim_policy_trains_and_acts(two_camera_point, tmp_p
         calls.clear()
         build_objective({"name": name}).loss(network, torch.randn(8, 8, 2), batch)
         assert len(calls) == 1, name
+    # the videos show what the policy saw: the env's frame, then each camera
+    [episode] = rollout(policy, "two_camera_point", seeds=[0], steps=1, n_videos=1, progress=False)
+    first = make_two_camera_point()
+    obs0, _ = first.reset(seed=0)
+    assert episode.frames[0].shape == (SIZE, 3 * SIZE, 3) and len(episode.frames) == episode.length + 1
+    assert np.array_equal(episode.frames[0], np.concatenate([first.render(), obs0["top"], obs0["side"]], axis=1))
     with pytest.raises(ValueError, match=r"obs\['top'\]: expected shape \(24, 24, 3\), got \(24, 24\)"):
         policy.act({**obs, "top": obs["top"][..., 0]})
+
+
+def test_video_frames_put_the_cameras_beside_the_env_frame_scaled_by_a_whole_factor():
+    frame = np.full((100, 120, 3), 7, np.uint8)
+    image = np.arange(24 * 24 * 3, dtype=np.uint8).reshape(24, 24, 3)
+    out = beside(frame, {"cam": image, "pos": np.zeros(2)}, ["cam"])
+    assert out.shape == (100, 120 + 96, 3)  # 24 pixels scaled 4 times, 4 rows of black below
+    assert np.array_equal(out[:, :120], frame) and np.array_equal(out[:96:4, 120::4], image) and not out[96:, 120:].any()
+    assert beside(frame, {}, []) is frame

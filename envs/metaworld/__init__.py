@@ -7,7 +7,7 @@ step, and ends there (Meta-World never terminates by itself); the score is the s
 
 from ..registry import register_env
 from ..spec import EnvSpec, ObsSpec, success_flag
-from .env import ACTION_DIM, INSTALL_HINT, MAX_EPISODE_STEPS, STATE_DIM, make_metaworld
+from .env import ACTION_DIM, HAND_DIM, IMAGE_KEY, IMAGE_SIZE, INSTALL_HINT, MAX_EPISODE_STEPS, STATE_DIM, make_metaworld
 from .tasks import DEFAULT_TASK, DIFFICULTY_GROUPS, TASKS
 
 
@@ -22,14 +22,14 @@ SPEC = register_env(
     EnvSpec(
         name="metaworld",
         make=make_metaworld,  # its keywords are the env.options it takes
-        obs={"state": ObsSpec((STATE_DIM,))},
+        obs={"state": ObsSpec((STATE_DIM,)), "hand": ObsSpec((HAND_DIM,)), IMAGE_KEY: ObsSpec((IMAGE_SIZE, IMAGE_SIZE, 3), "rgb")},
         action_dim=ACTION_DIM,
         max_episode_steps=MAX_EPISODE_STEPS,
         success=success_flag("success"),
         default_obs_keys=("state",),
         score_name="success rate",
         make_expert=make_expert,
-        demo_keys=("state",),
+        demo_keys=("state", "hand"),
         rollout_workers=2,  # MuJoCo stepping dominates a rollout: 2 workers beat in-process (docs/results/metaworld.md)
         tasks=TASKS,
         default_task=DEFAULT_TASK,

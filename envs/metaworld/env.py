@@ -9,7 +9,9 @@ different seeds give different ones: demonstration seeds (from 100000) never sha
 seeds (from 0). The goal is part of the observation (Meta-World's fully observable setting, as MT1).
 
 Observations: ``state`` (39,) float64, Meta-World's vector: hand xyz, gripper opening, two objects'
-xyz + quaternion, the same 18 values from the previous step, and the goal xyz.
+xyz + quaternion, the same 18 values from the previous step, and the goal xyz; ``hand`` (4,), its first
+four (what a robot knows of itself); ``corner_image`` (84, 84, 3) uint8, the ``corner`` camera (the
+videos' view), rendered only when ``obs_keys`` asks for it.
 """
 
 from __future__ import annotations
@@ -26,6 +28,10 @@ from .tasks import DEFAULT_TASK, TASKS
 MAX_EPISODE_STEPS = 500  # Meta-World's path length
 STATE_DIM = 39
 ACTION_DIM = 4  # end-effector xyz displacement and gripper effort, each in [-1, 1]
+HAND_DIM = 4  # hand xyz and gripper opening: the start of the state vector
+CAMERA = "corner"
+IMAGE_KEY = f"{CAMERA}_image"
+IMAGE_SIZE = 84  # as robomimic's image datasets
 INSTALL_HINT = 'pip install -e ".[metaworld]"  (metaworld==3.1.1 with mujoco==3.3.0)'
 
 
@@ -48,7 +54,7 @@ class MetaWorldEnv(gym.Env):
     metadata = {"render_modes": ["rgb_array"], "render_fps": 80}
 
     def __init__(self, task: str, max_episode_steps: int = MAX_EPISODE_STEPS, end_on_success: bool = True,
-                 render_size: int | None = None, camera: str = "corner") -> None:
+                 render_size: int | None = None, camera: str = CAMERA, image_size: int | None = None) -> None:
         if task not in TASKS:
             raise ValueError(f"env.task: expected a Meta-World v3 task, one of {list(TASKS)}, got {task!r}")
         if max_episode_steps < 1:
@@ -67,7 +73,17 @@ class MetaWorldEnv(gym.Env):
         # before the first render
         self._sim.model.vis.quality.shadowsize = 0
         self._sim.model.vis.quality.offsamples = 0
-        self.observation_space = spaces.Dict({"state": spaces.Box(-np.inf, np.inf, (STATE_DIM,), np.float64)})
+        space = {"state": spaces.Box(-np.inf, np.inf, (STATE_DIM,), np.float64),
+                 "hand": spaces.Box(-np.inf, np.inf, (HAND_DIM,), np.float64)}
+        self._image_renderer = None  # the image observation's renderer, apart from render()'s (another size)
+        if image_size is not None:  # gymnasium's renderer, as the sim's: it reads MUJOCO_GL when made, not when
+            # mujoco was imported (mujoco's own Renderer would need MUJOCO_GL set before any import of mujoco)
+            from gymnasium.envs.mujoco.mujoco_rendering import MujocoRenderer
+
+            self._image_renderer = MujocoRenderer(self._sim.model, self._sim.data, width=image_size, height=image_size,
+                                                  camera_name=CAMERA)
+            space[IMAGE_KEY] = spaces.Box(0, 255, (image_size, image_size, 3), np.uint8)
+        self.observation_space = spaces.Dict(space)
         self.action_space = spaces.Box(-1.0, 1.0, (ACTION_DIM,), np.float32)
         self._steps = 0
         self._reset_done = False
@@ -83,7 +99,7 @@ class MetaWorldEnv(gym.Env):
         obs, info = self._sim.reset()
         self._steps = 0
         self._reset_done = True
-        return {"state": np.asarray(obs, dtype=np.float64)}, info
+        return self._observe(obs), info
 
     def step(self, action: np.ndarray):
         action = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
@@ -91,12 +107,21 @@ class MetaWorldEnv(gym.Env):
         self._steps += 1
         terminated = self.end_on_success and bool(info["success"])
         truncated = bool(truncated) or self._steps >= self.max_episode_steps
-        return {"state": np.asarray(obs, dtype=np.float64)}, float(reward), terminated, truncated, info
+        return self._observe(obs), float(reward), terminated, truncated, info
+
+    def _observe(self, state: np.ndarray) -> dict[str, np.ndarray]:
+        state = np.asarray(state, dtype=np.float64)
+        obs = {"state": state, "hand": state[:HAND_DIM].copy()}
+        if self._image_renderer is not None:
+            obs[IMAGE_KEY] = np.ascontiguousarray(self._image_renderer.render("rgb_array")[::-1])  # bottom row first
+        return obs
 
     def render(self) -> np.ndarray:
         return np.ascontiguousarray(self._sim.render()[::-1])  # MuJoCo's frames are bottom row first
 
     def close(self) -> None:
+        if self._image_renderer is not None:
+            self._image_renderer.close()
         self._sim.close()
 
 
@@ -105,6 +130,5 @@ def make_metaworld(
     max_episode_steps: int | None = None, end_on_success: bool = True,
 ) -> MetaWorldEnv:
     """The env contract's ``make`` for Meta-World (``task`` is bound by ``EnvSpec.configure``)."""
-    if image_size is not None:
-        raise ValueError("image_size: the Meta-World env has no image observation yet")
-    return MetaWorldEnv(task, max_episode_steps or MAX_EPISODE_STEPS, end_on_success, render_size)
+    image = (image_size or IMAGE_SIZE) if IMAGE_KEY in obs_keys else None
+    return MetaWorldEnv(task, max_episode_steps or MAX_EPISODE_STEPS, end_on_success, render_size, image_size=image)

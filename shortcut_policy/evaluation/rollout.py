@@ -78,11 +78,12 @@ def rollout(
     kwargs = [{"obs_keys": list(policy.obs_keys), **({"render_size": video_size} if i < n_videos else {})} for i in range(n)]
     results = [EpisodeResult(seed=int(s), score=-math.inf, success=False, length=0) for s in seeds]
     filmed = list(range(min(n_videos, n)))
+    cameras = [k for k in policy.obs_keys if len(policy.obs_shapes[k]) == 3]  # what the policy sees, filmed beside the env
     with EnvPool(spec.make, kwargs, spec.rollout_workers if workers is None else workers) as envs:
         first = envs.reset({i: s for i, s in enumerate(seeds)})
         histories = [[first[i]] * policy.n_obs_steps for i in range(n)]  # pad the start by repeating the first frame
         for i, frame in envs.render(filmed).items():
-            results[i].frames.append(frame)
+            results[i].frames.append(beside(frame, first[i], cameras))
         queues: list[list[np.ndarray]] = [[] for _ in range(n)]
         live = list(range(n))
         with tqdm(total=spec.max_episode_steps, desc=f"rollout steps={steps}", unit="tick", disable=not progress, leave=False) as bar:
@@ -98,7 +99,7 @@ def rollout(
                         queues[i] = list(chunk)
                 stepped = envs.step({i: queues[i].pop(0) for i in live})
                 for i, frame in envs.render([i for i in live if i in filmed]).items():
-                    results[i].frames.append(frame)
+                    results[i].frames.append(beside(frame, stepped[i][0], cameras))
                 still_live = []
                 for i in live:
                     obs, reward, terminated, truncated, info = stepped[i]
@@ -112,6 +113,20 @@ def rollout(
                 live = still_live
                 bar.update(1)
     return results
+
+
+def beside(frame: np.ndarray, obs: Mapping[str, np.ndarray], cameras: Sequence[str]) -> np.ndarray:
+    """A video frame (H, W, 3) with the policy's camera images to its right, each scaled up by a whole
+    factor (nearest pixel) to at most H rows and laid on black: the video shows what the policy saw."""
+    panels = [frame]
+    for key in cameras:
+        image = obs[key]
+        scale = max(1, frame.shape[0] // image.shape[0])
+        image = image.repeat(scale, axis=0).repeat(scale, axis=1)[: frame.shape[0]]
+        panel = np.zeros((frame.shape[0], image.shape[1], 3), np.uint8)
+        panel[: image.shape[0]] = image
+        panels.append(panel)
+    return np.concatenate(panels, axis=1) if cameras else frame
 
 
 def measure_act_latency(
