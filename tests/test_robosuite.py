@@ -267,3 +267,23 @@ def test_a_robosuite_1_4_controller_config_is_converted():
         changed = {**env_args, "env_kwargs": {**env_args["env_kwargs"], "controller_configs": {**old, key: value}}}
         with pytest.raises(ValueError, match=message):
             check_store({"env_args": changed}, "lift", {})
+
+
+def test_both_cameras_record_train_and_roll_out(tmp_path, train_tiny, monkeypatch):
+    """Lift from its two cameras and the hand's own state: the expert's demonstrations record the images
+    (uint8, through the robomimic file), a policy trains on them and rolls out, rendering them."""
+    from shortcut_policy.data.demos import ensure_dataset
+
+    monkeypatch.setenv("SHORTCUT_POLICY_DATA", str(tmp_path))
+    cameras = ["agentview_image", "robot0_eye_in_hand_image"]
+    env = {"name": "robosuite", "task": "lift", "obs_keys": [*cameras, "robot0_eef_pos", "robot0_gripper_qpos"],
+           "demo_episodes": 2, "rollout_workers": 0}
+    config = load_config({"env": env})
+    store = ensure_dataset(config.env, progress=False)
+    assert store.name == "robosuite_lift_expert_images.zarr"
+    buffer = ReplayBuffer.open(store)
+    for key in cameras:
+        assert buffer.data[key].dtype == np.uint8 and buffer.data[key].shape[1:] == (84, 84, 3)
+    report = train_tiny({**env, "dataset": str(store), "max_episode_steps": 10}, steps=4)
+    (row,) = report["rows"]
+    assert row["episodes"] == 1 and row["per_episode"][0]["length"] == 10

@@ -38,7 +38,6 @@ def test_spatial_softmax_keypoint_lands_on_the_bright_spot(row, col):
     pool = SpatialSoftmax(channels=1, num_kp=1)
     with torch.no_grad():
         pool.project.weight.fill_(1.0)
-        pool.project.bias.zero_()
     features = torch.zeros(1, 1, 16, 16)
     features[0, 0, row, col] = 50.0  # one bright spot on a dark map
     x, y = pool(features)[0].tolist()
@@ -220,3 +219,16 @@ def test_video_frames_put_the_cameras_beside_the_env_frame_scaled_by_a_whole_fac
     assert out.shape == (100, 120 + 96, 3)  # 24 pixels scaled 4 times, 4 rows of black below
     assert np.array_equal(out[:, :120], frame) and np.array_equal(out[:96:4, 120::4], image) and not out[96:, 120:].any()
     assert beside(frame, {}, []) is frame
+
+
+def test_image_demonstrations_have_their_own_default_store(tmp_path, monkeypatch):
+    from shortcut_policy.data.demos import ensure_dataset
+
+    monkeypatch.setenv("SHORTCUT_POLICY_DATA", str(tmp_path))
+    env = load_config({"env": {"obs_keys": ["img", "agent_pos"], "demo_episodes": 1}}).env
+    path = ensure_dataset(env, progress=False)
+    assert path == tmp_path / "push_t_expert_images.zarr" and not (tmp_path / "push_t_expert.zarr").exists()
+    buffer = ReplayBuffer.open(path)
+    assert buffer.data["img"].dtype == np.uint8 and buffer.data["img"].shape[1:] == (96, 96, 3)
+    assert np.array_equal(buffer.data["agent_pos"], buffer.data["state"][:, :2])
+    assert ensure_dataset(env, progress=False) == path  # found again, not regenerated

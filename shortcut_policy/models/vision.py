@@ -128,7 +128,7 @@ class SpatialSoftmax(nn.Module):
 
     def __init__(self, channels: int, num_kp: int) -> None:
         super().__init__()
-        self.project = nn.Conv2d(channels, num_kp, 1)
+        self.project = nn.Conv2d(channels, num_kp, 1, bias=False)  # a bias would shift a map, which its softmax ignores
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         maps = self.project(features)  # (N, K, H, W)

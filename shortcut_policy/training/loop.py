@@ -38,6 +38,7 @@ from ..checkpoint import (
     unprefixed,
 )
 from ..config import TrainConfig
+from . import distributed
 from .ema import EMA
 from ..utils.io import complete_lines, write_json, write_text
 from .resume import CONFIG_FILE, RESUMES_FILE, RUN_FILES, check_resume, record_resume
@@ -68,7 +69,9 @@ class TrainLoop:
         self.run_dir = Path(run_dir)  # made by the first write (io.atomic_write), so a refusal here leaves nothing
         self.progress = progress
         tc: TrainConfig = config.train
-        self.device = resolve_device(tc.device, "train.device")
+        # under torchrun: this process's rank and device; every rank builds the same initial network
+        # (DDP starts them all from rank 0's anyway), then draws its own batches and noise (setup)
+        self.ranks, self.device = distributed.init(resolve_device(tc.device, "train.device"))
         torch.manual_seed(tc.seed)
         self.rng = np.random.default_rng(tc.seed)
         self.generator = torch.Generator().manual_seed(tc.seed)
@@ -83,10 +86,21 @@ class TrainLoop:
             self.network.parameters(), lr=tc.lr, betas=(0.95, 0.999), weight_decay=tc.weight_decay
         )
         self.step = 0
+        # the loss as one module call: inside DistributedDataParallel under torchrun
+        self.loss_module = distributed.wrap(objective, self.network, self.ranks, self.device)
         if tc.resume and (self.run_dir / TRAIN_STATE_FILE).is_file():
             self.load_train_state()
         elif tc.resume:  # killed before its first checkpoint: the run starts again, from its seed
             print(f"train.resume: no {TRAIN_STATE_FILE} in {self.run_dir} yet: training from step 0")
+        if not self.ranks.main:  # dropout and image crops: each rank its own draws (rank 0's stay a plain run's)
+            self.reseed_rank()
+
+    def reseed_rank(self) -> None:
+        """A rank other than 0 draws from (seed, rank, step): the train state holds rank 0's generators only."""
+        seed = int(np.random.SeedSequence([self.config.train.seed, self.ranks.rank, self.step]).generate_state(1)[0])
+        torch.manual_seed(seed)
+        self.rng = np.random.default_rng(seed)
+        self.generator = torch.Generator().manual_seed(seed)
 
     # ----------------------------------------------------------- task hooks
     def sample_batch(self, split: str, batch_size: int, rng: np.random.Generator) -> tuple[torch.Tensor, Any]:
@@ -120,6 +134,8 @@ class TrainLoop:
 
     # ----------------------------------------------------------------- state
     def save(self) -> None:
+        if not self.ranks.main:  # rank 0 writes; the others hold the same weights
+            return
         if not all(bool(torch.isfinite(p).all()) for p in self.network.parameters()):  # grad_clip=0 checks no gradient
             self.stop_if_not_finite("network weights", math.nan)
         meta = {"step": self.step, **self.artifact_meta()}
@@ -173,7 +189,7 @@ class TrainLoop:
             group["lr"] = lr_at(self.step, tc.lr, tc.warmup_steps, tc.num_steps)
         x1, cond_input = self.sample_batch("train", tc.batch_size, self.rng)
         self.network.train()
-        loss, metrics = self.objective.loss(self.network, x1, cond_input, target_net=self.ema.model, generator=self.generator)
+        loss, metrics = self.loss_module(x1, cond_input, target_net=self.ema.model, generator=self.generator)
         self.stop_if_not_finite("loss", loss.item())
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -222,8 +238,13 @@ class TrainLoop:
 
     def fit(self) -> Path:
         tc: TrainConfig = self.config.train
+        if not self.ranks.main:  # the other ranks only take steps (each one an all-reduce with rank 0's)
+            while self.step < tc.num_steps:
+                self.train_step()
+            return self.run_dir / self.artifact_file
         log_path = self.run_dir / METRICS_FILE
-        print(f"training {self.describe()} on {self.device}")
+        ranks = f", rank 0 of {self.ranks.world_size} (batch {tc.batch_size} per rank)" if self.ranks.active else ""
+        print(f"training {self.describe()} on {self.device}{ranks}")
         if not self.step and not tc.resume:  # a new run (train.overwrite): nothing of the one it replaces stays
             for name in (TRAIN_STATE_FILE, self.artifact_file, RESUMES_FILE):
                 (self.run_dir / name).unlink(missing_ok=True)
@@ -272,8 +293,14 @@ def train_and_evaluate(make_trainer: Callable[[], TrainLoop], config: Any, run_d
     evaluate, say where it all went. A new run never replaces one already in the folder unless
     ``train.overwrite``; a resumed one must keep what it was trained with (``check_resume``)."""
     run_dir = Path(run_dir)
-    print(f"run folder: {run_dir.resolve()}")
     tc: TrainConfig = config.train
+    ranks = distributed.ranks_from_env()
+    if not ranks.main:  # under torchrun: rank 0 holds the folder and writes; this rank trains beside it
+        if tc.resume:
+            check_resume(run_dir, config)
+        make_trainer().fit()
+        return {}
+    print(f"run folder: {run_dir.resolve()}")
     with RunFolder(run_dir) as folder:
         folder.refuse_existing_run(RUN_FILES, tc.resume, tc.overwrite)
         changed = check_resume(run_dir, config) if tc.resume else {}

@@ -24,7 +24,9 @@ from ..models.obs_encoder import check_obs_shapes
 from ..objectives import Objective, build_objective, check_steps
 from ..policy import Policy, save_policy
 from ..evaluation.rollout import check_fits_env
+from . import distributed
 from .loop import TrainLoop, train_and_evaluate
+from ..utils.device import resolve_device
 
 IMAGE_RANGE = (0.0, 255.0)  # uint8 images are scaled by a fixed range, not per-pixel statistics
 
@@ -68,7 +70,8 @@ class Trainer(TrainLoop):
         check_encodable(config)
         super().__init__(config, run_dir, progress)
         tc = config.train
-        self.dataset_path = ensure_dataset(config.env, self.progress)
+        # under torchrun rank 0 makes the demonstrations; the others wait, then find them
+        self.dataset_path = distributed.main_first(lambda: ensure_dataset(config.env, self.progress), self.ranks)
         keys = [*config.env.obs_keys, config.env.action_key]
         self.buffer = ReplayBuffer.open(self.dataset_path, keys=keys)
         actions = self.buffer.data[config.env.action_key]
@@ -84,6 +87,7 @@ class Trainer(TrainLoop):
             action_key=config.env.action_key,
         )
         self.samplers = {"train": SequenceSampler(self.buffer, episodes=train_eps, **window)}
+        self.train_windows = distributed.shard(len(self.samplers["train"]), self.ranks)  # all of them on one rank
         if len(val_eps):
             self.samplers["val"] = SequenceSampler(self.buffer, episodes=val_eps, **window)
         elif tc.val_ratio > 0:
@@ -110,7 +114,8 @@ class Trainer(TrainLoop):
     # ------------------------------------------------------------------ data
     def sample_batch(self, split: str, batch_size: int, rng: np.random.Generator):
         sampler = self.samplers[split]
-        idx = rng.integers(0, len(sampler), size=batch_size)
+        windows = self.train_windows if split == "train" else np.arange(len(sampler))
+        idx = windows[rng.integers(0, len(windows), size=batch_size)]
         obs, actions = to_batch(sampler.sample(idx), self.normalizer, self.config.env.action_key, self.device)
         return actions, obs
 
@@ -168,5 +173,8 @@ class Trainer(TrainLoop):
 
 
 def run(config: RunConfig, run_dir: str | Path, progress: bool = True) -> dict[str, Path]:
-    """Train and evaluate; returns the paths of everything written."""
-    return train_and_evaluate(lambda: Trainer(config, run_dir, progress=progress), config, run_dir)
+    """Train and evaluate; returns the paths of everything written. Under torchrun every rank trains
+    in rank 0's run folder (its default name holds the time, which the ranks may read a second apart)."""
+    ranks, _ = distributed.init(resolve_device(config.train.device, "train.device"))
+    run_dir = Path(distributed.broadcast(str(run_dir)))
+    return train_and_evaluate(lambda: Trainer(config, run_dir, progress=progress and ranks.main), config, run_dir)
