@@ -124,3 +124,16 @@ def test_a_killed_two_rank_run_resumes_under_torchrun(store, tmp_path):
     steps = logged_steps(run_dir)
     assert steps[-1] == end and steps == sorted(set(steps))  # continued, without a step logged twice
     assert load_policy(run_dir).meta["step"] == end
+
+
+def test_a_two_job_sweep_runs_through_the_submitit_local_launcher(store, tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")  # the cluster extra (in the test extra)
+    sweep = tmp_path / "sweep"
+    args = [a for a in train_args(store, tmp_path / "unused", 10) if not a.startswith("run_dir=")]
+    result = command([sys.executable, "-m", "shortcut_policy.train", "-m", "hydra/launcher=submitit_local",
+                      f"hydra.sweep.dir={sweep}", "train.seed=0,1", *args[len(TORCHRUN) + 2:]])
+    assert result.returncode == 0, result.stderr[-3000:]
+    for job, seed in (("0", 0), ("1", 1)):
+        assert json.loads((sweep / job / "config.json").read_text())["train"]["seed"] == seed
+        assert load_policy(sweep / job).meta["step"] == 10
+    assert not (tmp_path / "unused").exists()
