@@ -17,6 +17,7 @@ import torch
 
 from omegaconf.errors import OmegaConfBaseException
 
+from .cuda_graph import GraphedSampler
 from .checkpoint import POLICY_FILE, check_finite, load_tensors, mismatch_detail, prefixed, resolve_checkpoint, save_tensors, unprefixed
 from .config import RunConfig, as_trained, load_config, to_dict
 from .data.normalizer import MinMaxNormalizer
@@ -37,8 +38,14 @@ class Policy:
         obs_shapes: Mapping[str, tuple[int, ...]],
         action_dim: int,
         device: str | torch.device = "cpu",
+        cuda_graph: bool | None = None,
     ) -> None:
         self.device = resolve_device(str(device))
+        if cuda_graph and self.device.type != "cuda":
+            raise ValueError(f"cuda_graph: CUDA graphs need a CUDA device, got device {self.device} (leave cuda_graph unset)")
+        # replanning on a GPU replays a captured CUDA graph per (steps, batch size) (cuda_graph.py); False: eager
+        self.cuda_graph = self.device.type == "cuda" if cuda_graph is None else bool(cuda_graph)
+        self._graphs: dict[tuple[int, int], Any] = {}
         self.network = network.to(self.device).eval().requires_grad_(False)
         self.normalizer = normalizer.to(self.device)
         self.objective = objective
@@ -56,12 +63,14 @@ class Policy:
     # ------------------------------------------------------------------ loading
     @classmethod
     def from_pretrained(
-        cls, path: str | os.PathLike, device: str = "cpu", sampling: Mapping[str, Any] | None = None
+        cls, path: str | os.PathLike, device: str = "cpu", sampling: Mapping[str, Any] | None = None,
+        cuda_graph: bool | None = None,
     ) -> "Policy":
         """Load a ``policy.safetensors`` (or a run folder holding one).
 
         ``sampling`` replaces sampling-only options of the stored objective (``OBJECTIVES[name].sampling_options``,
-        e.g. ``{"timestep_spacing": "leading"}`` for a DDPM checkpoint); the policy's config records them."""
+        e.g. ``{"timestep_spacing": "leading"}`` for a DDPM checkpoint); the policy's config records them.
+        ``cuda_graph``: replan through CUDA graphs (default: on a CUDA device; False turns them off)."""
         file = resolve_checkpoint(path, POLICY_FILE)
         tensors, meta = load_tensors(file)
         missing = [k for k in ("config", "obs_shapes", "action_dim") if k not in meta]
@@ -82,7 +91,7 @@ class Policy:
         except (ValueError, TypeError, KeyError, RuntimeError, AttributeError, OmegaConfBaseException) as err:
             # an edited config no longer matches the weights beside it (load_state_dict's size mismatches)
             raise ValueError(f"checkpoint {file}: its config and weights do not fit together ({mismatch_detail(err)})") from err
-        policy = cls(network, normalizer, objective, config, obs_shapes, meta["action_dim"], device)
+        policy = cls(network, normalizer, objective, config, obs_shapes, meta["action_dim"], device, cuda_graph)
         policy.meta = meta
         return policy
 
@@ -133,17 +142,24 @@ class Policy:
         if validate:
             self.objective.validate_steps(steps)
             obs = self._validate_batch(obs)
-        nobs = {
-            k: self.normalizer.normalize(k, torch.as_tensor(obs[k], device=self.device, dtype=torch.float32))
-            for k in self.obs_keys
-        }
-        cond = self.network.encode(nobs)
-        x = self.objective.sample(
-            self.network, cond, (self.horizon, self.action_dim), steps, generator or self._generator
-        )
-        actions = self.normalizer.unnormalize(self.config.env.action_key, x).cpu().numpy()  # (B, H, A)
+        generator = generator or self._generator
+        nobs = None
+        if self.cuda_graph:
+            batch = len(next(iter(obs.values())))
+            if (steps, batch) not in self._graphs:
+                self._graphs[steps, batch] = GraphedSampler(self, steps, batch)
+            actions = self._graphs[steps, batch].predict(obs, generator).cpu().numpy()  # (B, H, A)
+        else:
+            nobs = {
+                k: self.normalizer.normalize(k, torch.as_tensor(obs[k], device=self.device, dtype=torch.float32))
+                for k in self.obs_keys
+            }
+            x = self.objective.sample(self.network, self.network.encode(nobs), (self.horizon, self.action_dim), steps, generator)
+            actions = self.normalizer.unnormalize(self.config.env.action_key, x).cpu().numpy()  # (B, H, A)
         if not np.isfinite(actions).all():  # never handed to a robot: an observation far outside the training data?
             bad = sorted({int(b) for b in np.nonzero(~np.isfinite(actions))[0]})
+            nobs = nobs or {k: self.normalizer.normalize(k, torch.as_tensor(obs[k], device=self.device, dtype=torch.float32))
+                            for k in self.obs_keys}
             raise FloatingPointError(
                 f"action: the policy computed NaN or inf actions for batch rows {bad}; the observations there "
                 f"(normalized range {_ranges(nobs, bad)}) may lie far outside the training data's [-1, 1]"
@@ -226,6 +242,9 @@ def save_policy(
     return save_tensors(path, tensors, meta)
 
 
-def load_policy(path: str | os.PathLike, device: str = "cpu", sampling: Mapping[str, Any] | None = None) -> Policy:
-    """Load a trained policy from a ``policy.safetensors`` file or a run folder (``sampling``: see ``from_pretrained``)."""
-    return Policy.from_pretrained(path, device, sampling)
+def load_policy(
+    path: str | os.PathLike, device: str = "cpu", sampling: Mapping[str, Any] | None = None, cuda_graph: bool | None = None
+) -> Policy:
+    """Load a trained policy from a ``policy.safetensors`` file or a run folder (``sampling``, ``cuda_graph``:
+    see ``from_pretrained``)."""
+    return Policy.from_pretrained(path, device, sampling, cuda_graph)

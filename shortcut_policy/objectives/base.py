@@ -14,6 +14,7 @@ from typing import Any, Iterator, Protocol
 
 import torch
 
+from .noise import draw_noise
 
 class Denoiser(Protocol):
     """A conditional network over samples ``x`` (B, *shape).
@@ -182,7 +183,7 @@ def euler_sample(
     """Integrate x' = net(x, t, d) from noise at t = 0 to data at t = 1 in ``steps`` Euler steps of
     1/steps; ``d`` is the step size the network is told (1/steps, or 0 where it ignores the step)."""
     b = cond.shape[0]
-    x = torch.randn((b, *shape), generator=generator).to(cond.device)
+    x = draw_noise((b, *shape), generator, cond.device)
     step_size = torch.full((b,), float(d), device=cond.device)
     for i in range(steps):
         t = torch.full((b,), i / steps, device=cond.device)

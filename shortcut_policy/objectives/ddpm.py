@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from .base import Denoiser, broadcast_to, is_step_count
+from .noise import draw_noise
 
 SPACINGS = ("leading", "trailing")
 MAX_BETA = 0.999  # the cosine schedule's cap on beta (diffusers' default for squaredcos_cap_v2)
@@ -131,7 +132,7 @@ class DDPMObjective:
         self.validate_steps(steps)
         steps = int(steps)  # a NumPy unsigned integer would wrap below zero in k - T // steps
         b, device = cond.shape[0], cond.device
-        x = torch.randn((b, *shape), generator=generator).to(device)
+        x = draw_noise((b, *shape), generator, device)
         d = torch.zeros(b, device=device)
         ddpm = steps == self.T
         timesteps = list(reversed(range(self.T))) if ddpm else self.ddim_timesteps(steps)
@@ -161,5 +162,5 @@ class DDPMObjective:
         if prev < 0:
             return mean
         variance = max((1 - abar_prev) / (1 - abar) * beta, 1e-20)
-        noise = torch.randn(x.shape, generator=generator).to(x.device)
+        noise = draw_noise(tuple(x.shape), generator, x.device)
         return mean + math.sqrt(variance) * noise

@@ -1,0 +1,63 @@
+"""A GPU fast path for acting: one replanning call (normalize -> encode -> sample -> unnormalize) captured
+in a CUDA graph and replayed.
+
+A small policy network at batch 1 is bound by kernel launches, not by arithmetic: eager PyTorch on a
+GPU spends as long launching a step's few hundred small kernels as two CPU cores spend computing them.
+A CUDA graph records the launches once and replays them as one. Its inputs and outputs live at fixed
+addresses: observations are copied into static buffers, the sampler's noise comes from a
+:class:`NoiseTape` refilled with the eager draws' numbers, and the actions are read from a static
+output. So the graph's actions equal the eager path's for the same generator, to float rounding.
+One graph per (step budget, batch size), captured when first asked for.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from .objectives.noise import NoiseTape, noise_from
+
+WARMUP_PASSES = 3  # eager passes on a side stream before capture, as CUDA graph capture requires
+
+
+class GraphedSampler:
+    """``predict(obs, generator)``: (B, horizon, A) unnormalized actions for raw observation histories
+    ``obs[key]`` (B, n_obs_steps, *shape), from the captured graph of ``policy`` at ``steps`` steps."""
+
+    def __init__(self, policy: Any, steps: int, batch_size: int) -> None:
+        if policy.device.type != "cuda":
+            raise ValueError(f"cuda_graph: a CUDA graph needs a policy on a CUDA device, got {policy.device}")
+        self.policy, self.steps = policy, steps
+        self.inputs = {
+            k: torch.zeros((batch_size, policy.n_obs_steps, *policy.obs_shapes[k]), device=policy.device)
+            for k in policy.obs_keys
+        }
+        self.tape = NoiseTape()
+        side = torch.cuda.Stream(policy.device)
+        side.wait_stream(torch.cuda.current_stream(policy.device))
+        with torch.inference_mode(), torch.cuda.stream(side), noise_from(self.tape):
+            self._pass()  # learns the noise draws' shapes
+            self.tape.freeze(policy.device)
+            for _ in range(WARMUP_PASSES):
+                self.tape.rewind()
+                self._pass()
+        torch.cuda.current_stream(policy.device).wait_stream(side)
+        self.graph = torch.cuda.CUDAGraph()
+        self.tape.rewind()
+        with torch.inference_mode(), torch.cuda.graph(self.graph), noise_from(self.tape):
+            self.output = self._pass()
+
+    def _pass(self) -> torch.Tensor:
+        policy = self.policy
+        nobs = {k: policy.normalizer.normalize(k, v) for k, v in self.inputs.items()}
+        x = policy.objective.sample(policy.network, policy.network.encode(nobs), (policy.horizon, policy.action_dim), self.steps)
+        return policy.normalizer.unnormalize(policy.config.env.action_key, x)
+
+    def predict(self, obs: Mapping[str, np.ndarray], generator: torch.Generator | None) -> torch.Tensor:
+        for key, buffer in self.inputs.items():
+            buffer.copy_(torch.as_tensor(obs[key], dtype=torch.float32))
+        self.tape.refill(generator)
+        self.graph.replay()
+        return self.output
