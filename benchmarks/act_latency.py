@@ -3,6 +3,7 @@
     python benchmarks/act_latency.py [--checkpoint outputs/.../policy.safetensors] [--calls 300]
     python benchmarks/act_latency.py --objective ddpm --steps 1 100 --out docs/results/act_latency_ddpm.json
     python benchmarks/act_latency.py --device cuda --objective ddpm --steps 1 100 --out ...   # on a GPU
+    python benchmarks/act_latency.py --device cuda --cuda-graph off --out ...                 # the eager path there
 
 Without a checkpoint it builds the default policy (env=push_t, policy=unet) with random weights:
 latency does not depend on the weights. Reports, per step budget, the median and p95 of
@@ -34,14 +35,14 @@ from shortcut_policy.utils.device import describe_device
 RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results" / "act_latency.json"
 
 
-def default_policy(objective_name: str = "shortcut", device: str = "cpu") -> Policy:
+def default_policy(objective_name: str = "shortcut", device: str = "cpu", cuda_graph: bool | None = None) -> Policy:
     config = load_config({"objective": {"name": objective_name}})
     objective = build_objective(config.objective)
     shapes = {"keypoint": (18,)}
     network = build_network(config.policy, shapes, 2)
     rng = np.random.default_rng(0)
     normalizer = MinMaxNormalizer.fit({"keypoint": rng.uniform(0, 512, (64, 18)), "action": rng.uniform(0, 512, (64, 2))})
-    return Policy(network, normalizer, objective, config, shapes, 2, device)
+    return Policy(network, normalizer, objective, config, shapes, 2, device, cuda_graph)
 
 
 def timed(fn, n: int, warmup: int = 20) -> np.ndarray:
@@ -78,11 +79,15 @@ def main() -> None:
     parser.add_argument("--objective", default="shortcut", help="objective of the random default policy (ignored with --checkpoint)")
     parser.add_argument("--steps", type=int, nargs="+", default=[1, 128])
     parser.add_argument("--device", default="cpu", help="cpu or cuda (timings on cuda synchronize after each call)")
+    parser.add_argument("--cuda-graph", choices=["auto", "on", "off"], default="auto",
+                        help="replan through CUDA graphs (auto: on a CUDA device) or eagerly")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args()
 
     device = torch.device(args.device)
-    policy = load_policy(args.checkpoint, args.device) if args.checkpoint else default_policy(args.objective, args.device)
+    graph = {"auto": None, "on": True, "off": False}[args.cuda_graph]
+    policy = (load_policy(args.checkpoint, args.device, cuda_graph=graph) if args.checkpoint
+              else default_policy(args.objective, args.device, graph))
     rng = np.random.default_rng(0)
     frames = [{k: rng.uniform(100, 400, policy.obs_shapes[k]) for k in policy.obs_keys} for _ in range(64)]
 
@@ -136,6 +141,7 @@ def main() -> None:
         "policy": args.checkpoint or f"default config, {args.objective}, random weights",
         "params_M": sum(p.numel() for p in net.parameters()) / 1e6,
         "device": describe_device(device),
+        "cuda_graph": policy.cuda_graph,
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "machine": platform.processor() or platform.machine(),

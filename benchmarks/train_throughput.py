@@ -1,7 +1,7 @@
 """Training throughput per objective on the same network: what the self-consistency targets cost.
 
     python benchmarks/train_throughput.py [--policy unet] [--batch-size 128 [256 ...]] [--sc-fraction 0.25]
-                                          [--threads 1] [--steps 30] [--repeats 7] [--device cuda]
+                                          [--threads 1] [--steps 30] [--repeats 7] [--device cuda] [--bf16] [--compile]
 
 Each objective runs the full training step (loss, backward, AdamW, EMA update) on the network of
 one policy config (``configs/policy/<name>.yaml``) and one fixed batch. Within a round every
@@ -58,7 +58,7 @@ def make_batch(policy: PolicyConfig, batch_size: int, device: str) -> tuple[dict
 
 
 def make_workloads(
-    policy: PolicyConfig, batch_size: int, device: str, sc_fraction: float
+    policy: PolicyConfig, batch_size: int, device: str, sc_fraction: float, bf16: bool = False, compile_net: bool = False
 ) -> tuple[dict[str, Callable[[], None]], int, int]:
     """Training steps per objective, plus the shortcut breakdown; returns (workloads, n_sc, n_params)."""
     obs, x1 = make_batch(policy, batch_size, device)
@@ -70,11 +70,14 @@ def make_workloads(
         torch.manual_seed(0)
         net = nets[name] = build_network(policy, {"keypoint": (OBS_DIM,)}, ACTION_DIM).to(device)
         ema = EMA(net)
+        if compile_net:  # the denoiser, called once or more per step (MeanFlow's jvp of it falls back to eager)
+            net.denoiser = torch.compile(net.denoiser)
         opt = torch.optim.AdamW(net.parameters(), lr=1e-4)
         gen = torch.Generator().manual_seed(0)
 
         def step(objective=objective, net=net, ema=ema, opt=opt, gen=gen) -> None:
-            loss, _ = objective.loss(net, x1, obs, target_net=ema.model, generator=gen)
+            with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=bf16):
+                loss, _ = objective.loss(net, x1, obs, target_net=ema.model, generator=gen)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -170,6 +173,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: torch's, all cores); 1 is what each run gets in compare jobs=<cores>")
+    parser.add_argument("--bf16", action="store_true", help="the loss under bf16 autocast (weights and optimiser in fp32)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the denoiser")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args()
     for field in ("steps", "repeats"):
@@ -192,7 +197,7 @@ def main() -> None:
     batches = []
     n_params = 0
     for batch_size in args.batch_size:
-        workloads, n_sc, n_params = make_workloads(policy, batch_size, args.device, args.sc_fraction)
+        workloads, n_sc, n_params = make_workloads(policy, batch_size, args.device, args.sc_fraction, args.bf16, args.compile)
         print(f"batch {batch_size}: {args.repeats} rounds x {args.steps} calls of {len(workloads)} workloads ...", flush=True)
         batches.append(summarize(measure(workloads, args.steps, args.repeats, args.device), batch_size, n_sc))
 
@@ -202,6 +207,8 @@ def main() -> None:
         "sc_fraction": args.sc_fraction,
         "params_M": n_params / 1e6,
         "device": describe_device(args.device),
+        "bf16_autocast": args.bf16,
+        "compiled": args.compile,
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "machine": platform.processor() or platform.machine(),
