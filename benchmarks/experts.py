@@ -25,15 +25,9 @@ from tqdm import tqdm
 from shortcut_policy.envs import get_env_spec
 from shortcut_policy.evaluation.stats import wilson_interval
 from shortcut_policy.utils.io import write_json
+from shortcut_policy.utils.device import cpu_model
 
 RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results"
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown"
 
 
 def run_task(env_name: str, task: str, episodes: int, seed: int, within: int) -> dict:

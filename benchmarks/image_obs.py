@@ -18,7 +18,6 @@ docs/results/image_obs/throughput.json).
 from __future__ import annotations
 
 import argparse
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -31,7 +30,7 @@ from shortcut_policy.config import load_config
 from shortcut_policy.data import ReplayBuffer
 from shortcut_policy.policy import Policy
 from shortcut_policy.training.trainer import Trainer
-from shortcut_policy.utils.device import describe_device
+from shortcut_policy.utils.device import cpu_model, describe_device
 from shortcut_policy.utils.io import write_json
 from shortcut_policy.utils.paths import config_dir
 
@@ -108,7 +107,7 @@ def main() -> None:
     result = {
         "command": "python benchmarks/image_obs.py " + " ".join(args.overrides),
         "date": time.strftime("%Y-%m-%d"),
-        "machine": {"device": describe_device(trainer.device), "cpu": platform.processor() or platform.machine(),
+        "machine": {"device": describe_device(trainer.device), "cpu": cpu_model(),
                     "threads": torch.get_num_threads(), "torch": torch.__version__},
         "obs_keys": list(config.env.obs_keys), "obs_shapes": {k: list(v) for k, v in trainer.obs_shapes.items()},
         "vision": dict(cfg.policy.vision), "batch_size": batch, "objective": config.objective["name"],

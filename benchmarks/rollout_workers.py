@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import platform
 import time
 from pathlib import Path
 
@@ -25,19 +24,9 @@ from shortcut_policy.evaluation.rollout import rollout
 from shortcut_policy.objectives import check_steps
 from shortcut_policy.policy import load_policy
 from shortcut_policy.utils.io import write_json
+from shortcut_policy.utils.device import cpu_model
 
 RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results" / "rollout_workers.json"
-
-
-def cpu_model() -> str:
-    """The CPU's model name (Linux), else what ``platform`` knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main() -> None:

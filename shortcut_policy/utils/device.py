@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import platform
+from pathlib import Path
+
 import torch
 
 
@@ -26,3 +29,14 @@ def describe_device(device: str | torch.device) -> str:
     """The device as reports name it: ``cpu``, or ``cuda (NVIDIA H100 ...)`` with the card's name."""
     device = resolve_device(str(device))
     return f"cuda ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else str(device)
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux), else what ``platform`` knows: training results move with it."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
