@@ -24,8 +24,8 @@ HERE = Path(__file__).resolve().parent
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
 
 
-def command(args: list[str], timeout: float = 300) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+def command(args: list[str], timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
     return subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=env, cwd=HERE.parent)
 
 
@@ -72,10 +72,14 @@ def logged_steps(run_dir: Path) -> list[int]:
     return [json.loads(line)["step"] for line in path.read_text().splitlines()] if path.exists() else []
 
 
-def test_a_two_rank_run_writes_one_checkpoint_that_acts(store, tmp_path):
+def test_a_two_rank_run_writes_one_checkpoint_that_acts(tmp_path):
+    """Rank 0 makes the demonstrations while the other waits, then both train from them."""
     run_dir = tmp_path / "run"
-    result = command(train_args(store, run_dir, 20))
+    args = [a for a in train_args(Path("unused"), run_dir, 20) if not a.startswith("env.dataset=")]
+    result = command([*args, "env.demo_episodes=2"], env={"SHORTCUT_POLICY_DATA": str(tmp_path / "data")})
     assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("generating 2 expert episodes") == 1 and (tmp_path / "data" / "push_t_expert.zarr").is_dir()
+    assert result.stdout.count("using demonstrations at") == 1  # the other rank found rank 0's
     assert "rank 0 of 2 (batch 8 per rank)" in result.stdout
     assert logged_steps(run_dir) == [5, 10, 15, 20]  # one writer
     assert sorted(p.name for p in run_dir.iterdir() if not p.name.startswith(".")) == [
