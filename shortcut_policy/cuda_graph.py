@@ -7,7 +7,7 @@ A CUDA graph records the launches once and replays them as one. Its inputs and o
 addresses: observations are copied into static buffers, the sampler's noise comes from a
 :class:`NoiseTape` refilled with the eager draws' numbers, and the actions are read from a static
 output. So the graph's actions equal the eager path's for the same generator, to float rounding.
-One graph per (step budget, batch size), captured when first asked for.
+One graph per (step budget, batch size), captured when first asked for; the policy asks at batch 1.
 """
 
 from __future__ import annotations
@@ -35,6 +35,11 @@ class GraphedSampler:
             for k in policy.obs_keys
         }
         self.tape = NoiseTape()
+        with torch.cuda.device(policy.device):  # the streams and the capture on the policy's GPU, whichever is current
+            self._capture()
+
+    def _capture(self) -> None:
+        policy = self.policy
         side = torch.cuda.Stream(policy.device)
         side.wait_stream(torch.cuda.current_stream(policy.device))
         with torch.inference_mode(), torch.cuda.stream(side), noise_from(self.tape):
@@ -59,5 +64,6 @@ class GraphedSampler:
         for key, buffer in self.inputs.items():
             buffer.copy_(torch.as_tensor(obs[key], dtype=torch.float32))
         self.tape.refill(generator)
-        self.graph.replay()
+        with torch.cuda.device(self.policy.device):
+            self.graph.replay()
         return self.output

@@ -43,7 +43,7 @@ class Policy:
         self.device = resolve_device(str(device))
         if cuda_graph and self.device.type != "cuda":
             raise ValueError(f"cuda_graph: CUDA graphs need a CUDA device, got device {self.device} (leave cuda_graph unset)")
-        # replanning on a GPU replays a captured CUDA graph per (steps, batch size) (cuda_graph.py); False: eager
+        # replanning at batch 1 on a GPU replays a CUDA graph captured per step budget (cuda_graph.py); False: eager
         self.cuda_graph = self.device.type == "cuda" if cuda_graph is None else bool(cuda_graph)
         self._graphs: dict[tuple[int, int], Any] = {}
         self.network = network.to(self.device).eval().requires_grad_(False)
@@ -144,8 +144,9 @@ class Policy:
             obs = self._validate_batch(obs)
         generator = generator or self._generator
         nobs = None
-        if self.cuda_graph:
-            batch = len(next(iter(obs.values())))
+        batch = len(next(iter(obs.values())))
+        if self.cuda_graph and batch == 1:  # a robot's replanning call; batched evaluation (its batch shrinks
+            # as episodes end, each size would be a capture) runs eagerly
             if (steps, batch) not in self._graphs:
                 self._graphs[steps, batch] = GraphedSampler(self, steps, batch)
             actions = self._graphs[steps, batch].predict(obs, generator).cpu().numpy()  # (B, H, A)

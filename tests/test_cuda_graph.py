@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 import torch
 
+from shortcut_policy.config import load_config
+from shortcut_policy.models.network import build_network
 from shortcut_policy.objectives import OBJECTIVES, build_objective
 from shortcut_policy.objectives.noise import NoiseTape, draw_noise, noise_from
 from shortcut_policy.policy import Policy
@@ -59,14 +61,23 @@ def test_a_cuda_graph_needs_a_cuda_device():
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-@pytest.mark.parametrize("name, steps", [("shortcut", 1), ("meanflow", 2), ("ddpm", 100), ("ddpm", 4)])
-def test_the_graph_gives_the_eager_actions(name, steps):
+@pytest.mark.parametrize("name, steps, backbone", [("shortcut", 1, "unet"), ("meanflow", 2, "unet"), ("ddpm", 100, "unet"),
+                                                   ("ddpm", 4, "unet"), ("shortcut", 1, "adaln"), ("shortcut", 1, "cross_attention")])
+def test_the_graph_gives_the_eager_actions(name, steps, backbone):
     cpu = make_policy(objective=name)
+    if backbone != "unet":
+        torch.manual_seed(0)
+        config = load_config({"policy": {"backbone": "transformer", "transformer": {"conditioning": backbone}},
+                              "objective": {"name": name}})
+        cpu = Policy(build_network(config.policy, cpu.obs_shapes, ACTION_DIM), cpu.normalizer, cpu.objective, config,
+                     cpu.obs_shapes, ACTION_DIM)
     args = (cpu.network, cpu.normalizer, cpu.objective, cpu.config, cpu.obs_shapes, ACTION_DIM, "cuda")
     graphed, eager = Policy(*args, cuda_graph=True), Policy(*args, cuda_graph=False)
-    obs = {"keypoint": np.random.default_rng(0).uniform(0, 512, (3, 2, OBS_DIM))}
+    rng = np.random.default_rng(0)
     for seed in (0, 1):  # the second call replays the graph captured by the first
+        obs = {"keypoint": rng.uniform(0, 512, (1, 2, OBS_DIM))}
         a = graphed.predict_chunk(obs, steps, full=True, generator=torch.Generator().manual_seed(seed))
         b = eager.predict_chunk(obs, steps, full=True, generator=torch.Generator().manual_seed(seed))
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-3)
-    assert list(graphed._graphs) == [(steps, 3)]
+    graphed.predict_chunk({"keypoint": rng.uniform(0, 512, (3, 2, OBS_DIM))}, steps)  # batched: eager
+    assert list(graphed._graphs) == [(steps, 1)]

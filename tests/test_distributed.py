@@ -45,6 +45,18 @@ def test_rank_shards_cover_the_windows_once():
     shards = [distributed.shard(10, distributed.Ranks(rank, 3)) for rank in range(3)]
     assert sorted(np.concatenate(shards).tolist()) == list(range(10))
     assert distributed.shard(10, distributed.Ranks()).tolist() == list(range(10))
+    with pytest.raises(ValueError, match=r"torchrun: 4 ranks need at least as many training windows, the store has 3"):
+        distributed.shard(3, distributed.Ranks(0, 4))
+
+
+def test_the_image_trainer_refuses_torchrun(monkeypatch, tmp_path):
+    from shortcut_policy.config import ImageRunConfig
+    from shortcut_policy.image.trainer import run_image
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ValueError, match=r"torchrun: the image \(DiT\) trainer trains in one process, got WORLD_SIZE=2"):
+        run_image(ImageRunConfig(), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize("bad, match", [({"WORLD_SIZE": "two"}, r"WORLD_SIZE: expected an integer \(torchrun sets it\), got 'two'"),

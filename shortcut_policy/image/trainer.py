@@ -27,6 +27,7 @@ from .dit import DiT
 from ..objectives import Objective, build_objective, check_steps
 from ..objectives.base import GuidanceConfig
 from ..training.loop import TrainLoop, train_and_evaluate
+from ..training import distributed
 
 
 
@@ -200,4 +201,7 @@ def report_footer(report: dict[str, Any]) -> str:
 
 def run_image(config: ImageRunConfig, run_dir: str | Path, progress: bool = True) -> dict[str, Path]:
     """Train (or resume) and evaluate one image model; returns the paths of everything written."""
+    world = distributed.ranks_from_env().world_size
+    if world > 1:  # its data is not sharded nor its run folder shared across ranks: one process only
+        raise ValueError(f"torchrun: the image (DiT) trainer trains in one process, got WORLD_SIZE={world}")
     return train_and_evaluate(lambda: ImageTrainer(config, run_dir, progress=progress), config, run_dir)

@@ -113,5 +113,6 @@ class TransformerDenoiser(nn.Module):
         tokens = torch.cat([self.time(t)[:, None], self.step(d)[:, None], frames], dim=1) + self.cond_pos
         memory = self.cond_encoder(tokens)  # (B, 2 + To, D)
         h = self.action_in(x) + self.action_pos  # (B, H, D)
-        h = self.decoder(h, memory, tgt_mask=self.causal_mask)
+        # said, not detected: torch would compare the mask on the device, a sync a CUDA graph cannot record
+        h = self.decoder(h, memory, tgt_mask=self.causal_mask, tgt_is_causal=self.causal_mask is not None)
         return self.head(self.norm(h))  # (B, H, A)

@@ -12,6 +12,7 @@ evaluation. Without torchrun (no ``WORLD_SIZE``, or 1) nothing here changes a ru
 
 from __future__ import annotations
 
+import datetime
 import os
 from dataclasses import dataclass
 from typing import Any, Callable, TypeVar
@@ -22,6 +23,9 @@ import torch.distributed as dist
 from torch import nn
 
 T = TypeVar("T")
+# how long a rank waits in a collective: the others wait for rank 0's demonstrations and periodic
+# evaluations, which can take far longer than torch's default (10 min for NCCL)
+COLLECTIVE_TIMEOUT = datetime.timedelta(hours=3)
 
 
 @dataclass(frozen=True)
@@ -65,7 +69,7 @@ def init(device: torch.device) -> tuple[Ranks, torch.device]:
         device = torch.device("cuda", ranks.local_rank)
         torch.cuda.set_device(device)
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=COLLECTIVE_TIMEOUT)
     return ranks, device
 
 
@@ -96,7 +100,17 @@ def broadcast(value: T) -> T:
 
 def shard(n: int, ranks: Ranks) -> np.ndarray:
     """The indices of ``n`` training windows this rank draws its batches from: every world_size-th one."""
+    if n < ranks.world_size:
+        raise ValueError(f"torchrun: {ranks.world_size} ranks need at least as many training windows, the store has {n}")
     return np.arange(ranks.rank, n, ranks.world_size)
+
+
+def check_same_step(step: int, ranks: Ranks) -> None:
+    """Refuse ranks that resumed from different train states (no shared disk, a stale copy): their step
+    counts would differ and the job would hang in an all-reduce."""
+    if ranks.active and broadcast(step) != step:
+        raise RuntimeError(f"train.resume: rank {ranks.rank} resumed at step {step}, rank 0 at another; every rank "
+                           "must read the same train state (a run folder on a disk they share)")
 
 
 class LossModule(nn.Module):

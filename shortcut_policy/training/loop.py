@@ -92,6 +92,7 @@ class TrainLoop:
             self.load_train_state()
         elif tc.resume:  # killed before its first checkpoint: the run starts again, from its seed
             print(f"train.resume: no {TRAIN_STATE_FILE} in {self.run_dir} yet: training from step 0")
+        distributed.check_same_step(self.step, self.ranks)
         if not self.ranks.main:  # dropout and image crops: each rank its own draws (rank 0's stay a plain run's)
             self.reseed_rank()
 

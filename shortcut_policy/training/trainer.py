@@ -177,4 +177,6 @@ def run(config: RunConfig, run_dir: str | Path, progress: bool = True) -> dict[s
     in rank 0's run folder (its default name holds the time, which the ranks may read a second apart)."""
     ranks, _ = distributed.init(resolve_device(config.train.device, "train.device"))
     run_dir = Path(distributed.broadcast(str(run_dir)))
-    return train_and_evaluate(lambda: Trainer(config, run_dir, progress=progress and ranks.main), config, run_dir)
+    paths = train_and_evaluate(lambda: Trainer(config, run_dir, progress=progress and ranks.main), config, run_dir)
+    distributed.close()
+    return paths
