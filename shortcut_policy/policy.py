@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -148,7 +149,13 @@ class Policy:
         if self.cuda_graph and batch == 1:  # a robot's replanning call; batched evaluation (its batch shrinks
             # as episodes end, each size would be a capture) runs eagerly
             if (steps, batch) not in self._graphs:
-                self._graphs[steps, batch] = GraphedSampler(self, steps, batch)
+                try:
+                    self._graphs[steps, batch] = GraphedSampler(self, steps, batch)
+                except RuntimeError as err:  # a network whose forward cannot be recorded: act eagerly
+                    warnings.warn(f"cuda_graph: capturing the sampler failed ({err}); acting eagerly from now on "
+                                  "(cuda_graph=False says so up front)")
+                    self.cuda_graph = False
+        if self.cuda_graph and batch == 1:
             actions = self._graphs[steps, batch].predict(obs, generator).cpu().numpy()  # (B, H, A)
         else:
             nobs = {
