@@ -55,10 +55,7 @@ class GraphedSampler:
             self.output = self._pass()
 
     def _pass(self) -> torch.Tensor:
-        policy = self.policy
-        nobs = {k: policy.normalizer.normalize(k, v) for k, v in self.inputs.items()}
-        x = policy.objective.sample(policy.network, policy.network.encode(nobs), (policy.horizon, policy.action_dim), self.steps)
-        return policy.normalizer.unnormalize(policy.config.env.action_key, x)
+        return self.policy.chunk(self.inputs, self.steps, None)  # the noise comes from the tape
 
     def predict(self, obs: Mapping[str, np.ndarray], generator: torch.Generator | None) -> torch.Tensor:
         for key, buffer in self.inputs.items():

@@ -144,30 +144,14 @@ class Policy:
             self.objective.validate_steps(steps)
             obs = self._validate_batch(obs)
         generator = generator or self._generator
-        nobs = None
-        batch = len(next(iter(obs.values())))
-        if self.cuda_graph and batch == 1:  # a robot's replanning call; batched evaluation (its batch shrinks
-            # as episodes end, each size would be a capture) runs eagerly
-            if (steps, batch) not in self._graphs:
-                try:
-                    self._graphs[steps, batch] = GraphedSampler(self, steps, batch)
-                except RuntimeError as err:  # a network whose forward cannot be recorded: act eagerly
-                    warnings.warn(f"cuda_graph: capturing the sampler failed ({err}); acting eagerly from now on "
-                                  "(cuda_graph=False says so up front)")
-                    self.cuda_graph = False
-        if self.cuda_graph and batch == 1:
-            actions = self._graphs[steps, batch].predict(obs, generator).cpu().numpy()  # (B, H, A)
+        graph = self._graph(steps, len(next(iter(obs.values()))))
+        if graph is not None:
+            actions = graph.predict(obs, generator).cpu().numpy()  # (B, H, A)
         else:
-            nobs = {
-                k: self.normalizer.normalize(k, torch.as_tensor(obs[k], device=self.device, dtype=torch.float32))
-                for k in self.obs_keys
-            }
-            x = self.objective.sample(self.network, self.network.encode(nobs), (self.horizon, self.action_dim), steps, generator)
-            actions = self.normalizer.unnormalize(self.config.env.action_key, x).cpu().numpy()  # (B, H, A)
+            actions = self.chunk(self._as_tensors(obs), steps, generator).cpu().numpy()  # (B, H, A)
         if not np.isfinite(actions).all():  # never handed to a robot: an observation far outside the training data?
             bad = sorted({int(b) for b in np.nonzero(~np.isfinite(actions))[0]})
-            nobs = nobs or {k: self.normalizer.normalize(k, torch.as_tensor(obs[k], device=self.device, dtype=torch.float32))
-                            for k in self.obs_keys}
+            nobs = {k: self.normalizer.normalize(k, v) for k, v in self._as_tensors(obs).items()}
             raise FloatingPointError(
                 f"action: the policy computed NaN or inf actions for batch rows {bad}; the observations there "
                 f"(normalized range {_ranges(nobs, bad)}) may lie far outside the training data's [-1, 1]"
@@ -176,6 +160,32 @@ class Policy:
             return actions
         start = self.n_obs_steps - 1
         return actions[:, start : start + self.n_action_steps]
+
+    def chunk(self, obs: Mapping[str, torch.Tensor], steps: int, generator: torch.Generator | None) -> torch.Tensor:
+        """Raw observation histories (B, n_obs_steps, *shape) on the device -> the whole chunk (B, horizon, A)
+        in action units: normalize, encode once, sample, unnormalize (what a CUDA graph records too)."""
+        nobs = {k: self.normalizer.normalize(k, obs[k]) for k in self.obs_keys}
+        x = self.objective.sample(self.network, self.network.encode(nobs), (self.horizon, self.action_dim), steps, generator)
+        return self.normalizer.unnormalize(self.config.env.action_key, x)
+
+    def _as_tensors(self, obs: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+        return {k: torch.as_tensor(obs[k], device=self.device, dtype=torch.float32) for k in self.obs_keys}
+
+    def _graph(self, steps: int, batch: int) -> GraphedSampler | None:
+        """The CUDA graph of a batch-1 replanning call at ``steps`` (captured on first use), or None: the
+        eager path (no graphs, or a batched call: a rollout's batch shrinks as episodes end, and each
+        size would be another capture)."""
+        if not self.cuda_graph or batch != 1:
+            return None
+        if (steps, batch) not in self._graphs:
+            try:
+                self._graphs[steps, batch] = GraphedSampler(self, steps, batch)
+            except RuntimeError as err:  # a network whose forward cannot be recorded: act eagerly
+                warnings.warn(f"cuda_graph: capturing the sampler failed ({err}); acting eagerly from now on "
+                              "(cuda_graph=False says so up front)")
+                self.cuda_graph = False
+                return None
+        return self._graphs[steps, batch]
 
     # ------------------------------------------------------------- validation
     def _validate_obs(self, obs: Mapping[str, Any] | np.ndarray) -> dict[str, np.ndarray]:

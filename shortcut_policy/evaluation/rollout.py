@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from ..envs import EnvSpec, resolve_env
 from .env_pool import EnvPool
+from ..models.obs_encoder import is_image
 
 
 @dataclass
@@ -78,7 +79,7 @@ def rollout(
     kwargs = [{"obs_keys": list(policy.obs_keys), **({"render_size": video_size} if i < n_videos else {})} for i in range(n)]
     results = [EpisodeResult(seed=int(s), score=-math.inf, success=False, length=0) for s in seeds]
     filmed = list(range(min(n_videos, n)))
-    cameras = [k for k in policy.obs_keys if len(policy.obs_shapes[k]) == 3]  # what the policy sees, filmed beside the env
+    cameras = [k for k in policy.obs_keys if is_image(policy.obs_shapes[k])]  # what the policy sees, filmed beside the env
     with EnvPool(spec.make, kwargs, spec.rollout_workers if workers is None else workers) as envs:
         first = envs.reset({i: s for i, s in enumerate(seeds)})
         histories = [[first[i]] * policy.n_obs_steps for i in range(n)]  # pad the start by repeating the first frame
