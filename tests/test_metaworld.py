@@ -82,6 +82,38 @@ def test_the_camera_observation_is_the_videos_view_and_the_hand_the_states_start
     assert "corner_image" not in make_env("metaworld", task="reach-v3").reset(seed=0)[0]  # rendered only when asked
 
 
+def test_the_camera_image_is_right_side_up_and_not_mirrored():
+    """Paint the hand green: its pixels sit where the corner camera's pinhole projection of the hand falls,
+    turned half a turn (a rotation of the camera's view, not a mirror), and a point above the hand lands
+    higher in the image (the world's up is up)."""
+    env = make_env("metaworld", task="button-press-topdown-v3", obs_keys=["corner_image"])
+    sim = env.unwrapped._sim
+    model, hand = sim.model, sim.model.body("hand").id
+
+    def on_hand(body: int) -> bool:
+        while body not in (0, hand):
+            body = model.body_parentid[body]
+        return body == hand
+
+    model.geom_rgba[[g for g in range(model.ngeom) if on_hand(model.geom_bodyid[g])]] = (0, 1, 0, 1)
+    image = env.reset(seed=0)[0]["corner_image"].astype(int)
+    rows, cols = np.nonzero((image[..., 1] > 2 * image[..., 0] + 20) & (image[..., 1] > 2 * image[..., 2] + 20))
+    camera = model.camera("corner").id
+    rotation, position = sim.data.cam_xmat[camera].reshape(3, 3), sim.data.cam_xpos[camera]
+    side = image.shape[0]
+    focal = side / 2 / np.tan(np.radians(model.cam_fovy[camera]) / 2)
+
+    def pixel(point: np.ndarray) -> np.ndarray:  # (row, col) in the camera's own view: x right, y up, looking down -z
+        x, y, z = rotation.T @ (point - position)
+        return np.array([(side - 1) / 2 - focal * y / -z, (side - 1) / 2 + focal * x / -z])
+
+    hand_at = side - 1 - pixel(sim.data.xpos[hand])  # the view turned half a turn
+    assert len(rows) >= 5 and np.abs(np.array([rows.mean(), cols.mean()]) - hand_at).max() < 2.0
+    above = side - 1 - pixel(sim.data.xpos[hand] + np.array([0.0, 0.0, 0.2]))
+    assert above[0] < hand_at[0] - 5
+    env.close()
+
+
 def test_noisy_demonstrations_record_the_experts_own_actions(tmp_path):
     spec = get_env_spec("metaworld").configure("reach-v3")
     path = generate_demos(spec, episodes=2, seed=100_000, out=tmp_path / "noisy.zarr", progress=False, noise=0.3)

@@ -304,7 +304,7 @@ def test_unencodable_images_and_unwritable_folders_are_refused_before_any_demo(t
     monkeypatch.setenv("SHORTCUT_POLICY_DATA", str(tmp_path / "datasets"))
     started = time.perf_counter()
     config = load_config({"env": {"obs_keys": ["img"]}, "policy": {"vision": {"crop_ratio": 0.05}}, "run_dir": str(tmp_path / "run")})
-    with pytest.raises(ValueError, match=r"obs_keys: 'img' is 96x96; expected crops \(policy.vision.crop_ratio=0.05\) of at least 8 pixels"):
+    with pytest.raises(ValueError, match=r"obs_keys: 'img' is 96x96, cropped to 5x5 \(policy.vision.crop_ratio=0.05\); policy.vision.encoder='small' makes a 1x1 map"):
         run(config, tmp_path / "run", progress=False)
     assert not (tmp_path / "datasets").exists() and not (tmp_path / "run").exists()
     (tmp_path / "file").write_text("not a folder")

@@ -33,16 +33,30 @@ def test_image_encoder_maps_frames_to_features(encoder):
     assert keypoints.shape == (3, 16) and keypoints.abs().max() <= 1
 
 
-@pytest.mark.parametrize("row, col", [(2, 13), (10, 3), (0, 0), (15, 15)])
-def test_spatial_softmax_keypoint_lands_on_the_bright_spot(row, col):
+@pytest.mark.parametrize("height, width, row, col", [(16, 16, 2, 13), (16, 16, 10, 3), (16, 16, 0, 0), (16, 16, 15, 15), (6, 10, 1, 8)])
+def test_spatial_softmax_keypoint_lands_on_the_bright_spot(height, width, row, col):
     pool = SpatialSoftmax(channels=1, num_kp=1)
     with torch.no_grad():
         pool.project.weight.fill_(1.0)
-    features = torch.zeros(1, 1, 16, 16)
+    features = torch.zeros(1, 1, height, width)
     features[0, 0, row, col] = 50.0  # one bright spot on a dark map
     x, y = pool(features)[0].tolist()
-    grid = torch.linspace(-1, 1, 16)
-    assert x == pytest.approx(float(grid[col]), abs=1e-4) and y == pytest.approx(float(grid[row]), abs=1e-4)
+    assert x == pytest.approx(float(torch.linspace(-1, 1, width)[col]), abs=1e-4)
+    assert y == pytest.approx(float(torch.linspace(-1, 1, height)[row]), abs=1e-4)
+
+
+def test_the_encoder_reads_stored_images_rows_as_y_and_columns_as_x():
+    """Channels-last frames (N, H, W, 3), as stores keep them: with the trunk taken out, the keypoint of a
+    bright pixel at (row, col) of a non-square image is (x of col, y of row)."""
+    net = ImageEncoder(VisionConfig(crop_ratio=1.0, num_kp=1)).eval()
+    net.trunk, net.pool, net.out = torch.nn.Identity(), SpatialSoftmax(channels=3, num_kp=1), torch.nn.Identity()
+    with torch.no_grad():
+        net.pool.project.weight.fill_(20.0)
+    images = -torch.ones(2, 12, 20, 3)
+    images[0, 3, 17], images[1, 10, 2] = 1.0, 1.0
+    keypoints = net(images)  # (2, 2): (x, y) per image
+    xs, ys = torch.linspace(-1, 1, 20), torch.linspace(-1, 1, 12)
+    assert torch.allclose(keypoints, torch.tensor([[xs[17], ys[3]], [xs[2], ys[10]]]), atol=1e-4)
 
 
 def test_crop_is_random_in_training_and_central_when_acting():
@@ -82,8 +96,13 @@ def test_cameras_are_encoded_per_frame_beside_low_dim_keys():
 def test_bad_image_shapes_are_refused_naming_the_key():
     with pytest.raises(ValueError, match=r"obs_keys: an image key is \(height, width, 3\) RGB, got 'depth' with shape \(32, 32, 1\)"):
         ObsEncoder({"depth": (32, 32, 1)}, 2)
-    with pytest.raises(ValueError, match=r"obs_keys: 'img' is 8x8; expected crops \(policy.vision.crop_ratio=0.875\) of at least 8 pixels"):
+    with pytest.raises(ValueError, match=r"obs_keys: 'img' is 8x8, cropped to 7x7 \(policy.vision.crop_ratio=0.875\); "
+                                         r"policy.vision.encoder='small' makes a 1x1 map of it, expected at least 2x2"):
         ObsEncoder({"img": (8, 8, 3)}, 2)
+    # ResNet-18 shrinks by 32: a 36-pixel image (32 cropped) would be one pixel, the same keypoint for any image
+    with pytest.raises(ValueError, match=r"'img' is 36x36, cropped to 32x32 .*encoder='resnet18' makes a 1x1 map"):
+        ObsEncoder({"img": (36, 36, 3)}, 2, VisionConfig(encoder="resnet18"))
+    ObsEncoder({"img": (40, 40, 3)}, 2, VisionConfig(encoder="resnet18"))  # 35 cropped -> 2x2: accepted
     with pytest.raises(ValueError, match=r"policy.vision.encoder: expected one of \['resnet18', 'small'\], got 'vit'"):
         load_config({"policy": {"vision": {"encoder": "vit"}}})
     with pytest.raises(ValueError, match=r"policy.vision.crop_ratio: expected a share of the image side in \(0, 1\], got 1.5"):
@@ -233,3 +252,34 @@ def test_image_demonstrations_have_their_own_default_store(tmp_path, monkeypatch
     assert buffer.data["img"].dtype == np.uint8 and buffer.data["img"].shape[1:] == (96, 96, 3)
     assert np.array_equal(buffer.data["agent_pos"], buffer.data["state"][:, :2])
     assert ensure_dataset(env, progress=False) == path  # found again, not regenerated
+
+
+def test_float_image_stores_train_as_uint8_and_other_pixel_ranges_are_refused(two_camera_point, tmp_path):
+    """Diffusion Policy's Push-T store keeps ``img`` as float32 of 0..255: it must read as the uint8 store
+    does, with the fixed 0..255 scale (not per-pixel statistics)."""
+    from shortcut_policy.data.replay_buffer import DatasetError
+    from shortcut_policy.training.trainer import Trainer
+
+    store = generate_demos("two_camera_point", episodes=2, seed=1_000, out=tmp_path / "demos.zarr", image=True, progress=False)
+    uint8 = ReplayBuffer.open(store)
+    as_float = {k: v.astype(np.float32) if k in ("top", "side") else v for k, v in uint8.data.items()}
+    floats = ReplayBuffer(as_float, uint8.episode_ends, dict(uint8.attrs)).save(tmp_path / "floats.zarr")
+    trainers = []
+    for path in (store, floats):
+        config = load_config({"env": {"name": "two_camera_point", "dataset": str(path)},
+                              "policy": {"horizon": 8, "n_action_steps": 4, "unet": {"down_dims": [16, 32]}},
+                              "train": {"eval_episodes": 0}})
+        trainers.append(Trainer(config, tmp_path / f"run_{path.stem}", progress=False))
+    ours, theirs = trainers
+    assert theirs.buffer.data["top"].dtype == np.uint8 and np.array_equal(theirs.buffer.data["top"], uint8.data["top"])
+    state = theirs.normalizer.state_dict()
+    assert state.keys() == ours.normalizer.state_dict().keys()
+    assert all(torch.equal(v, ours.normalizer.state_dict()[k]) for k, v in state.items())
+    assert all(v.shape == () for k, v in state.items() if "top" in k and v.is_floating_point())  # one scalar range
+
+    for values, expected in [(as_float["top"] / 255.0, r"got float32 values in \[0.0, 1.0\], which look scaled to \[0, 1\]"),
+                             (as_float["top"] + 1.0, r"got float32 values in \[1.0, 256.0\]"),
+                             (np.where(as_float["top"] > 0, np.nan, 0.0).astype(np.float32), r"values in \[nan, nan\]")]:
+        buffer = ReplayBuffer({**as_float, "top": values}, uint8.episode_ends)
+        with pytest.raises(DatasetError, match=r"data/top: expected image pixels in 0\.\.255.* " + expected):
+            buffer.images_to_uint8(["top"])

@@ -12,6 +12,10 @@ Observations: ``state`` (39,) float64, Meta-World's vector: hand xyz, gripper op
 xyz + quaternion, the same 18 values from the previous step, and the goal xyz; ``hand`` (4,), its first
 four (what a robot knows of itself); ``corner_image`` (84, 84, 3) uint8, the ``corner`` camera (the
 videos' view), rendered only when ``obs_keys`` asks for it.
+
+Frames are right side up. MuJoCo renders a camera's own view; Meta-World defines its ``corner`` cameras
+rolled half a turn (their image's up axis points down the world's z), so their views are turned 180
+degrees here. Image stores made before that turn hold mirrored views: make them again.
 """
 
 from __future__ import annotations
@@ -87,6 +91,8 @@ class MetaWorldEnv(gym.Env):
         self.action_space = spaces.Box(-1.0, 1.0, (ACTION_DIM,), np.float32)
         self._steps = 0
         self._reset_done = False
+        self._half_turn: dict[str, bool] = {}  # camera -> whether its view is turned 180 degrees
+        self._render_camera = camera
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
@@ -113,11 +119,20 @@ class MetaWorldEnv(gym.Env):
         state = np.asarray(state, dtype=np.float64)
         obs = {"state": state, "hand": state[:HAND_DIM].copy()}
         if self._image_renderer is not None:
-            obs[IMAGE_KEY] = np.ascontiguousarray(self._image_renderer.render("rgb_array")[::-1])  # bottom row first
+            obs[IMAGE_KEY] = self._upright(self._image_renderer.render("rgb_array"), CAMERA)
         return obs
 
     def render(self) -> np.ndarray:
-        return np.ascontiguousarray(self._sim.render()[::-1])  # MuJoCo's frames are bottom row first
+        return self._upright(self._sim.render(), self._render_camera)
+
+    def _upright(self, frame: np.ndarray, camera: str) -> np.ndarray:
+        """A camera's view (top row first) with the world's up at the top: turned half a turn when the
+        camera's up axis points down. Decided at the camera's first frame, so a camera on the moving arm
+        does not flip mid-episode."""
+        if camera not in self._half_turn:
+            up = self._sim.data.cam_xmat[self._sim.model.camera(camera).id].reshape(3, 3)[:, 1]  # image up, world frame
+            self._half_turn[camera] = bool(up[2] < 0)
+        return np.ascontiguousarray(frame[::-1, ::-1] if self._half_turn[camera] else frame)
 
     def close(self) -> None:
         if self._image_renderer is not None:

@@ -233,6 +233,23 @@ class ReplayBuffer:
         shapes = ", ".join(f"{k}: {a.shape[1:]} {a.dtype}" for k, a in self._arrays.items())
         return f"ReplayBuffer(n_episodes={self.n_episodes}, n_steps={self.n_steps}, keys={{{shapes}}})"
 
+    def images_to_uint8(self, keys: Sequence[str]) -> None:
+        """Camera ``keys`` stored as floats of 0..255 (Diffusion Policy's Push-T store keeps ``img`` so)
+        become uint8 in memory, the dtype every image path expects (the store on disk is unchanged).
+        Anything else in an image key is refused: a fixed 0..255 scale would misread it."""
+        for key in keys:
+            values = self._arrays[key][: self.n_steps]
+            if values.dtype == np.uint8 or not values.size:
+                continue
+            lo, hi = float(values.min()), float(values.max())
+            if not (np.isfinite(lo) and np.isfinite(hi) and 0.0 <= lo and hi <= 255.0):
+                raise DatasetError(f"data/{key}: expected image pixels in 0..255 (uint8, or floats of that range), "
+                                   f"got {values.dtype} values in [{lo}, {hi}]")
+            if hi <= 1.0:
+                raise DatasetError(f"data/{key}: expected image pixels in 0..255, got {values.dtype} values in "
+                                   f"[{lo}, {hi}], which look scaled to [0, 1]; store them as 0..255")
+            self._arrays[key] = np.rint(values).astype(np.uint8)
+
     # ------------------------------------------------------------------ episodes
     def _check_index(self, i: Any) -> int:
         if isinstance(i, bool) or not isinstance(i, (int, np.integer)):

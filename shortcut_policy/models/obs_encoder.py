@@ -25,7 +25,7 @@ def check_obs_shapes(obs_shapes: Mapping[str, Sequence[int]], vision: VisionConf
     makes its demonstrations (from the env's shapes)."""
     for key, shape in obs_shapes.items():
         if is_image(shape):
-            check_image_shape(key, tuple(shape), vision.crop_ratio)
+            check_image_shape(key, tuple(shape), vision)
         elif len(shape) not in (1, 2):
             raise ValueError(
                 f"obs_keys: expected 1-D or 2-D low-dim observations or (H, W, 3) images, got {key!r} with shape {tuple(shape)}"

@@ -13,7 +13,6 @@ four-conv trunk cheap enough to train on a CPU.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -93,6 +92,10 @@ TRUNKS: dict[str, Callable[[], tuple[nn.Module, int]]] = {"small": small_trunk, 
 
 
 # ------------------------------------------------------------------------------------- crop and pooling
+def crop_size(ratio: float, height: int, width: int) -> tuple[int, int]:
+    return max(1, round(ratio * height)), max(1, round(ratio * width))
+
+
 class Crop(nn.Module):
     """Square crops of ``ratio`` of the side: a random one per image in training mode (augmentation),
     the centre one in eval mode (acting), so the network always sees the same size."""
@@ -102,7 +105,7 @@ class Crop(nn.Module):
         self.ratio = ratio
 
     def size(self, height: int, width: int) -> tuple[int, int]:
-        return max(1, round(self.ratio * height)), max(1, round(self.ratio * width))
+        return crop_size(self.ratio, height, width)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:  # (N, C, H, W) -> (N, C, h, w)
         n, _, height, width = images.shape
@@ -112,8 +115,9 @@ class Crop(nn.Module):
         if not self.training:
             top, left = (height - h) // 2, (width - w) // 2
             return images[:, :, top : top + h, left : left + w]
-        tops = torch.randint(0, height - h + 1, (n,), device=images.device)
-        lefts = torch.randint(0, width - w + 1, (n,), device=images.device)
+        # offsets from the CPU generator on any device: it is the one a train state saves and restores
+        tops = torch.randint(0, height - h + 1, (n,)).to(images.device)
+        lefts = torch.randint(0, width - w + 1, (n,)).to(images.device)
         rows = (tops[:, None] + torch.arange(h, device=images.device))[:, None, :, None]  # (N, 1, h, 1)
         cols = (lefts[:, None] + torch.arange(w, device=images.device))[:, None, None, :]  # (N, 1, 1, w)
         batch = torch.arange(n, device=images.device)[:, None, None, None]
@@ -157,11 +161,16 @@ class ImageEncoder(nn.Module):
         return self.out(self.pool(self.trunk(x)))
 
 
-def check_image_shape(key: str, shape: tuple[int, ...], ratio: float) -> None:
-    """An rgb key is (H, W, 3); refuse, when the policy is built, one too small to crop and encode."""
+def check_image_shape(key: str, shape: tuple[int, ...], config: VisionConfig) -> None:
+    """An rgb key is (H, W, 3); refuse, when the policy is built, one whose crop the trunk shrinks to a
+    single pixel: a spatial softmax over one pixel gives the same keypoint for every image."""
     if len(shape) != 3 or shape[-1] != 3:
         raise ValueError(f"obs_keys: an image key is (height, width, 3) RGB, got {key!r} with shape {tuple(shape)}")
-    smallest = min(shape[:2])
-    if math.floor(ratio * smallest) < 8:  # strided trunks and a spatial softmax need a map of a few pixels
-        raise ValueError(f"obs_keys: {key!r} is {shape[0]}x{shape[1]}; expected crops (policy.vision.crop_ratio="
-                         f"{ratio}) of at least 8 pixels")
+    h, w = crop_size(config.crop_ratio, *shape[:2])
+    with torch.device("meta"):  # shapes only: no weights are made, nothing is computed
+        trunk, _ = TRUNKS[config.encoder]()
+        map_h, map_w = trunk(torch.empty(1, 3, h, w)).shape[-2:]
+    if min(map_h, map_w) < 2:
+        raise ValueError(f"obs_keys: {key!r} is {shape[0]}x{shape[1]}, cropped to {h}x{w} (policy.vision.crop_ratio="
+                         f"{config.crop_ratio}); policy.vision.encoder={config.encoder!r} makes a {map_h}x{map_w} map of it, "
+                         "expected at least 2x2 for its keypoints: use larger images (or crop_ratio up to 1.0)")

@@ -23,7 +23,8 @@ of rows:
 Why online targets by default: level 0 (one step) bootstraps from level 1, which bootstraps from
 level 2, ... down to the flow-trained level L = 7, and an EMA target adds its lag at every hop; with
 EMA targets the one-step level lagged far behind the many-step one (docs/results/sc_target.md).
-The EMA remains the network the policy acts with.
+The EMA remains the network the policy acts with. With camera observations an EMA target encodes
+the images itself, in eval mode: it sees the centre crop while the trained prediction sees a random one.
 
 Level allocation: every self-consistency row is used and levels are dealt round-robin from a random
 offset, so within a batch the level counts differ by at most one and, over consecutive batches,

@@ -20,7 +20,7 @@ from ..evaluation.report import markdown_table, write_report
 from ..evaluation.sweep import evaluate_policy, format_row
 from ..data.demos import ensure_dataset
 from ..models.network import build_network
-from ..models.obs_encoder import check_obs_shapes
+from ..models.obs_encoder import check_obs_shapes, is_image
 from ..objectives import Objective, build_objective, check_steps
 from ..policy import Policy, save_policy
 from ..evaluation.rollout import check_fits_env
@@ -28,7 +28,7 @@ from . import distributed
 from .loop import TrainLoop, train_and_evaluate
 from ..utils.device import resolve_device
 
-IMAGE_RANGE = (0.0, 255.0)  # uint8 images are scaled by a fixed range, not per-pixel statistics
+IMAGE_RANGE = (0.0, 255.0)  # camera images are scaled by a fixed range, not per-pixel statistics
 
 
 def to_batch(sample: dict, normalizer: MinMaxNormalizer, action_key: str, device: torch.device):
@@ -74,6 +74,8 @@ class Trainer(TrainLoop):
         self.dataset_path = distributed.main_first(lambda: ensure_dataset(config.env, self.progress), self.ranks)
         keys = [*config.env.obs_keys, config.env.action_key]
         self.buffer = ReplayBuffer.open(self.dataset_path, keys=keys)
+        cameras = [k for k in config.env.obs_keys if is_image(self.buffer.data[k].shape[1:])]
+        self.buffer.images_to_uint8(cameras)  # before the samplers take views of the arrays
         actions = self.buffer.data[config.env.action_key]
         if actions.ndim != 2:  # (N,) would read as N-dimensional actions
             raise ValueError(f"env.dataset {self.dataset_path}: data/{config.env.action_key}: expected (steps, action_dim) "
@@ -93,7 +95,7 @@ class Trainer(TrainLoop):
         elif tc.val_ratio > 0:
             print(f"warning: {self.dataset_path} holds {self.buffer.n_episodes} episode(s): none is held out "
                   f"(train.val_ratio={tc.val_ratio}), so no validation loss is logged")
-        fixed = {k: IMAGE_RANGE for k in config.env.obs_keys if self.buffer.data[k].dtype == np.uint8}
+        fixed = {k: IMAGE_RANGE for k in cameras}
         self.normalizer = MinMaxNormalizer.fit({k: self.buffer.data[k] for k in keys}, fixed_ranges=fixed).to(self.device)
         self.obs_shapes = {k: tuple(self.buffer.data[k].shape[1:]) for k in config.env.obs_keys}
         self.action_dim = int(self.buffer.data[config.env.action_key].shape[-1])
