@@ -86,6 +86,9 @@ class EnvSpec:
     # rollouts step their episodes in this many worker processes (0: all in this process); an env
     # whose step or render is slow gains from workers, a fast one loses to the messages
     rollout_workers: int = 0
+    # environments a rollout keeps alive at once at most (0: one per test seed); an env whose instances
+    # hold much memory (robosuite with cameras: a renderer each) caps it
+    rollout_envs: int = 0
     tasks: tuple[str, ...] = ()  # the env's tasks, when it has several; make(task=...) builds one
     default_task: str | None = None
     task_groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # e.g. difficulty -> tasks, for reports
@@ -121,6 +124,7 @@ class EnvSpec:
                 raise ValueError(f"EnvSpec({self.name}).demo_keys: {key!r} is not a low_dim observation of the env")
         at_least(f"EnvSpec({self.name})", self, 1, "action_dim", "max_episode_steps")
         check_workers(self.rollout_workers, f"EnvSpec({self.name}).rollout_workers")
+        at_least(f"EnvSpec({self.name})", self, 0, "rollout_envs")
         low, high = self.score_range
         if not low < high:
             raise ValueError(f"EnvSpec({self.name}).score_range: expected (low, high) with low < high, got {self.score_range}")

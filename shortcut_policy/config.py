@@ -41,6 +41,7 @@ class EnvConfig:
     demo_seed: int = 100_000  # expert episodes reset with seeds demo_seed, demo_seed+1, ... (test seeds start at 0)
     regenerate_demos: bool = False  # replace the expert store at the default path when it is not the one asked for
     rollout_workers: Optional[int] = None  # processes rollouts step the envs in (0: in-process); None: the env's default
+    rollout_envs: Optional[int] = None  # envs a rollout keeps alive at once (0: one per test seed); None: the env's default
     max_episode_steps: Optional[int] = None  # episode length limit (demos and rollouts); None: the env's own
     # expert demos: Gaussian noise of this standard deviation added to the actions executed (the expert's own
     # action is recorded); 0: none
@@ -65,6 +66,8 @@ class EnvConfig:
             check_workers(self.rollout_workers, "env.rollout_workers")
         if self.max_episode_steps is not None:
             at_least("env", self, 1, "max_episode_steps")
+        if self.rollout_envs is not None:
+            at_least("env", self, 0, "rollout_envs")
         if not 0 <= self.demo_noise < math.inf:
             raise ValueError(f"env.demo_noise: expected a standard deviation >= 0 (0: none), got {self.demo_noise}")
 
@@ -86,7 +89,8 @@ class EnvConfig:
         the config loads, so that a policy loads (and acts on a robot) where its simulator is not installed."""
         spec = get_env_spec(self.name)
         spec.check_installed()
-        return spec.configure(self.task, self.max_episode_steps, self.expert_options, self.options)
+        spec = spec.configure(self.task, self.max_episode_steps, self.expert_options, self.options)
+        return spec if self.rollout_envs is None else dataclasses.replace(spec, rollout_envs=self.rollout_envs)
 
 
 @dataclass

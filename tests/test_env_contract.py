@@ -8,8 +8,10 @@ read for the names of the one environment it used to know.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import importlib.util
 import json
+import types
 from pathlib import Path
 
 import gymnasium as gym
@@ -145,6 +147,41 @@ def test_rollouts_in_worker_processes_match_in_process(trained):
     assert [(r.seed, r.score, r.success, r.length) for r in here] == [(r.seed, r.score, r.success, r.length) for r in apart]
     assert len(here[0].frames) == here[0].length + 1 and here[0].frames[0].shape == (16, 16, 3)
     assert all(np.array_equal(a, b) for a, b in zip(here[0].frames, apart[0].frames))
+
+
+class HeadForGoal:
+    """A stand-in policy whose chunks depend only on each episode's own observations, so how episodes are
+    batched cannot change them; half speed and short chunks make episodes of different lengths."""
+
+    obs_keys, obs_shapes, action_dim, n_obs_steps = ["pos", "goal"], {"pos": (2,), "goal": (2,)}, 2, 2
+    objective = types.SimpleNamespace(validate_steps=lambda steps: None)
+
+    def predict_chunk(self, batch, steps, validate, generator):
+        move = np.clip(batch["goal"][:, -1] - batch["pos"][:, -1], -STEP / 2, STEP / 2)  # (b, 2)
+        return np.repeat(move[:, None], 3, axis=1)  # (b, 3, 2)
+
+
+def test_rollouts_keep_at_most_rollout_envs_alive_and_give_each_seed_its_episode(point_mass):
+    made = []
+
+    def counting_make(**kwargs):
+        made.append(kwargs)
+        return make_point_mass(**kwargs)
+
+    seeds = [3, 1, 4, 1, 5, 9, 2]
+    every = rollout(HeadForGoal(), point_mass, seeds, steps=1, progress=False, workers=0, n_videos=1, video_size=16)
+    capped_spec = dataclasses.replace(point_mass, make=counting_make, rollout_envs=2)
+    capped = rollout(HeadForGoal(), capped_spec, seeds, steps=1, progress=False, workers=0, n_videos=1, video_size=16)
+    apart = rollout(HeadForGoal(), dataclasses.replace(point_mass, rollout_envs=2), seeds, steps=1, progress=False, workers=2)
+    outcome = lambda results: [(r.seed, r.score, r.success, r.length) for r in results]
+    assert len(made) == 2 and made[0]["render_size"] == 16 and "render_size" not in made[1]
+    assert outcome(capped) == outcome(every) == outcome(apart)
+    assert len({r.length for r in every}) > 1  # episodes end at different ticks: slots are refilled mid-rollout
+    assert len(capped[0].frames) == capped[0].length + 1 and all(np.array_equal(a, b) for a, b in zip(capped[0].frames, every[0].frames))
+    assert not any(r.frames for r in capped[1:])
+    assert load_config({"env": {"name": "point_mass", "rollout_envs": 3}}).env.spec().rollout_envs == 3
+    with pytest.raises(ValueError, match=r"env.rollout_envs: expected >= 0, got -1"):
+        load_config({"env": {"name": "point_mass", "rollout_envs": -1}})
 
 
 def test_env_pool_reports_a_failing_worker(point_mass):

@@ -66,6 +66,7 @@ SPEC = register_env(
         demo_file="robomimic",
         demo_options={"absolute_actions": False},
         rollout_workers=2,  # 1.45x faster than in-process (docs/results/robosuite.md)
+        rollout_envs=16,  # an env with cameras holds a renderer per camera: too much memory for 50 at once
         tasks=tuple(TASKS),
         default_task=DEFAULT_TASK,
         variant=variant,

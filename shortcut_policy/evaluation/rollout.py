@@ -1,7 +1,7 @@
-"""Rollouts of a policy over fixed test seeds, with every episode stepped side by side.
+"""Rollouts of a policy over fixed test seeds, with the episodes stepped side by side.
 
 All live episodes share one batched ``predict_chunk`` per replanning tick, so 50 episodes cost
-about as many network calls as one; ``act()`` latency is measured separately, at batch 1, as a
+about as many network calls as one (up to the env's ``rollout_envs`` alive at once); ``act()`` latency is measured separately, at batch 1, as a
 control loop sees it.
 """
 
@@ -63,56 +63,73 @@ def rollout(
     noise_seed: int = 0,
     workers: int | None = None,
 ) -> list[EpisodeResult]:
-    """Run one episode per seed, all side by side; the first ``n_videos`` episodes keep RGB frames.
+    """Run one episode per seed, side by side; the first ``n_videos`` episodes keep RGB frames.
 
-    ``env``: a configured spec (``EnvConfig.spec()``: task and episode length), or an env's name.
-    ``workers``: processes the environments are stepped in (0: this process; None: the env's
-    ``rollout_workers``). The sampler's initial noise comes from its own generator seeded with
-    ``noise_seed``, so a rollout's result depends only on (policy, seeds, steps, noise_seed), not on
-    what ran before it nor on where the environments run.
+    ``env``: a configured spec (``EnvConfig.spec()``: task, episode length, ``rollout_envs``), or an
+    env's name. At most ``spec.rollout_envs`` environments are alive at once (0: one per seed): each is
+    reset with the next seed when its episode ends, so the policy's batch stays full while an env's
+    memory (a renderer per camera) is held only that many times. ``workers``: processes the
+    environments are stepped in (0: this process; None: the env's ``rollout_workers``). The sampler's
+    initial noise comes from its own generator seeded with ``noise_seed``, so a rollout's result
+    depends only on (policy, seeds, steps, noise_seed, rollout_envs), not on what ran before it nor on
+    where the environments run.
     """
     spec = resolve_env(env)
     check_fits_env(policy.obs_shapes, policy.action_dim, spec)
     generator = torch.Generator().manual_seed(noise_seed)
     policy.objective.validate_steps(steps)
     n = len(seeds)
-    kwargs = [{"obs_keys": list(policy.obs_keys), **({"render_size": video_size} if i < n_videos else {})} for i in range(n)]
+    n_videos = min(n_videos, n)
+    slots = max(min(n, spec.rollout_envs or n), n_videos)  # filmed episode i runs first, in env i
+    kwargs = [{"obs_keys": list(policy.obs_keys), **({"render_size": video_size} if j < n_videos else {})} for j in range(slots)]
     results = [EpisodeResult(seed=int(s), score=-math.inf, success=False, length=0) for s in seeds]
-    filmed = list(range(min(n_videos, n)))
     cameras = [k for k in policy.obs_keys if is_image(policy.obs_shapes[k])]  # what the policy sees, filmed beside the env
-    with EnvPool(spec.make, kwargs, spec.rollout_workers if workers is None else workers) as envs:
-        first = envs.reset({i: s for i, s in enumerate(seeds)})
-        histories = [[first[i]] * policy.n_obs_steps for i in range(n)]  # pad the start by repeating the first frame
-        for i, frame in envs.render(filmed).items():
-            results[i].frames.append(beside(frame, first[i], cameras))
-        queues: list[list[np.ndarray]] = [[] for _ in range(n)]
-        live = list(range(n))
-        with tqdm(total=spec.max_episode_steps, desc=f"rollout steps={steps}", unit="tick", disable=not progress, leave=False) as bar:
-            while live:
-                replan = [i for i in live if not queues[i]]
-                if replan:
-                    batch = {
-                        k: np.stack([np.stack([o[k] for o in histories[i][-policy.n_obs_steps:]]) for i in replan])
-                        for k in policy.obs_keys
-                    }  # (b, To, *shape)
-                    chunks = policy.predict_chunk(batch, steps=steps, validate=False, generator=generator)  # (b, Ta, A)
-                    for i, chunk in zip(replan, chunks):
-                        queues[i] = list(chunk)
-                stepped = envs.step({i: queues[i].pop(0) for i in live})
-                for i, frame in envs.render([i for i in live if i in filmed]).items():
-                    results[i].frames.append(beside(frame, stepped[i][0], cameras))
-                still_live = []
-                for i in live:
-                    obs, reward, terminated, truncated, info = stepped[i]
-                    result = results[i]
-                    result.length += 1
-                    result.score = max(result.score, spec.score(float(reward), info))
-                    result.success = result.success or spec.success(info)
-                    histories[i] = histories[i][-(policy.n_obs_steps - 1):] + [obs] if policy.n_obs_steps > 1 else [obs]
-                    if not (terminated or truncated):
-                        still_live.append(i)
-                live = still_live
-                bar.update(1)
+    episode_in: dict[int, int] = {}  # env slot -> the episode (index into seeds) it runs now
+    histories: dict[int, list[dict]] = {}
+    queues: dict[int, list[np.ndarray]] = {}
+
+    def start(assigned: dict[int, int]) -> None:  # slot -> episode: reset each slot with its episode's seed
+        first = envs.reset({j: int(seeds[i]) for j, i in assigned.items()})
+        for j, i in assigned.items():
+            episode_in[j], queues[j] = i, []
+            histories[j] = [first[j]] * policy.n_obs_steps  # pad the start by repeating the first frame
+        film(first, [j for j, i in assigned.items() if i < n_videos])
+
+    def film(obs: Mapping[int, dict], filmed: list[int]) -> None:
+        for j, frame in envs.render(filmed).items():
+            results[episode_in[j]].frames.append(beside(frame, obs[j], cameras))
+
+    with EnvPool(spec.make, kwargs, spec.rollout_workers if workers is None else workers) as envs, \
+            tqdm(total=n, desc=f"rollout steps={steps}", unit="episode", disable=not progress, leave=False) as bar:
+        start({j: j for j in range(slots)})
+        waiting = iter(range(slots, n))  # episodes not started yet, in seed order
+        while episode_in:
+            replan = [j for j in episode_in if not queues[j]]
+            if replan:
+                batch = {
+                    k: np.stack([np.stack([o[k] for o in histories[j][-policy.n_obs_steps:]]) for j in replan])
+                    for k in policy.obs_keys
+                }  # (b, To, *shape)
+                chunks = policy.predict_chunk(batch, steps=steps, validate=False, generator=generator)  # (b, Ta, A)
+                for j, chunk in zip(replan, chunks):
+                    queues[j] = list(chunk)
+            stepped = envs.step({j: queues[j].pop(0) for j in episode_in})
+            film({j: out[0] for j, out in stepped.items()}, [j for j, i in episode_in.items() if i < n_videos])
+            freed = []
+            for j, (obs, reward, terminated, truncated, info) in stepped.items():
+                result = results[episode_in[j]]
+                result.length += 1
+                result.score = max(result.score, spec.score(float(reward), info))
+                result.success = result.success or spec.success(info)
+                histories[j] = histories[j][-(policy.n_obs_steps - 1):] + [obs] if policy.n_obs_steps > 1 else [obs]
+                if terminated or truncated:
+                    freed.append(j)
+            bar.update(len(freed))
+            for j in freed:
+                del episode_in[j]
+            following = {j: i for j, i in zip(freed, waiting)}
+            if following:
+                start(following)
     return results
 
 

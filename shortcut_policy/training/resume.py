@@ -30,7 +30,7 @@ RUN_FILES = (CONFIG_FILE, TRAIN_STATE_FILE, METRICS_FILE, POLICY_FILE, MODEL_FIL
 RESUMABLE = {
     "run_dir", "train.resume", "train.overwrite", "train.device", "train.num_steps", "train.log_every",
     "train.val_every", "train.checkpoint_every", "train.eval_every", "train.eval_episodes", "train.eval_steps",
-    "train.periodic_eval_episodes", "env.rollout_workers",
+    "train.periodic_eval_episodes", "env.rollout_workers", "env.rollout_envs",
 }
 RESUMABLE_SECTIONS = ("eval.",)  # the image path's evaluation settings
 
