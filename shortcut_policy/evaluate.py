@@ -42,6 +42,8 @@ def load_for_evaluation(cfg: DictConfig):
 def main(cfg: DictConfig) -> None:
     file, policy, steps_list = load_for_evaluation(cfg)
     spec = policy.config.env.spec()  # the task and episode length the policy was trained for
+    if cfg.rollout_envs is not None:  # like rollout_workers, this machine's choice
+        spec = dataclasses.replace(spec, rollout_envs=cfg.rollout_envs)
     env_name = spec.id
     out_dir = Path(cfg.out) if cfg.out else file.parent / EVAL_DIR
     print(f"evaluating {file} on {env_name}: steps {steps_list}, {cfg.episodes} episodes; outputs -> {out_dir}")
