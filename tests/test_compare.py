@@ -101,7 +101,9 @@ def test_quick_comparison_trains_evaluates_and_reports(tmp_path, capsys):
 
     from hydra import compose, initialize_config_dir
 
-    from shortcut_policy.comparison.runs import compare
+    import shutil
+
+    from shortcut_policy.comparison.runs import EVAL_CACHE, compare
     from shortcut_policy.data.demos import generate_demos
     from shortcut_policy.utils.paths import config_dir
 
@@ -135,6 +137,19 @@ def test_quick_comparison_trains_evaluates_and_reports(tmp_path, capsys):
     ]
     ddpm_1, ddpm_100 = rows[-2], rows[-1]
     assert ddpm_100["replan_median_ms"] > ddpm_1["replan_median_ms"]  # 100 network calls cost more than one
+    # each run trained here keeps its rows: a second invocation rolls nothing out again
+    assert all((p / EVAL_CACHE).is_file() for p in runs)
+    capsys.readouterr()
+    compare(cfg, tmp_path / "out", progress=False)
+    assert capsys.readouterr().out.count("rows reused") == 4
+    assert json.loads((tmp_path / "out" / "compare.json").read_text())["rows"][0]["scores_per_seed"] == rows[0]["scores_per_seed"]
+    # a run folder the user gives is evaluated, and nothing is written into it
+    mine = tmp_path / "mine"
+    shutil.copytree(runs[0], mine, ignore=shutil.ignore_patterns(EVAL_CACHE))
+    with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
+        given = compose("compare", overrides=[*overrides, "methods=[shortcut]", f"checkpoints.shortcut=[{mine}]"])
+    compare(given, tmp_path / "out_given", progress=False)
+    assert not (mine / EVAL_CACHE).exists() and (tmp_path / "out_given" / "compare.json").is_file()
 
 
 def test_the_command_printed_after_training_only_evaluates_those_runs_with_the_other_overrides(tmp_path):

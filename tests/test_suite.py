@@ -13,7 +13,8 @@ from test_env_contract import MAX_STEPS, GoalExpert, PointMass
 from test_env_contract import SPEC as POINT_MASS
 
 from shortcut_policy.checkpoint import POLICY_FILE
-from shortcut_policy.comparison.suite import EVAL_CACHE, run_suite
+from shortcut_policy.comparison.runs import EVAL_CACHE
+from shortcut_policy.comparison.suite import run_suite
 from shortcut_policy.config import SuiteConfig, load_config
 from shortcut_policy.data import ReplayBuffer
 from shortcut_policy.envs import ENVS, register_env
@@ -132,6 +133,19 @@ def test_a_second_invocation_redoes_nothing_done(suite, capsys):
     assert stale.is_file()
     assert printed.count("rows reused") == 3
     assert len((out / "timings.jsonl").read_text().splitlines()) == 6
+    # stopped after a run's first budget: only the budget left is rolled out again
+    cache = out / "left" / "runs" / "shortcut_seed0" / EVAL_CACHE
+    saved = json.loads(cache.read_text())
+    assert sorted(saved["budgets"]) == ["1", "2"]
+    row_1 = saved["budgets"]["1"]["row"]
+    del saved["budgets"]["2"]
+    cache.write_text(json.dumps(saved))
+    run_suite(suite_config(out), out, progress=False)
+    printed = capsys.readouterr().out
+    assert printed.count("rows reused") == 4 and printed.count("evaluating ") == 1
+    assert f"evaluating {cache.parent} at steps [2]" in printed
+    resumed = json.loads(cache.read_text())["budgets"]
+    assert sorted(resumed) == ["1", "2"] and resumed["1"]["row"] == row_1
     # other test episodes: every run evaluated again, none trained again
     run_suite(suite_config(out, episodes=4), out, progress=False)
     assert "rows reused" not in capsys.readouterr().out

@@ -16,6 +16,7 @@ at which even a slow replanning tick still fits in one control period.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import platform
@@ -29,7 +30,7 @@ import torch
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
-from ..checkpoint import METRICS_FILE, TRAIN_STATE_FILE, load_meta
+from ..checkpoint import METRICS_FILE, POLICY_FILE, TRAIN_STATE_FILE, load_meta
 from ..config import CompareConfig, EnvConfig, RunConfig, load_config, to_dict
 from ..evaluation.sweep import evaluate_policy, format_row
 from ..data.demos import ensure_dataset
@@ -38,6 +39,8 @@ from .report import markdown, plot
 from ..objectives import Objective, build_objective, check_steps
 from ..policy import load_policy
 from ..evaluation.rollout import measure_act_latency
+
+EVAL_CACHE = "eval_rows.json"  # a run's evaluation rows per step budget, with what they were evaluated at
 from ..evaluation.stats import mean_ci95, wilson_interval
 from ..training.loop import check_resumable, metrics_step
 from ..training.resume import changes_from_saved
@@ -174,23 +177,52 @@ def last_logged_step(run_dir: Path) -> int:
 
 def evaluate_run(
     run: Path, env: EnvConfig, steps: list[int], episodes: int, seed_start: int, rows_file: Path | None = None,
-    workers: int | None = None, progress: bool = True, videos: int = 0, video_dir: Path | None = None,
+    workers: int | None = None, videos: int = 0, video_dir: Path | None = None, cache: bool = True,
+    progress: bool = True,
 ) -> list[dict]:
     """Rollout rows of one run at ``steps``; no latency. Each budget's row is appended to ``rows_file``
     (emptied first) as soon as it is done: how the parent counts progress of a run in a worker. ``videos``
-    episodes of the first budget are filmed into ``video_dir``."""
+    episodes of the first budget are filmed into ``video_dir``.
+
+    With ``cache``, each row is also kept in the run's ``EVAL_CACHE`` with what it was evaluated at (test
+    seeds, env, task, episode length, envs alive at once, the checkpoint's bytes): a budget found there is
+    not rolled out again, so a stopped evaluation resumes budget by budget and a second invocation redoes
+    nothing. Without it (a run folder the user gave) nothing is written into the run."""
     policy = load_policy(run)
-    print(f"evaluating {run} at steps {steps} on {episodes} test seeds", flush=True)
+    spec = env.spec()
+    key = {"episodes": episodes, "seed_start": seed_start, "env": spec.id, "max_episode_steps": spec.max_episode_steps,
+           "rollout_envs": spec.rollout_envs,
+           "checkpoint_sha256": hashlib.sha256((run / POLICY_FILE).read_bytes()).hexdigest()}
+    cache_file = run / EVAL_CACHE
+    saved: dict = {}
+    if cache and cache_file.is_file():
+        try:
+            found = json.loads(cache_file.read_text())
+        except json.JSONDecodeError:  # written atomically, so only a hand-edited file; evaluate again
+            found = {}
+        if found.get("key") == key:
+            saved = found["budgets"]
     if rows_file is not None:
         rows_file.parent.mkdir(parents=True, exist_ok=True)
         rows_file.write_text("")
+    reused = [k for k in steps if str(k) in saved and saved[str(k)]["videos"] >= (videos if k == steps[0] else 0)]
+    todo = [k for k in steps if k not in reused]
+    print(f"evaluating {run} at steps {todo} on {episodes} test seeds" if todo else f"{run}: nothing to evaluate", flush=True)
+    if reused:
+        print(f"{run}: steps {reused} evaluated before on these test seeds and checkpoint; rows reused", flush=True)
     rows = []
     for k in steps:
         film = videos if k == steps[0] and video_dir is not None else 0
-        rows += evaluate_policy(policy, env.spec(), [k], episodes, seed_start, latency_calls=0, n_videos=film,
-                                video_dir=video_dir if film else None, progress=progress, workers=workers)
-        if not progress:
-            print(format_row(rows[-1]), flush=True)  # evaluate_policy prints it only with progress
+        if k in reused:
+            rows.append(saved[str(k)]["row"])
+        else:
+            rows += evaluate_policy(policy, spec, [k], episodes, seed_start, latency_calls=0, n_videos=film,
+                                    video_dir=video_dir if film else None, progress=progress, workers=workers)
+            if not progress:
+                print(format_row(rows[-1]), flush=True)  # evaluate_policy prints it only with progress
+            saved[str(k)] = {"row": rows[-1], "videos": film}
+            if cache:
+                write_json(cache_file, {"key": key, "budgets": saved})
         if rows_file is not None:
             with open(rows_file, "a") as f:
                 f.write(json.dumps(rows[-1]) + "\n")
@@ -211,7 +243,7 @@ def evaluate_all(
             n_rows += len(budgets)
             calls.append(Job(f"{method} run {i}", log, evaluate_run,
                              (run, cfg.env, list(budgets), cfg.episodes, cfg.seed_start, rows_files[-1],
-                              cfg.env.rollout_workers)))
+                              cfg.env.rollout_workers, 0, None, run.resolve().is_relative_to(out_dir.resolve()))))
     for f in rows_files:
         f.unlink(missing_ok=True)  # an earlier evaluation's rows would count as progress
     results = run_jobs(calls, cfg.jobs, "evaluate (step budgets, all runs)", progress, total=n_rows,

@@ -16,7 +16,6 @@ wall-clock and CPU seconds), ``<task>/videos/`` and ``<task>/runs/``.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import resource
 import time
@@ -25,7 +24,6 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig
 
-from ..checkpoint import POLICY_FILE
 from ..config import CompareConfig, SuiteConfig, load_config, to_dict
 from ..data.demos import ensure_dataset
 from ..data.replay_buffer import read_store_meta
@@ -37,7 +35,6 @@ from ..utils.io import complete_lines, write_json, write_text
 from ..utils.workers import Job, run_jobs
 from .runs import aggregate, check_methods, evaluate_run, machine, method_budgets, plan_runs, train_all
 
-EVAL_CACHE = "suite_eval.json"  # a run's evaluation rows, with what they were evaluated at
 
 
 def task_config(cfg: SuiteConfig, task: str) -> CompareConfig:
@@ -85,30 +82,6 @@ def make_demos(configs: dict[str, CompareConfig], progress: bool) -> dict[str, d
     return out
 
 
-def evaluate_cached(
-    run: Path, env, steps: list[int], episodes: int, seed_start: int, rows_file: Path, videos: int = 0,
-    video_dir: Path | None = None, progress: bool = True,
-) -> list[dict]:
-    """``evaluate_run``, unless the run was already evaluated at these budgets, test seeds, env (task,
-    episode length) and videos with this very checkpoint: then its saved rows (a module-level function,
-    for worker processes)."""
-    cache = run / EVAL_CACHE
-    spec = env.spec()
-    key = {"steps": list(steps), "episodes": episodes, "seed_start": seed_start, "env": spec.id,
-           "max_episode_steps": spec.max_episode_steps, "videos": videos,
-           "checkpoint_sha256": hashlib.sha256((run / POLICY_FILE).read_bytes()).hexdigest()}
-    if cache.is_file():
-        saved = json.loads(cache.read_text())
-        if saved.get("key") == key:
-            rows_file.write_text("".join(json.dumps(r) + "\n" for r in saved["rows"]))
-            print(f"{run}: evaluated before at {steps} on {episodes} test seeds; rows reused", flush=True)
-            return saved["rows"]
-    rows = evaluate_run(run, env, list(steps), episodes, seed_start, rows_file, workers=env.rollout_workers,
-                        progress=progress, videos=videos, video_dir=video_dir)
-    write_json(cache, {"key": key, "rows": rows})
-    return rows
-
-
 def evaluate_suite(
     cfg: SuiteConfig, configs: dict[str, CompareConfig], runs: dict[str, dict[str, list[Path]]], out_dir: Path,
     progress: bool,
@@ -125,9 +98,9 @@ def evaluate_suite(
                 rows_files[-1].parent.mkdir(parents=True, exist_ok=True)
                 rows_files[-1].write_text("")
                 film = cfg.videos if (method == cfg.methods[0] and i == 0) else 0
-                jobs.append(Job(f"{task} {method} run {i}", log, evaluate_cached,
+                jobs.append(Job(f"{task} {method} run {i}", log, evaluate_run,
                                 (run, configs[task].env, budgets[method], cfg.episodes, cfg.seed_start, rows_files[-1],
-                                 film, out_dir / task / "videos")))
+                                 configs[task].env.rollout_workers, film, out_dir / task / "videos")))
                 slots.append((task, method))
     total = sum(len(budgets[m]) for _, m in slots)
     results = run_jobs(jobs, cfg.jobs, "evaluate (step budgets, all runs)", progress, total=total,
