@@ -56,12 +56,13 @@ def test_editable_install_finds_the_top_level_envs_folder():
     """``envs/`` sits beside the package in a checkout and is imported as ``shortcut_policy.envs``
     (no top-level ``envs`` module, which would shadow the PyPI package of that name)."""
     code = ("import shortcut_policy.envs.push_t.expert as e, shortcut_policy.envs as p; "
-            "import importlib.util as u; print(p.__file__); print(e.__file__); print(u.find_spec('envs') is None)")
+            "import importlib.util as u; print(p.__file__); print(e.__file__); s = u.find_spec('envs'); "
+            "print(s is None); print(s and (s.origin, list(s.submodule_search_locations or [])))")
     result = subprocess.run([sys.executable, "-c", code], cwd="/", capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    package, expert, no_top_level = result.stdout.split()
+    package, expert, no_top_level, found = result.stdout.split("\n", 3)
     assert Path(package) == ROOT / "envs" / "__init__.py" and Path(expert) == ROOT / "envs" / "push_t" / "expert.py"
-    assert no_top_level == "True"
+    assert no_top_level == "True", f"a top-level envs module is importable: {found}"
 
 
 def test_wheel_contains_the_configs_and_envs(wheel):

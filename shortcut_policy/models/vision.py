@@ -173,4 +173,4 @@ def check_image_shape(key: str, shape: tuple[int, ...], config: VisionConfig) ->
     if min(map_h, map_w) < 2:
         raise ValueError(f"obs_keys: {key!r} is {shape[0]}x{shape[1]}, cropped to {h}x{w} (policy.vision.crop_ratio="
                          f"{config.crop_ratio}); policy.vision.encoder={config.encoder!r} makes a {map_h}x{map_w} map of it, "
-                         "expected at least 2x2 for its keypoints: use larger images (or crop_ratio up to 1.0)")
+                         "expected at least 2x2 for its spatial softmax: use larger images (or crop_ratio up to 1.0)")
