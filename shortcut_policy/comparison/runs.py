@@ -39,11 +39,11 @@ from .report import markdown, plot
 from ..objectives import Objective, build_objective, check_steps
 from ..policy import load_policy
 from ..evaluation.rollout import measure_act_latency
-
-EVAL_CACHE = "eval_rows.json"  # a run's evaluation rows per step budget, with what they were evaluated at
 from ..evaluation.stats import mean_ci95, wilson_interval
 from ..training.loop import check_resumable, metrics_step
 from ..training.resume import changes_from_saved
+
+EVAL_CACHE = "eval_rows.json"  # a run's evaluation rows per step budget, with what they were evaluated at
 from ..training.run_folder import RunFolder
 from ..utils.workers import Job, in_process, run_jobs
 
@@ -190,11 +190,12 @@ def evaluate_run(
     nothing. Without it (a run folder the user gave) nothing is written into the run."""
     policy = load_policy(run)
     spec = env.spec()
-    key = {"episodes": episodes, "seed_start": seed_start, "env": spec.id, "max_episode_steps": spec.max_episode_steps,
-           "rollout_envs": spec.rollout_envs,
-           "checkpoint_sha256": hashlib.sha256((run / POLICY_FILE).read_bytes()).hexdigest()}
     cache_file = run / EVAL_CACHE
     saved: dict = {}
+    if cache:  # a given checkpoint may be a file, not a folder: only runs made here are hashed and cached
+        key = {"episodes": episodes, "seed_start": seed_start, "env": spec.id, "max_episode_steps": spec.max_episode_steps,
+               "rollout_envs": spec.rollout_envs,
+               "checkpoint_sha256": hashlib.sha256((run / POLICY_FILE).read_bytes()).hexdigest()}
     if cache and cache_file.is_file():
         try:
             found = json.loads(cache_file.read_text())
