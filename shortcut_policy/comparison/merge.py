@@ -62,6 +62,7 @@ def merge_reports(paths: list[Path], out_dir: Path) -> list[Path]:
             raise ValueError(f"reports: training seed {seed} is in both {seen[seed]} and {path}")
         seen[seed] = path
     cfg = load_config({**first, "seeds": list(seen), "out": str(out_dir)}, CompareConfig)  # settings checked again
+    spec = cfg.env.spec()
     rows = []
     for method in cfg.methods:
         per_seed = []
@@ -87,7 +88,7 @@ def merge_reports(paths: list[Path], out_dir: Path) -> list[Path]:
             "rows": rows, "merged_from": [str(p) for p in paths], "seeds": list(seen),
             "seconds": sum(r.get("seconds", 0.0) for r in reports), "config": {**first, "seeds": list(seen)},
             "machines": machines}),
-        *plot(out_dir, rows, f"{cfg.env.spec().id} · {cfg.policy.backbone}", cfg.env.spec()),
+        *plot(out_dir, rows, f"{spec.id} · {cfg.policy.backbone}", spec),
     ]
     print(table)
     print("wrote:\n" + "\n".join(f"  {p}" for p in written))

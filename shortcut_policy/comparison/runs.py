@@ -43,6 +43,7 @@ from ..evaluation.stats import mean_ci95, wilson_interval
 from ..training.loop import check_resumable, metrics_step
 from ..training.resume import changes_from_saved
 from ..training.run_folder import RunFolder
+from ..utils.device import cpu_model
 from ..utils.workers import Job, in_process, run_jobs
 
 EVAL_CACHE = "eval_rows.json"  # a run's evaluation rows per step budget, with what they were evaluated at
@@ -299,15 +300,6 @@ def machine() -> dict:
     """Where the report was made: rollouts and ``act()`` latency run on the CPU, latency in this process."""
     return {"latency_device": "cpu", "latency_torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
             "torch": torch.__version__, "processor": platform.processor() or platform.machine(), "cpu": cpu_model()}
-
-
-def cpu_model() -> str | None:
-    """The CPU's model name where Linux gives it: one CPU rounds training differently from another."""
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        return None
-    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), None)
 
 
 def hydra_string(value: str) -> str:
