@@ -7,8 +7,8 @@ of one step. Each variant below runs the full training step (loss, backward, Ada
 one objective on one fixed batch, and the variants take turns round by round, so drift in the
 machine's speed falls on all of them:
   * threads: torch's CPU threads, 2 (all cores, the default) and 1;
-  * batch: 64, 128 (the default) and 256: samples/s rises with the batch, steps/s falls;
-  * width: policy=unet (the default) and policy=unet_small;
+  * batch: 32, 64 (the default) and 128: samples/s rises with the batch, steps/s falls;
+  * width: policy=unet (the default) and policy=unet_wide;
   * compile: ``torch.compile`` of the denoiser (inductor, the default mode), with dynamo's caches
     reset first; the first calls compile, and that time is reported apart from the step time. Where
     dynamo gives up and runs eagerly (MeanFlow's ``torch.func.jvp`` of a compiled module is not
@@ -43,23 +43,24 @@ from shortcut_policy.utils.paths import config_dir
 RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results" / "train_speed_options.json"
 OBS_DIM, ACTION_DIM = 18, 2  # Push-T keypoints, planar action
 NUM_STEPS = TrainConfig().num_steps  # the default command's budget
+BATCH = TrainConfig().batch_size  # and its batch
 
 
 @dataclass(frozen=True)
 class Variant:
     name: str
     policy: str = "unet"
-    batch_size: int = 128
+    batch_size: int = BATCH
     threads: int = 2
     compile: bool = False
 
 
 VARIANTS = [
-    Variant("default (unet, batch 128, 2 threads)"),
+    Variant(f"default (unet, batch {BATCH}, 2 threads)"),
     Variant("1 thread", threads=1),
-    Variant("batch 64", batch_size=64),
-    Variant("batch 256", batch_size=256),
-    Variant("policy=unet_small", policy="unet_small"),
+    Variant("batch 32", batch_size=32),
+    Variant("batch 128", batch_size=128),
+    Variant("policy=unet_wide", policy="unet_wide"),
     Variant("torch.compile", compile=True),
 ]
 

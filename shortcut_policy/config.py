@@ -120,8 +120,8 @@ class PolicyConfig:
 class TrainConfig:
     seed: int = 0
     device: str = "auto"  # "auto": cuda when available, else cpu
-    num_steps: int = 4000
-    batch_size: int = 128
+    num_steps: int = 12000
+    batch_size: int = 64
     lr: float = 3e-4
     weight_decay: float = 1e-6
     warmup_steps: int = 300

@@ -19,7 +19,7 @@ from .embeddings import ConditionEmbedding
 
 @dataclass
 class UNetConfig:
-    down_dims: list[int] = field(default_factory=lambda: [64, 128, 256])  # "paper" size: [256, 512, 1024]
+    down_dims: list[int] = field(default_factory=lambda: [32, 64, 128])  # CPU default; wider: [64, 128, 256], "paper": [256, 512, 1024]
     embed_dim: int = 64  # width of the t and d embeddings
     kernel_size: int = 5
     n_groups: int = 8
