@@ -71,10 +71,10 @@ class UNet1D(nn.Module):
         self,
         action_dim: int,
         cond_dim: int,
-        down_dims: Sequence[int] = (64, 128, 256),
-        embed_dim: int = 128,
-        kernel_size: int = 5,
-        n_groups: int = 8,
+        down_dims: Sequence[int] = tuple(UNetConfig().down_dims),  # the config's defaults, for direct use
+        embed_dim: int = UNetConfig().embed_dim,
+        kernel_size: int = UNetConfig().kernel_size,
+        n_groups: int = UNetConfig().n_groups,
     ) -> None:
         super().__init__()
         UNetConfig(list(down_dims), embed_dim, kernel_size, n_groups)  # its checks, for direct use too
