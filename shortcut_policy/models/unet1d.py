@@ -36,6 +36,9 @@ class UNetConfig:
             raise ValueError(f"policy.unet.embed_dim: expected an even number >= 2 (sinusoids), got {self.embed_dim}")
 
 
+_DEFAULTS = UNetConfig()  # UNet1D's keyword defaults, for direct construction
+
+
 class ConvBlock(nn.Sequential):
     """Conv1d -> GroupNorm -> Mish."""
 
@@ -71,10 +74,10 @@ class UNet1D(nn.Module):
         self,
         action_dim: int,
         cond_dim: int,
-        down_dims: Sequence[int] = tuple(UNetConfig().down_dims),  # the config's defaults, for direct use
-        embed_dim: int = UNetConfig().embed_dim,
-        kernel_size: int = UNetConfig().kernel_size,
-        n_groups: int = UNetConfig().n_groups,
+        down_dims: Sequence[int] = tuple(_DEFAULTS.down_dims),  # the config's defaults, for direct use
+        embed_dim: int = _DEFAULTS.embed_dim,
+        kernel_size: int = _DEFAULTS.kernel_size,
+        n_groups: int = _DEFAULTS.n_groups,
     ) -> None:
         super().__init__()
         UNetConfig(list(down_dims), embed_dim, kernel_size, n_groups)  # its checks, for direct use too
