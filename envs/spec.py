@@ -141,6 +141,13 @@ class EnvSpec:
         """The env and its task, as names of files and titles say it: ``push_t``, ``metaworld_push-v3``."""
         return self.name if self.task is None else f"{self.name}_{self.task}"
 
+    @property
+    def label(self) -> str:
+        """The env, its task and its expert's options, as plot titles say it: ``push_t (expert route_tie_ratio=3.0)``.
+        The options tell apart runs on different demonstrations of one env (``env=push_t_multimodal``)."""
+        options = ", ".join(f"{key}={value}" for key, value in sorted(self.expert_options.items()))
+        return f"{self.id} (expert {options})" if options else self.id
+
     def check_task(self, task: str | None) -> None:
         if task is not None and not self.tasks:
             raise ValueError(f"env.task: the {self.name} env has no tasks to choose from, got {task!r} (leave it null)")

@@ -57,7 +57,7 @@ def main(cfg: DictConfig) -> None:
         {"checkpoint": str(file), "env": env_name, "objective": policy.config.objective["name"], "config": OmegaConf.to_container(cfg),
          "objective_options": dataclasses.asdict(policy.objective.config)},  # what sampled, defaults included
         spec,
-        title=f"{env_name} · {policy.config.objective['name']}",
+        title=f"{spec.label} · {policy.config.objective['name']}",
     )
     print(markdown_table(rows))
     for name, path in paths.items():

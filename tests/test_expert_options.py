@@ -14,6 +14,9 @@ def test_options_reach_the_expert_and_name_their_own_store():
     assert load_config({}).env.spec().make_expert(0).cfg.near_equal_ratio == 0.85  # the default tuning
     assert default_dataset_path(spec).name == "push_t_expert_near_equal_ratio=0.5.zarr"
     assert default_dataset_path(load_config({}).env.spec()).name == "push_t_expert.zarr"
+    # plot titles tell the two data sets apart
+    assert spec.label == "push_t (expert near_equal_ratio=0.5)"
+    assert load_config({}).env.spec().label == "push_t"
 
 
 @pytest.mark.parametrize(

@@ -88,7 +88,7 @@ def merge_reports(paths: list[Path], out_dir: Path) -> list[Path]:
             "rows": rows, "merged_from": [str(p) for p in paths], "seeds": list(seen),
             "seconds": sum(r.get("seconds", 0.0) for r in reports), "config": {**first, "seeds": list(seen)},
             "machines": machines}),
-        *plot(out_dir, rows, f"{spec.id} · {cfg.policy.backbone}", spec),
+        *plot(out_dir, rows, f"{spec.label} · {cfg.policy.backbone}", spec),
     ]
     print(table)
     print("wrote:\n" + "\n".join(f"  {p}" for p in written))

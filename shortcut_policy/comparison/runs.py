@@ -357,7 +357,7 @@ def compare(
         write_text(out_dir / "compare.md", table),
         write_json(out_dir / "compare.json", {"rows": rows, "runs": runs_json, "seconds": time.perf_counter() - start,
                                               "objectives": options, "config": to_dict(cfg), "machine": machine()}),
-        *plot(out_dir, rows, f"{spec.id} · {cfg.policy.backbone}", spec),
+        *plot(out_dir, rows, f"{spec.label} · {cfg.policy.backbone}", spec),
     ]
     print(table)
     print(f"done in {time.perf_counter() - start:.0f}s; wrote:")

@@ -168,7 +168,7 @@ class Trainer(TrainLoop):
             {"checkpoint": str(self.run_dir / POLICY_FILE), "env": spec.id, "step": self.step,
              "config": to_dict(self.config)},
             spec,
-            title=f"{spec.id} · {self.config.objective['name']} · step {self.step}",
+            title=f"{spec.label} · {self.config.objective['name']} · step {self.step}",
         )
         print(markdown_table(rows))
         return paths
