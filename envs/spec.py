@@ -143,10 +143,13 @@ class EnvSpec:
 
     @property
     def label(self) -> str:
-        """The env, its task and its expert's options, as plot titles say it: ``push_t (expert route_tie_ratio=3.0)``.
-        The options tell apart runs on different demonstrations of one env (``env=push_t_multimodal``)."""
-        options = ", ".join(f"{key}={value}" for key, value in sorted(self.expert_options.items()))
-        return f"{self.id} (expert {options})" if options else self.id
+        """The env, its task, its options and its expert's, as plot titles say it: ``push_t (expert
+        route_tie_ratio=3.0)``. The options tell apart runs on one env that differ in what its store
+        name holds too: the env's options (``absolute_actions=True``) and its expert's (``env=push_t_multimodal``)."""
+        said = lambda options: ", ".join(f"{key}={value}" for key, value in sorted(options.items()))  # noqa: E731
+        parts = [said(self.options), f"expert {said(self.expert_options)}" if self.expert_options else ""]
+        options = "; ".join(part for part in parts if part)
+        return f"{self.id} ({options})" if options else self.id
 
     def check_task(self, task: str | None) -> None:
         if task is not None and not self.tasks:

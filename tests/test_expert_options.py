@@ -1,6 +1,8 @@
 """env.expert_options: the scripted expert's tuning, checked at once, bound into make_expert, and
 recorded in (and compared against) its own demonstration store."""
 
+import dataclasses
+
 import pytest
 
 from shortcut_policy.config import load_config
@@ -17,6 +19,8 @@ def test_options_reach_the_expert_and_name_their_own_store():
     # plot titles tell the two data sets apart
     assert spec.label == "push_t (expert near_equal_ratio=0.5)"
     assert load_config({}).env.spec().label == "push_t"
+    both = dataclasses.replace(spec, options={"absolute_actions": True})  # the env's own options are named first
+    assert both.label == "push_t (absolute_actions=True; expert near_equal_ratio=0.5)"
 
 
 @pytest.mark.parametrize(
