@@ -31,6 +31,8 @@ from shortcut_policy.config import ImageRunConfig, load_config
         ({"policy": {"transformer": {"dropout": 1.0}}}, r"policy.transformer.dropout: expected a value in \[0, 1\)"),
         ({"policy": {"transformer": {"conditioning": "film"}}}, r"policy.transformer.conditioning: expected one of \['cross_attention', 'adaln'\], got 'film'"),
         ({"policy": {"transformer": {"conditioning": "adaln", "n_cond_layers": 1}}}, r"policy.transformer.n_cond_layers: adaln conditioning has no token encoder, expected 0, got 1"),
+        ({"policy": {"embedding_scale": 0}}, r"policy.embedding_scale: expected a positive number or null \(the objective's\), got 0"),
+        ({"policy": {"embedding_scale": float("nan")}}, r"policy.embedding_scale: expected a positive number or null"),
     ],
 )
 def test_bad_run_settings_are_refused_naming_the_key(override, message):
@@ -61,3 +63,28 @@ def test_bad_image_model_settings_are_refused_naming_the_key(override, message):
 def test_a_stored_config_from_before_eval_steps_defaulted_to_the_objective_still_loads():
     stored = {"objective": {"name": "shortcut"}, "train": {"eval_steps": [1, 128], "eval_episodes": 50}}
     assert load_config(stored).train.eval_steps == [1, 128]
+
+
+@pytest.mark.parametrize("objective, scale", [("shortcut", 1000.0), ("flow_matching", 1000.0), ("meanflow", 100.0), ("ddpm", 100.0)])
+def test_t_and_d_are_embedded_at_the_objective_s_scale_unless_the_run_names_one(objective, scale):
+    from shortcut_policy.models.network import build_network
+
+    config = load_config({"objective": {"name": objective}, "policy": {"unet": {"down_dims": [16, 32], "embed_dim": 16}}})
+    assert config.policy.embedding_scale == scale  # filled in, so the checkpoint stores it
+    net = build_network(config.policy, {"k": (4,)}, 2)
+    assert {net.denoiser.condition.time.net[0].scale, net.denoiser.condition.step.net[0].scale} == {scale}
+    named = load_config({"objective": {"name": objective}, "policy": {"embedding_scale": 10.0, "backbone": "transformer"}})
+    transformer = build_network(named.policy, {"k": (4,)}, 2).denoiser
+    assert {transformer.time.net[0].scale, transformer.step.net[0].scale} == {10.0}
+
+
+def test_a_run_saved_before_the_embedding_scale_option_resumes_at_the_scale_it_was_trained_with():
+    from shortcut_policy.config import to_dict
+    from shortcut_policy.training.resume import changes_from_saved
+
+    saved = to_dict(load_config({"objective": {"name": "shortcut"}}))
+    del saved["policy"]["embedding_scale"]  # as written before the option existed (every objective at 100)
+    _, refused = changes_from_saved(saved, load_config({"objective": {"name": "shortcut"}}))
+    assert refused == {"policy.embedding_scale": (100.0, 1000.0)}  # today's shortcut default is another network
+    _, refused = changes_from_saved(saved, load_config({"objective": {"name": "shortcut"}, "policy": {"embedding_scale": 100}}))
+    assert refused == {}

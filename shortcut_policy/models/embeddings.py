@@ -8,10 +8,12 @@ import torch
 from torch import nn
 
 # t and d live in [0, 1]; sinusoids need a wider range to separate nearby values, so they are scaled
-# first: 100 puts d = 1/128 and 1/64 apart by about one radian at the highest frequency. Not 1000 (DDPM's
-# integer timesteps): MeanFlow differentiates the network along t and d, and at 1000 the sinusoids make
-# that derivative, and so its targets, explode (docs/results/one_step.md).
-T_SCALE = 100.0
+# first. Each objective names its scale (``Objective.embedding_scale``; the run's ``policy.embedding_scale``):
+# 1000 for shortcut and flow matching, 100 for DDPM (one unit per training timestep) and MeanFlow, which
+# differentiates the network along t and d: at 1000 the sinusoids make that derivative, and so its
+# targets, explode; at 100 shortcut's many-step samples are worse (docs/results/one_step.md).
+# 100 puts d = 1/128 and 1/64 apart by about one radian at the highest frequency.
+T_SCALE = 100.0  # the default of direct construction (the image DiT's, the tests' small networks)
 
 
 class SinusoidalEmbedding(nn.Module):
@@ -34,9 +36,9 @@ class SinusoidalEmbedding(nn.Module):
 class ScalarEmbedding(nn.Module):
     """A scalar in [0, 1] -> sinusoid -> MLP: the noise level ``t``, or the step size ``d``."""
 
-    def __init__(self, dim: int) -> None:
+    def __init__(self, dim: int, scale: float = T_SCALE) -> None:
         super().__init__()
-        self.net = nn.Sequential(SinusoidalEmbedding(dim), nn.Linear(dim, dim * 4), nn.Mish(), nn.Linear(dim * 4, dim))
+        self.net = nn.Sequential(SinusoidalEmbedding(dim, scale), nn.Linear(dim, dim * 4), nn.Mish(), nn.Linear(dim * 4, dim))
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:  # (B,) -> (B, dim)
         return self.net(t)
@@ -52,10 +54,10 @@ class ConditionEmbedding(nn.Module):
     scale, by a second embedder of the same kind.
     """
 
-    def __init__(self, cond_dim: int, embed_dim: int) -> None:
+    def __init__(self, cond_dim: int, embed_dim: int, scale: float = T_SCALE) -> None:
         super().__init__()
-        self.time = ScalarEmbedding(embed_dim)
-        self.step = ScalarEmbedding(embed_dim)
+        self.time = ScalarEmbedding(embed_dim, scale)
+        self.step = ScalarEmbedding(embed_dim, scale)
         self.out_dim = 2 * embed_dim + cond_dim
 
     def forward(self, t: torch.Tensor, d: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:

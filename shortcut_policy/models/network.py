@@ -55,7 +55,7 @@ class Backbone:
     is built, and what it needs of the rest of the policy config."""
 
     config: type
-    build: Callable[..., nn.Module]  # build(policy, options, action_dim=, cond_dim=)
+    build: Callable[..., nn.Module]  # build(policy, options, action_dim=, cond_dim=, embedding_scale=)
     check: Callable[[PolicyConfig], None] = lambda policy: None
 
 
@@ -90,5 +90,8 @@ def build_network(
     configured backbone: the same network for every objective."""
     encoder = ObsEncoder(obs_shapes, policy.n_obs_steps, policy.vision)
     build = get_backbone(policy.backbone).build
-    denoiser = build(policy, backbone_options(policy), action_dim=action_dim, cond_dim=encoder.out_dim)
+    if policy.embedding_scale is None:  # RunConfig fills in its objective's
+        raise ValueError("policy.embedding_scale: expected a number (a run config fills in its objective's), got None")
+    denoiser = build(policy, backbone_options(policy), action_dim=action_dim, cond_dim=encoder.out_dim,
+                     embedding_scale=policy.embedding_scale)
     return ChunkDenoiser(encoder, denoiser)

@@ -19,7 +19,7 @@ from torch import nn
 
 from ..utils.checks import at_least
 from .adaln import AdaLNZeroBlock, FinalLayer
-from .embeddings import ScalarEmbedding
+from .embeddings import T_SCALE, ScalarEmbedding
 
 CONDITIONING = ("cross_attention", "adaln")
 
@@ -68,6 +68,7 @@ class TransformerDenoiser(nn.Module):
         dropout: float = 0.1,
         causal: bool = True,
         conditioning: str = "adaln",
+        embedding_scale: float = T_SCALE,  # t and d's stretch before their sinusoids (the objective's)
     ) -> None:
         super().__init__()
         if cond_dim % n_obs_steps:
@@ -77,8 +78,8 @@ class TransformerDenoiser(nn.Module):
         self.conditioning = conditioning
         self.action_in = nn.Linear(action_dim, d_model)
         self.action_pos = nn.Parameter(torch.zeros(1, horizon, d_model))
-        self.time = ScalarEmbedding(d_model)
-        self.step = ScalarEmbedding(d_model)
+        self.time = ScalarEmbedding(d_model, embedding_scale)
+        self.step = ScalarEmbedding(d_model, embedding_scale)
         if conditioning == "adaln":
             self.obs_in = nn.Sequential(nn.Linear(cond_dim, 4 * d_model), nn.Mish(), nn.Linear(4 * d_model, d_model))
             self.blocks = nn.ModuleList(AdaLNZeroBlock(d_model, n_heads, 4.0, dropout, causal) for _ in range(n_layers))

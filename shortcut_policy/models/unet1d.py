@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ..utils.checks import at_least
-from .embeddings import ConditionEmbedding
+from .embeddings import T_SCALE, ConditionEmbedding
 
 
 @dataclass
@@ -78,10 +78,11 @@ class UNet1D(nn.Module):
         embed_dim: int = _DEFAULTS.embed_dim,
         kernel_size: int = _DEFAULTS.kernel_size,
         n_groups: int = _DEFAULTS.n_groups,
+        embedding_scale: float = T_SCALE,  # t and d's stretch before their sinusoids (the objective's)
     ) -> None:
         super().__init__()
         UNetConfig(list(down_dims), embed_dim, kernel_size, n_groups)  # its checks, for direct use too
-        self.condition = ConditionEmbedding(cond_dim, embed_dim)
+        self.condition = ConditionEmbedding(cond_dim, embed_dim, embedding_scale)
         film_dim = self.condition.out_dim
         widths = [action_dim, *down_dims]
         pairs = list(zip(widths[:-1], widths[1:]))
