@@ -103,7 +103,7 @@ class PolicyConfig:
     transformer: TransformerConfig = field(default_factory=TransformerConfig)
     vision: VisionConfig = field(default_factory=VisionConfig)  # the image encoder of camera keys, if any
     # t and d are multiplied by this before their sinusoids; None: the objective's (Objective.embedding_scale),
-    # which a run config fills in and its checkpoint stores
+    # which a RunConfig fills in when it is made (so set its objective through load_config) and its checkpoint stores
     embedding_scale: Optional[float] = None
 
     def __post_init__(self) -> None:
@@ -373,7 +373,9 @@ def load_config(cfg: DictConfig | dict | None = None, schema: type = RunConfig) 
 # was trained with the value here, not with today's default, so it loads (and resumes) as it was trained.
 AS_TRAINED_BEFORE_THE_OPTION = {
     ("policy", "transformer", "conditioning"): "cross_attention",
-    ("policy", "embedding_scale"): 100.0,  # every objective's in the format-2 checkpoints saved before the option
+    # every objective's in the format-2 checkpoints saved before the option, but for those of 8635c19 (1000),
+    # whose code was replaced 40 minutes later (f8a0214)
+    ("policy", "embedding_scale"): 100.0,
 }
 
 

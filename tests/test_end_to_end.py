@@ -25,10 +25,12 @@ def demo_store(tmp_path_factory):
     return path
 
 
-def smoke_config(store, run_dir, **train):
+def smoke_config(store, run_dir, objective=None, **train):
+    """``objective`` goes through load_config, as a command's does: it sets the run's embedding scale too."""
     return load_config(
         {
             **TINY,
+            **({"objective": objective} if objective else {}),
             "env": {"dataset": str(store)},
             "train": {"num_steps": 30, "batch_size": 16, "warmup_steps": 5, "log_every": 10, "val_every": 15,
                       "checkpoint_every": 15, "eval_episodes": 1, "eval_steps": [1, 4], **train},
@@ -127,11 +129,9 @@ def test_resume_refuses_a_run_saved_with_other_objective_options(demo_store, tmp
     """A run begun with a quarter self-consistent (the old default) is not finished with an eighth."""
     run_dir = tmp_path / "run"
     short = {"eval_episodes": 0, "num_steps": 2, "checkpoint_every": 2, "val_every": 2, "warmup_steps": 1}
-    quarter = smoke_config(demo_store, run_dir, **short)
-    quarter.objective = {"name": "shortcut", "sc_fraction": 0.25}
+    quarter = smoke_config(demo_store, run_dir, {"name": "shortcut", "sc_fraction": 0.25}, **short)
     Trainer(quarter, run_dir, progress=False).fit()
-    default = smoke_config(demo_store, run_dir, **{**short, "num_steps": 4, "resume": True})
-    default.objective = {"name": "shortcut"}  # shortcut's defaults
+    default = smoke_config(demo_store, run_dir, {"name": "shortcut"}, **{**short, "num_steps": 4, "resume": True})  # its defaults
     with pytest.raises(ValueError, match=r"train.resume: .* another objective.*'sc_fraction': \(0.25, 0.125\)"):
         Trainer(default, run_dir, progress=False)
     quarter.train.resume = True  # the saved options resume as before
@@ -151,8 +151,7 @@ def test_default_final_evaluation_fits_the_objective(objective, expected):
 def test_final_evaluation_steps_are_checked_before_training(demo_store, tmp_path):
     """DDPM cannot sample with 128 steps: the run fails at once, naming the field, and makes nothing;
     a run that evaluates nothing (as compare trains its runs) has nothing to refuse."""
-    config = smoke_config(demo_store, tmp_path / "run", eval_steps=[1, 128])
-    config.objective = {"name": "ddpm"}
+    config = smoke_config(demo_store, tmp_path / "run", {"name": "ddpm"}, eval_steps=[1, 128])
     with pytest.raises(ValueError, match=r"train.eval_steps: expected an integer from 1 to 100 \(ddpm.*got 128$"):
         Trainer(config, tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()
