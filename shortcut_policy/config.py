@@ -102,14 +102,15 @@ class PolicyConfig:
     unet: UNetConfig = field(default_factory=UNetConfig)
     transformer: TransformerConfig = field(default_factory=TransformerConfig)
     vision: VisionConfig = field(default_factory=VisionConfig)  # the image encoder of camera keys, if any
-    # t and d are multiplied by this before their sinusoids; None: the objective's (Objective.embedding_scale),
-    # which a RunConfig fills in when it is made (so set its objective through load_config) and its checkpoint stores
-    embedding_scale: Optional[float] = None
+    # t and d are multiplied by this before their sinusoids. 100 for every objective: MeanFlow's targets need it
+    # (at 1000 they explode); shortcut and flow matching score as well or better at 100 with this network and
+    # budget, and better at 1000 with policy=unet_wide at batch 128 (docs/results/one_step.md section 1)
+    embedding_scale: float = 100.0
 
     def __post_init__(self) -> None:
         backbone_options(self)  # the backbone is known and its options are its dataclass
-        if self.embedding_scale is not None and not (math.isfinite(self.embedding_scale) and self.embedding_scale > 0):
-            raise ValueError(f"policy.embedding_scale: expected a positive number or null (the objective's), got {self.embedding_scale}")
+        if not (math.isfinite(self.embedding_scale) and self.embedding_scale > 0):
+            raise ValueError(f"policy.embedding_scale: expected a positive finite number, got {self.embedding_scale}")
         at_least("policy", self, 1, "horizon")
         if not 1 <= self.n_obs_steps <= self.horizon:
             raise ValueError(f"policy.n_obs_steps: expected 1..horizon={self.horizon}, got {self.n_obs_steps}")
@@ -173,9 +174,6 @@ class RunConfig:
     run_dir: str = ""  # "" -> hydra's output directory
 
     def __post_init__(self) -> None:
-        entry = OBJECTIVES.get(self.objective.get("name"))
-        if self.policy.embedding_scale is None and entry is not None:  # an unknown name is refused where it is built
-            self.policy.embedding_scale = entry.objective.embedding_scale
         tc = self.train
         self.env.check_apart_from_tests(0, max(tc.eval_episodes, tc.periodic_eval_episodes if tc.eval_every else 0),
                                         "train.eval_episodes")
@@ -371,12 +369,7 @@ def load_config(cfg: DictConfig | dict | None = None, schema: type = RunConfig) 
 
 # Options added after runs had been saved, whose default has since changed: a saved config without the key
 # was trained with the value here, not with today's default, so it loads (and resumes) as it was trained.
-AS_TRAINED_BEFORE_THE_OPTION = {
-    ("policy", "transformer", "conditioning"): "cross_attention",
-    # every objective's in the format-2 checkpoints saved before the option, but for those of 8635c19 (1000),
-    # whose code was replaced 40 minutes later (f8a0214)
-    ("policy", "embedding_scale"): 100.0,
-}
+AS_TRAINED_BEFORE_THE_OPTION = {("policy", "transformer", "conditioning"): "cross_attention"}
 
 
 def as_trained(saved: dict[str, Any]) -> dict[str, Any]:

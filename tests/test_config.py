@@ -31,8 +31,9 @@ from shortcut_policy.config import ImageRunConfig, load_config
         ({"policy": {"transformer": {"dropout": 1.0}}}, r"policy.transformer.dropout: expected a value in \[0, 1\)"),
         ({"policy": {"transformer": {"conditioning": "film"}}}, r"policy.transformer.conditioning: expected one of \['cross_attention', 'adaln'\], got 'film'"),
         ({"policy": {"transformer": {"conditioning": "adaln", "n_cond_layers": 1}}}, r"policy.transformer.n_cond_layers: adaln conditioning has no token encoder, expected 0, got 1"),
-        ({"policy": {"embedding_scale": 0}}, r"policy.embedding_scale: expected a positive number or null \(the objective's\), got 0"),
-        ({"policy": {"embedding_scale": float("nan")}}, r"policy.embedding_scale: expected a positive number or null"),
+        ({"policy": {"embedding_scale": 0}}, r"policy.embedding_scale: expected a positive finite number, got 0"),
+        ({"policy": {"embedding_scale": float("nan")}}, r"policy.embedding_scale: expected a positive finite number, got nan"),
+        ({"policy": {"embedding_scale": float("inf")}}, r"policy.embedding_scale: expected a positive finite number, got inf"),
     ],
 )
 def test_bad_run_settings_are_refused_naming_the_key(override, message):
@@ -65,26 +66,35 @@ def test_a_stored_config_from_before_eval_steps_defaulted_to_the_objective_still
     assert load_config(stored).train.eval_steps == [1, 128]
 
 
-@pytest.mark.parametrize("objective, scale", [("shortcut", 1000.0), ("flow_matching", 1000.0), ("meanflow", 100.0), ("ddpm", 100.0)])
-def test_t_and_d_are_embedded_at_the_objective_s_scale_unless_the_run_names_one(objective, scale):
+@pytest.mark.parametrize("backbone", ["unet", "transformer"])
+def test_t_and_d_are_embedded_at_the_run_s_scale(backbone):
+    """Every objective embeds at 100 by default (MeanFlow needs it); ``policy.embedding_scale`` sets both
+    embedders of either backbone, so the same weights then compute another function."""
+    import torch
+
     from shortcut_policy.models.network import build_network
 
-    config = load_config({"objective": {"name": objective}, "policy": {"unet": {"down_dims": [16, 32], "embed_dim": 16}}})
-    assert config.policy.embedding_scale == scale  # filled in, so the checkpoint stores it
-    net = build_network(config.policy, {"k": (4,)}, 2)
-    assert {net.denoiser.condition.time.net[0].scale, net.denoiser.condition.step.net[0].scale} == {scale}
-    named = load_config({"objective": {"name": objective}, "policy": {"embedding_scale": 10.0, "backbone": "transformer"}})
-    transformer = build_network(named.policy, {"k": (4,)}, 2).denoiser
-    assert {transformer.time.net[0].scale, transformer.step.net[0].scale} == {10.0}
+    def net(**policy):
+        torch.manual_seed(0)
+        config = load_config({"objective": {"name": "shortcut"}, "policy": {"backbone": backbone, **policy}})
+        return config.policy.embedding_scale, build_network(config.policy, {"k": (4,)}, 2)
+
+    (default, a), (named, b) = net(), net(embedding_scale=1000.0)
+    assert (default, named) == (100.0, 1000.0)
+    with torch.no_grad():
+        for p in a.parameters():  # off the zero-initialised output layers, so that the condition shows
+            p.add_(0.1 * torch.randn_like(p))
+    b.load_state_dict(a.state_dict())
+    x, t, d = torch.randn(3, 16, 2), torch.rand(3), torch.rand(3) / 2
+    with torch.no_grad():
+        cond = a.encode({"k": torch.randn(3, 2, 4)})
+        assert (a(x, t, d, cond) - b(x, t, d, cond)).abs().max() > 1e-3
 
 
-def test_a_run_saved_before_the_embedding_scale_option_resumes_at_the_scale_it_was_trained_with():
+def test_a_run_is_not_resumed_at_another_embedding_scale():
     from shortcut_policy.config import to_dict
     from shortcut_policy.training.resume import changes_from_saved
 
-    saved = to_dict(load_config({"objective": {"name": "shortcut"}}))
-    del saved["policy"]["embedding_scale"]  # as written before the option existed (every objective at 100)
+    saved = to_dict(load_config({"objective": {"name": "shortcut"}, "policy": {"embedding_scale": 1000.0}}))
     _, refused = changes_from_saved(saved, load_config({"objective": {"name": "shortcut"}}))
-    assert refused == {"policy.embedding_scale": (100.0, 1000.0)}  # today's shortcut default is another network
-    _, refused = changes_from_saved(saved, load_config({"objective": {"name": "shortcut"}, "policy": {"embedding_scale": 100}}))
-    assert refused == {}
+    assert refused == {"policy.embedding_scale": (1000.0, 100.0)}

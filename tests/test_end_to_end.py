@@ -26,7 +26,7 @@ def demo_store(tmp_path_factory):
 
 
 def smoke_config(store, run_dir, objective=None, **train):
-    """``objective`` goes through load_config, as a command's does: it sets the run's embedding scale too."""
+    """``objective`` goes through load_config, as a command's does."""
     return load_config(
         {
             **TINY,

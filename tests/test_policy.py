@@ -154,31 +154,32 @@ def test_a_transformer_saved_before_the_conditioning_option_loads_as_it_was_trai
     np.testing.assert_array_equal(a, loaded.predict_chunk(history, steps=1, generator=torch.Generator().manual_seed(1)))
 
 
-def test_a_checkpoint_saved_before_the_embedding_scale_option_loads_at_the_scale_it_was_trained_with(tmp_path):
-    """Every objective embedded t and d at scale 100 before ``policy.embedding_scale`` (shortcut's is now 1000):
-    a checkpoint whose config lacks the key acts as it did, not with its objective's scale of today."""
+def test_a_checkpoint_acts_at_the_embedding_scale_it_was_trained_with(tmp_path):
+    """The scale is stored in the checkpoint's config: a policy trained at 1000 acts at 1000 when loaded, and
+    one saved before the option existed (every network at 100) loads at 100."""
     from shortcut_policy.checkpoint import load_tensors, save_tensors
 
-    policy = make_policy(objective="shortcut")
-    assert policy.config.policy.embedding_scale == 1000.0  # the objective's, filled in and saved
-    assert load_policy(policy.save(tmp_path / "new.safetensors")).config.policy.embedding_scale == 1000.0
-    config = load_config({"policy": {"unet": {"down_dims": [16, 32], "embed_dim": 16}, "embedding_scale": 100.0},
+    base = make_policy(objective="shortcut")
+    config = load_config({"policy": {"unet": {"down_dims": [16, 32], "embed_dim": 16}, "embedding_scale": 1000.0},
                           "objective": {"name": "shortcut"}})
-    old = Policy(build_network(config.policy, {"keypoint": (OBS_DIM,)}, ACTION_DIM), policy.normalizer, policy.objective,
-                 config, {"keypoint": (OBS_DIM,)}, ACTION_DIM)
-    tensors, meta = load_tensors(old.save(tmp_path / "scale100.safetensors"))
-    del meta["config"]["policy"]["embedding_scale"]  # as written before the option existed
-    save_tensors(tmp_path / "old.safetensors", tensors, meta)
-    loaded = load_policy(tmp_path / "old.safetensors")
-    assert loaded.config.policy.embedding_scale == 100.0
+    wide = Policy(build_network(config.policy, {"keypoint": (OBS_DIM,)}, ACTION_DIM), base.normalizer, base.objective,
+                  config, {"keypoint": (OBS_DIM,)}, ACTION_DIM)
+    wide.network.load_state_dict(base.network.state_dict())  # the same weights: only the scale differs
     history = {"keypoint": np.random.default_rng(0).uniform(0, 512, (3, 2, OBS_DIM))}
 
     def chunk(p: Policy) -> np.ndarray:
         return p.predict_chunk(history, steps=4, generator=torch.Generator().manual_seed(1))
 
-    np.testing.assert_array_equal(chunk(old), chunk(loaded))
-    policy.network.load_state_dict(old.network.state_dict())  # the same weights at scale 1000 act otherwise
-    assert np.abs(chunk(policy) - chunk(old)).max() > 1e-3
+    assert np.abs(chunk(wide) - chunk(base)).max() > 1e-3
+    loaded = load_policy(wide.save(tmp_path / "wide.safetensors"))
+    assert loaded.config.policy.embedding_scale == 1000.0
+    np.testing.assert_array_equal(chunk(wide), chunk(loaded))
+    tensors, meta = load_tensors(base.save(tmp_path / "base.safetensors"))
+    del meta["config"]["policy"]["embedding_scale"]  # as written before the option existed
+    save_tensors(tmp_path / "old.safetensors", tensors, meta)
+    old = load_policy(tmp_path / "old.safetensors")
+    assert old.config.policy.embedding_scale == 100.0
+    np.testing.assert_array_equal(chunk(base), chunk(old))
 
 
 def test_missing_checkpoint_is_a_clear_error(tmp_path):

@@ -8,12 +8,10 @@ import torch
 from torch import nn
 
 # t and d live in [0, 1]; sinusoids need a wider range to separate nearby values, so they are scaled
-# first. Each objective names its scale (``Objective.embedding_scale``; the run's ``policy.embedding_scale``):
-# 1000 for shortcut and flow matching, 100 for DDPM (one unit per training timestep) and MeanFlow, which
-# differentiates the network along t and d: at 1000 the sinusoids make that derivative, and so its
-# targets, explode; at 100 shortcut's many-step samples are worse (docs/results/one_step.md).
-# 100 puts d = 1/128 and 1/64 apart by about one radian at the highest frequency.
-T_SCALE = 100.0  # the default of direct construction (the image DiT's, the tests' small networks)
+# first, by the run's ``policy.embedding_scale``. 100 puts d = 1/128 and 1/64 apart by about one radian at
+# the highest frequency. Not 1000 (DDPM's integer timesteps): MeanFlow differentiates the network along t and
+# d, and at 1000 the sinusoids make that derivative, and so its targets, explode (docs/results/one_step.md).
+T_SCALE = 100.0  # policy.embedding_scale's default, and that of direct construction (the image DiT, tests)
 
 
 class SinusoidalEmbedding(nn.Module):

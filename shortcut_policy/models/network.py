@@ -90,8 +90,6 @@ def build_network(
     configured backbone: the same network for every objective."""
     encoder = ObsEncoder(obs_shapes, policy.n_obs_steps, policy.vision)
     build = get_backbone(policy.backbone).build
-    if policy.embedding_scale is None:  # RunConfig fills in its objective's
-        raise ValueError("policy.embedding_scale: expected a number (a run config fills in its objective's), got None")
     denoiser = build(policy, backbone_options(policy), action_dim=action_dim, cond_dim=encoder.out_dim,
                      embedding_scale=policy.embedding_scale)
     return ChunkDenoiser(encoder, denoiser)

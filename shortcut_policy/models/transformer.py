@@ -68,7 +68,7 @@ class TransformerDenoiser(nn.Module):
         dropout: float = 0.1,
         causal: bool = True,
         conditioning: str = "adaln",
-        embedding_scale: float = T_SCALE,  # t and d's stretch before their sinusoids (the objective's)
+        embedding_scale: float = T_SCALE,  # t and d's stretch before their sinusoids (policy.embedding_scale)
     ) -> None:
         super().__init__()
         if cond_dim % n_obs_steps:

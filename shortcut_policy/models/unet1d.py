@@ -78,7 +78,7 @@ class UNet1D(nn.Module):
         embed_dim: int = _DEFAULTS.embed_dim,
         kernel_size: int = _DEFAULTS.kernel_size,
         n_groups: int = _DEFAULTS.n_groups,
-        embedding_scale: float = T_SCALE,  # t and d's stretch before their sinusoids (the objective's)
+        embedding_scale: float = T_SCALE,  # t and d's stretch before their sinusoids (policy.embedding_scale)
     ) -> None:
         super().__init__()
         UNetConfig(list(down_dims), embed_dim, kernel_size, n_groups)  # its checks, for direct use too

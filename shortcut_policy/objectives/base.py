@@ -37,9 +37,6 @@ class Denoiser(Protocol):
 
 class Objective(Protocol):
     name: str
-    # How far t and d are stretched before the network's sinusoids (``policy.embedding_scale`` by default):
-    # small where the objective differentiates the network along them (MeanFlow), large where it only calls it.
-    embedding_scale: float
 
     def loss(
         self,

@@ -70,7 +70,6 @@ class DDPMConfig:
 
 class DDPMObjective:
     name = "ddpm"
-    embedding_scale = 100.0  # one unit per training timestep (num_train_timesteps = 100), as Diffusion Policy embeds them
 
     def __init__(self, config: DDPMConfig | None = None) -> None:
         self.config = config or DDPMConfig()

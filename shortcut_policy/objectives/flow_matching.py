@@ -23,7 +23,6 @@ class FlowMatchingConfig(GuidanceConfig):
 
 class FlowMatchingObjective:
     name = "flow_matching"
-    embedding_scale = 1000.0  # shortcut's: its self-consistency ablation changes nothing else
 
     def __init__(self, config: FlowMatchingConfig | None = None) -> None:
         self.config = config or FlowMatchingConfig()

@@ -70,7 +70,6 @@ class MeanFlowObjective:
     """Loss and sampler of MeanFlow; acts with any number of steps, each told its step size 1/steps."""
 
     name = "meanflow"
-    embedding_scale = 100.0  # its JVP differentiates the sinusoids: at 1000 the targets explode (one_step.md)
 
     def __init__(self, config: MeanFlowConfig | None = None) -> None:
         self.config = config or MeanFlowConfig()

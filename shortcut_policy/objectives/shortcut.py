@@ -82,7 +82,6 @@ class ShortcutObjective:
     """Loss and sampler of the shortcut model."""
 
     name = "shortcut"
-    embedding_scale = 1000.0  # no derivative of the network is taken; 100 costs its many-step score (one_step.md)
 
     def __init__(self, config: ShortcutConfig | None = None) -> None:
         self.config = config or ShortcutConfig()
