@@ -103,8 +103,9 @@ class PolicyConfig:
     transformer: TransformerConfig = field(default_factory=TransformerConfig)
     vision: VisionConfig = field(default_factory=VisionConfig)  # the image encoder of camera keys, if any
     # t and d are multiplied by this before their sinusoids. 100 for every objective: MeanFlow's targets need it
-    # (at 1000 they explode); shortcut and flow matching score as well or better at 100 with this network and
-    # budget, and better at 1000 with policy=unet_wide at batch 128 (docs/results/one_step.md section 1)
+    # (at 1000 they explode), and with this network and budget shortcut's many-step score is higher at 100 than
+    # at 1000 (flow matching's no different); with policy=unet_wide at batch 128 shortcut does better at 1000
+    # (docs/results/one_step.md sections 1 and 9b)
     embedding_scale: float = 100.0
 
     def __post_init__(self) -> None:
