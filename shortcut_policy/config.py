@@ -16,6 +16,7 @@ from typing import Any, Optional
 from omegaconf import DictConfig, OmegaConf
 
 from .envs import DEFAULT_ENV, EnvSpec, get_env_spec
+from .models.embeddings import T_SCALE
 from .models.network import backbone_options, get_backbone
 from .objectives import OBJECTIVES
 from .models.transformer import TransformerConfig
@@ -106,7 +107,7 @@ class PolicyConfig:
     # (at 1000 they explode), and with this network and budget shortcut's many-step score is higher at 100 than
     # at 1000 (flow matching's no different); with policy=unet_wide at batch 128 shortcut does better at 1000
     # (docs/results/one_step.md sections 1 and 9b)
-    embedding_scale: float = 100.0
+    embedding_scale: float = T_SCALE
 
     def __post_init__(self) -> None:
         backbone_options(self)  # the backbone is known and its options are its dataclass
