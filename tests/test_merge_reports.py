@@ -59,7 +59,7 @@ def test_reports_that_cannot_be_merged_are_refused_naming_why(tmp_path):
                             overrides=["train.num_steps=9"])
     with pytest.raises(ValueError, match="training seed 0 is in both"):
         merge_reports([a, again], tmp_path / "m")
-    with pytest.raises(ValueError, match="other settings .*: train differ"):
+    with pytest.raises(ValueError, match="other settings .*: train.num_steps differ"):
         merge_reports([a, other], tmp_path / "m")
     with pytest.raises(ValueError, match="at least 2"):
         merge_reports([a], tmp_path / "m")
@@ -78,3 +78,25 @@ def test_reports_that_cannot_be_merged_are_refused_naming_why(tmp_path):
     assert not (tmp_path / "m").exists()  # nothing written before the checks pass
     with pytest.raises(SystemExit, match="error: reports: training seed 0"):
         main([str(a), str(again), "--out", str(tmp_path / "m")])
+
+
+def test_a_report_from_before_an_option_merges_as_trained(tmp_path):
+    """A report saved before ``policy.embedding_scale`` existed was trained at its default: it merges with one
+    that states the default, and is refused beside one trained at another scale, naming the setting."""
+    a = one_seed_report(tmp_path / "s0/compare.json", 0, [[0.5, 0.7], [0.4, 0.6]], [[5, 10], [0, 2]])
+    old = json.loads(a.read_text())
+    del old["config"]["policy"]["embedding_scale"]
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    b = one_seed_report(tmp_path / "s1/compare.json", 1, [[0.7, 0.9], [0.4, 0.8]], [[15, 20], [1, 3]])
+    merge_reports([tmp_path / "old.json", b], tmp_path / "merged")
+    assert json.loads((tmp_path / "merged/compare.json").read_text())["config"]["policy"]["embedding_scale"] == 100.0
+    other = one_seed_report(tmp_path / "s2/compare.json", 2, [[0.5, 0.7], [0.4, 0.6]], [[5, 10], [0, 2]],
+                            overrides=["policy.embedding_scale=1000"])
+    with pytest.raises(ValueError, match="other settings .*: policy.embedding_scale differ"):
+        merge_reports([tmp_path / "old.json", other], tmp_path / "m")
+    # settings this version cannot read are refused by name, before anything is written
+    old["config"]["policy"]["embedding_scale"] = None
+    (tmp_path / "unreadable.json").write_text(json.dumps(old))
+    with pytest.raises(ValueError, match="do not read as this version's.*embedding_scale"):
+        merge_reports([tmp_path / "unreadable.json", b], tmp_path / "m")
+    assert not (tmp_path / "m").exists()
