@@ -388,3 +388,9 @@ def as_trained(saved: dict[str, Any]) -> dict[str, Any]:
 
 def to_dict(config: Any) -> dict[str, Any]:
     return dataclasses.asdict(config)
+
+
+def saved_as_trained(saved: dict[str, Any], schema: type = RunConfig) -> dict[str, Any]:
+    """A saved config read through today's dataclasses, in JSON types: an option added since it was saved takes the
+    value it was trained with (as_trained), else that option's default. Raises what ``load_config`` raises."""
+    return json.loads(json.dumps(to_dict(load_config(as_trained(saved), schema))))

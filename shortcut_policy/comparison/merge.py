@@ -18,7 +18,11 @@ import argparse
 import json
 from pathlib import Path
 
-from ..config import CompareConfig, as_trained, load_config, to_dict
+from omegaconf.errors import OmegaConfBaseException
+
+from ..config import CompareConfig, load_config, saved_as_trained
+from ..training.resume import changes
+from ..utils.cli import describe
 from ..utils.io import write_json, write_text
 from .report import markdown, plot
 from .runs import aggregate
@@ -39,29 +43,12 @@ def read_report(path: Path) -> dict:
                          "merge reports whose comparison trained its runs")
     if len(config["seeds"]) != 1 or any(r["seeds"] != 1 for r in rows):
         raise ValueError(f"reports: expected one training seed per report, got seeds {config['seeds']} in {path}")
-    # its settings as trained: an option added since takes the value the run had (as_trained, else the option's
-    # default, which is the behaviour before it), so reports from either side of a new option compare equal
+    # its settings as trained, so that reports from either side of a new option compare equal
     try:
-        report["config"] = json.loads(json.dumps(to_dict(load_config(as_trained(config), CompareConfig))))
-    except Exception as err:  # omegaconf's errors carry the key; their message's first line says why
-        key = getattr(err, "full_key", None) or "config"
-        raise ValueError(f"reports: the settings in {path} do not read as this version's: "
-                         f"{key}: {str(err).splitlines()[0]}") from None
+        report["config"] = saved_as_trained(config, CompareConfig)
+    except (ValueError, OmegaConfBaseException) as err:
+        raise ValueError(f"reports: the settings in {path} do not read as this version's: {describe(err)}") from None
     return report
-
-
-def settings_that_differ(a: dict, b: dict, prefix: str = "") -> list[str]:
-    """Dotted names of the settings where two configs differ (``train.num_steps``), apart from HOW_RUN's."""
-    differ = []
-    for key in sorted(set(a) | set(b)):
-        if not prefix and key in HOW_RUN:
-            continue
-        x, y = a.get(key), b.get(key)
-        if isinstance(x, dict) and isinstance(y, dict):
-            differ += settings_that_differ(x, y, f"{prefix}{key}.")
-        elif x != y:
-            differ.append(prefix + key)
-    return differ
 
 
 def merge_reports(paths: list[Path], out_dir: Path) -> list[Path]:
@@ -76,7 +63,7 @@ def merge_reports(paths: list[Path], out_dir: Path) -> list[Path]:
     seen: dict[int, Path] = {}
     for path, report in zip(paths, reports):
         config = report["config"]
-        differ = settings_that_differ(first, config)
+        differ = [key for key in changes(first, config) if key.split(".")[0] not in HOW_RUN]  # dotted: train.num_steps
         if differ:
             raise ValueError(f"reports: {path} was run with other settings than {paths[0]}: {', '.join(differ)} differ")
         seed = config["seeds"][0]

@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from ..checkpoint import METRICS_FILE, MODEL_FILE, POLICY_FILE, TRAIN_STATE_FILE
-from ..config import RunConfig, as_trained, load_config, to_dict
+from ..config import RunConfig, as_trained, load_config, saved_as_trained, to_dict
 from ..objectives import sampling_options
 from ..utils.io import complete_lines, write_text
 
@@ -96,7 +96,7 @@ def changes_from_saved(saved: dict[str, Any], config: Any) -> tuple[dict[str, tu
     Raises what ``load_config`` raises when the saved config no longer loads."""
     # both through the dataclasses: a run saved before an option existed has that option's default, or the
     # value it was trained with where the default has since changed (as_trained)
-    saved = json.loads(json.dumps(to_dict(load_config(as_trained(saved), type(config)))))
+    saved = saved_as_trained(saved, type(config))
     now = json.loads(json.dumps(to_dict(config)))  # JSON types, as saved (tuples become lists)
     allowed = RESUMABLE | {f"objective.{k}" for k in sampling_options(now.get("objective", {}).get("name"))}
     found = changes(saved, now)
