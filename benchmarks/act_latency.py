@@ -27,6 +27,8 @@ import torch
 from shortcut_policy.config import load_config
 from shortcut_policy.data import MinMaxNormalizer
 from shortcut_policy.utils.io import write_json
+from shortcut_policy.contract import PolicyContract
+from shortcut_policy.features import obs_features
 from shortcut_policy.models.network import build_network
 from shortcut_policy.objectives import build_objective
 from shortcut_policy.policy import Policy, load_policy
@@ -38,11 +40,11 @@ RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results" / "act_latenc
 def default_policy(objective_name: str = "shortcut", device: str = "cpu", cuda_graph: bool | None = None) -> Policy:
     config = load_config({"objective": {"name": objective_name}})
     objective = build_objective(config.objective)
-    shapes = {"keypoint": (18,)}
-    network = build_network(config.policy, shapes, 2)
+    contract = PolicyContract(obs_features({"keypoint": (18,)}), "action", 2, config.policy, config.objective)
+    network = build_network(config.policy, contract.obs, 2)
     rng = np.random.default_rng(0)
     normalizer = MinMaxNormalizer.fit({"keypoint": rng.uniform(0, 512, (64, 18)), "action": rng.uniform(0, 512, (64, 2))})
-    return Policy(network, normalizer, objective, config, shapes, 2, device, cuda_graph)
+    return Policy(network, normalizer, objective, contract, device, cuda_graph)
 
 
 def timed(fn, n: int, warmup: int = 20) -> np.ndarray:

@@ -28,7 +28,6 @@ from hydra import compose, initialize_config_dir
 
 from shortcut_policy.config import load_config
 from shortcut_policy.data import ReplayBuffer
-from shortcut_policy.policy import Policy
 from shortcut_policy.training.trainer import Trainer
 from shortcut_policy.utils.device import cpu_model, describe_device
 from shortcut_policy.utils.io import write_json
@@ -85,8 +84,7 @@ def main() -> None:
         train["samples_per_s"] = batch / train["step_with_load_ms"] * 1e3
         train["loader_share"] = train["load_ms"] / train["step_with_load_ms"]
 
-        policy = Policy(trainer.ema.model, trainer.normalizer, trainer.objective, config, trainer.obs_shapes,
-                        trainer.action_dim, trainer.device)
+        policy = trainer.policy()
         window = trainer.samplers["train"].sample(np.array([0]))["obs"]  # (1, To, ...) one stored history
         nobs = {k: policy.normalizer.normalize(k, torch.as_tensor(v, dtype=torch.float32)) for k, v in window.items()}
         cond = policy.network.encode(nobs)
@@ -109,7 +107,7 @@ def main() -> None:
         "date": time.strftime("%Y-%m-%d"),
         "machine": {"device": describe_device(trainer.device), "cpu": cpu_model(),
                     "threads": torch.get_num_threads(), "torch": torch.__version__},
-        "obs_keys": list(config.env.obs_keys), "obs_shapes": {k: list(v) for k, v in trainer.obs_shapes.items()},
+        "obs_keys": list(config.env.obs_keys), "obs_shapes": {k: list(v) for k, v in trainer.contract.obs_shapes.items()},
         "vision": dict(cfg.policy.vision), "batch_size": batch, "objective": config.objective["name"],
         "parameters": {"encoder": n_encoder, "total": n_all},
         "store": {"path": str(trainer.dataset_path), "steps": trainer.buffer.n_steps, "open_s": open_s},

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from shortcut_policy.features import obs_features
 from shortcut_policy.config import load_config
 from shortcut_policy.models.network import build_network
 from shortcut_policy.objectives import build_objective
@@ -29,7 +30,7 @@ SCALES = [(1000.0, 1000.0), (1000.0, 100.0), (100.0, 1000.0), (100.0, 100.0), (1
 def fit(time_scale: float, step_scale: float, steps: int) -> dict:
     torch.manual_seed(0)
     policy = load_config({"policy": {"horizon": 8, "n_action_steps": 4, "unet": {"down_dims": [16, 32], "embed_dim": 16}}}).policy
-    net = build_network(policy, {"k": (4,)}, 2)
+    net = build_network(policy, obs_features({"k": (4,)}), 2)
     net.denoiser.condition.time.net[0].scale = time_scale  # the SinusoidalEmbedding of each embedder
     net.denoiser.condition.step.net[0].scale = step_scale
     objective = build_objective({"name": "meanflow"})

@@ -150,7 +150,7 @@ def main() -> None:
 
     policies = {label: load_policy(path) for label, path in reports.items()}
     first = next(iter(policies.values()))
-    layout = lambda p: (tuple(p.obs_keys), p.horizon, p.n_obs_steps, p.n_action_steps, p.config.env.action_key)  # noqa: E731
+    layout = lambda p: (tuple(p.obs_keys), p.horizon, p.n_obs_steps, p.n_action_steps, p.contract.action_key)  # noqa: E731
     for label, policy in policies.items():
         if layout(policy) != layout(first):
             parser.error(f"--report {label}: expected the observation/action layout of the first policy {layout(first)}, got {layout(policy)}")
@@ -233,7 +233,7 @@ def main() -> None:
     print(f"wrote {out}")
     # Push-T's keypoint observation ends with the agent's position: mark it where the plot shows a chunk
     # (only this env's (18,) layout; Diffusion Policy's (9, 2) block keypoints hold no agent)
-    agent = obs["keypoint"][:, -1, -2:] if first.config.env.name == "push_t" and first.obs_shapes.get("keypoint") == (18,) else None
+    agent = obs["keypoint"][:, -1, -2:] if first.meta.get("config", {}).get("env", {}).get("name") == "push_t" and first.obs_shapes.get("keypoint") == (18,) else None
     print(f"wrote {plot(result, samples, agent, Path(args.plot))}")
 
 

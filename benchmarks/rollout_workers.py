@@ -22,6 +22,7 @@ import torch
 
 from shortcut_policy.evaluation.rollout import rollout
 from shortcut_policy.objectives import check_steps
+from shortcut_policy.evaluate import trained_env
 from shortcut_policy.policy import load_policy
 from shortcut_policy.utils.io import write_json
 from shortcut_policy.utils.device import cpu_model
@@ -43,7 +44,7 @@ def main() -> None:
         parser.error("--episodes and --repeats: expected >= 1; --workers: expected >= 0")
     policy = load_policy(args.checkpoint)
     check_steps("--steps", args.steps, policy.objective)
-    env_config = policy.config.env
+    env_config = trained_env(args.checkpoint, policy)
     if args.max_episode_steps is not None:
         env_config = dataclasses.replace(env_config, max_episode_steps=args.max_episode_steps)
     env = env_config.spec()

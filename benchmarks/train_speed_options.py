@@ -32,6 +32,7 @@ import torch._dynamo
 from torch._dynamo.utils import counters
 from hydra import compose, initialize_config_dir
 
+from shortcut_policy.features import obs_features
 from shortcut_policy.config import PolicyConfig, TrainConfig, load_config
 from shortcut_policy.models.network import build_network
 from shortcut_policy.objectives import build_objective
@@ -77,7 +78,7 @@ def make_step(objective_name: str, variant: Variant) -> tuple[Callable[[], None]
     obs = {"keypoint": torch.rand(variant.batch_size, policy.n_obs_steps, OBS_DIM, generator=gen) * 2 - 1}
     x1 = torch.rand(variant.batch_size, policy.horizon, ACTION_DIM, generator=gen) * 2 - 1  # (B, H, A)
     torch.manual_seed(0)
-    net = build_network(policy, {"keypoint": (OBS_DIM,)}, ACTION_DIM)
+    net = build_network(policy, obs_features({"keypoint": (OBS_DIM,)}), ACTION_DIM)
     ema = EMA(net)
     model = torch.compile(net) if variant.compile else net  # encode() reaches the module itself; forward is compiled
     opt = torch.optim.AdamW(net.parameters(), lr=1e-4)

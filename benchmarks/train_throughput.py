@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from hydra import compose, initialize_config_dir
 
+from shortcut_policy.features import obs_features
 from shortcut_policy.config import PolicyConfig, load_config
 from shortcut_policy.training.ema import EMA
 from shortcut_policy.utils.io import write_json
@@ -68,7 +69,7 @@ def make_workloads(
     for name in OBJECTIVES:
         objective = objectives[name] = build_objective({"name": name, **options.get(name, {})})
         torch.manual_seed(0)
-        net = nets[name] = build_network(policy, {"keypoint": (OBS_DIM,)}, ACTION_DIM).to(device)
+        net = nets[name] = build_network(policy, obs_features({"keypoint": (OBS_DIM,)}), ACTION_DIM).to(device)
         ema = EMA(net)
         if compile_net:  # the denoiser, called once or more per step (MeanFlow's jvp of it falls back to eager)
             net.denoiser = torch.compile(net.denoiser)

@@ -12,27 +12,15 @@ import functools
 import importlib.util
 import inspect
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Literal, Mapping, Protocol, Sequence
+from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
 import gymnasium as gym
 import numpy as np
 
+from ..features import ObsSpec
 from ..utils.checks import at_least, check_workers
 
-ObsType = Literal["low_dim", "rgb"]
 _VARIED = {"obs", "action_dim", "max_episode_steps"}  # what a task or an env option may change in a spec
-
-
-@dataclass(frozen=True)
-class ObsSpec:
-    """One observation key, as Diffusion Policy's ``shape_meta`` describes it."""
-
-    shape: tuple[int, ...]  # per frame; rgb: (H, W, 3) uint8
-    type: ObsType = "low_dim"
-
-    def __post_init__(self) -> None:
-        if self.type not in ("low_dim", "rgb"):
-            raise ValueError(f"ObsSpec.type: expected 'low_dim' or 'rgb', got {self.type!r}")
 
 
 class Expert(Protocol):

@@ -15,6 +15,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from .checkpoint import EVAL_DIR
+from .config import EnvConfig, as_trained, load_config
 from .evaluation.report import markdown_table, write_report
 from .evaluation.sweep import evaluate_policy
 from .utils.cli import one_line_errors
@@ -37,11 +38,20 @@ def load_for_evaluation(cfg: DictConfig):
     return file, policy, steps_list
 
 
+def trained_env(file: str | Path, policy) -> EnvConfig:
+    """The env section of the run config the policy was trained with (its provenance): rollouts need the env
+    registered here, though loading the policy did not."""
+    if "config" not in policy.meta:
+        raise ValueError(f"checkpoint {file}: no run config is stored beside its contract, so the env it was trained "
+                         "in is unknown; evaluate it with your own rollout (shortcut_policy.evaluation.rollout)")
+    return load_config(as_trained(policy.meta["config"])).env
+
+
 @hydra.main(config_path=str(config_dir()), config_name="evaluate", version_base=None)
 @one_line_errors
 def main(cfg: DictConfig) -> None:
     file, policy, steps_list = load_for_evaluation(cfg)
-    spec = policy.config.env.spec()  # the task and episode length the policy was trained for
+    spec = trained_env(file, policy).spec()  # the task and episode length the policy was trained for
     if cfg.rollout_envs is not None:  # like rollout_workers, this machine's choice
         spec = dataclasses.replace(spec, rollout_envs=cfg.rollout_envs)
     env_name = spec.id
@@ -54,10 +64,10 @@ def main(cfg: DictConfig) -> None:
     paths = write_report(
         out_dir,
         rows,
-        {"checkpoint": str(file), "env": env_name, "objective": policy.config.objective["name"], "config": OmegaConf.to_container(cfg),
+        {"checkpoint": str(file), "env": env_name, "objective": policy.contract.objective["name"], "config": OmegaConf.to_container(cfg),
          "objective_options": dataclasses.asdict(policy.objective.config)},  # what sampled, defaults included
         spec,
-        title=f"{spec.label} · {policy.config.objective['name']}",
+        title=f"{spec.label} · {policy.contract.objective['name']}",
     )
     print(markdown_table(rows))
     for name, path in paths.items():

@@ -2,7 +2,13 @@
 
 ``act`` is cheap to call every control tick: it keeps the last ``n_obs_steps`` observations and a
 queue of the predicted chunk, and runs the network only when the queue is empty (every
-``n_action_steps`` calls), as Diffusion Policy and LeRobot do.
+``n_action_steps`` calls), as Diffusion Policy and LeRobot do. Given a batch of observations it keeps
+one history and one queue per row and replans the rows whose queue ran dry in one batched call: the
+rollouts that evaluate a policy step their episodes through this same ``act``.
+
+A policy is its contract (``contract.py``: typed inputs and outputs, network and objective options),
+its weights and its normalizer; ``load_policy`` needs nothing else, not the environment nor the run's
+config (kept in ``policy.meta`` as provenance).
 """
 
 from __future__ import annotations
@@ -10,21 +16,30 @@ from __future__ import annotations
 import collections
 import os
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
 
 from omegaconf.errors import OmegaConfBaseException
 
-from .cuda_graph import GraphedSampler
 from .checkpoint import POLICY_FILE, check_finite, load_tensors, mismatch_detail, prefixed, resolve_checkpoint, save_tensors, unprefixed
-from .config import RunConfig, as_trained, load_config, to_dict
+from .contract import PolicyContract
+from .cuda_graph import GraphedSampler
 from .data.normalizer import MinMaxNormalizer
 from .models.network import ChunkDenoiser, build_network
 from .objectives import Objective, build_objective, with_sampling
 from .utils.device import resolve_device
+
+
+@dataclass
+class _Row:
+    """One control loop's state: its last observation frames and the actions still queued from its chunk."""
+
+    history: collections.deque
+    queue: collections.deque = field(default_factory=collections.deque)
 
 
 class Policy:
@@ -35,11 +50,10 @@ class Policy:
         network: ChunkDenoiser,
         normalizer: MinMaxNormalizer,
         objective: Objective,
-        config: RunConfig,
-        obs_shapes: Mapping[str, tuple[int, ...]],
-        action_dim: int,
+        contract: PolicyContract,
         device: str | torch.device = "cpu",
         cuda_graph: bool | None = None,
+        meta: Mapping[str, Any] | None = None,
     ) -> None:
         self.device = resolve_device(str(device))
         if cuda_graph and self.device.type != "cuda":
@@ -50,15 +64,15 @@ class Policy:
         self.network = network.to(self.device).eval().requires_grad_(False)
         self.normalizer = normalizer.to(self.device)
         self.objective = objective
-        self.config = config
-        self.obs_keys = list(config.env.obs_keys)
-        self.obs_shapes = {k: tuple(obs_shapes[k]) for k in self.obs_keys}
-        self.action_dim = action_dim
-        self.horizon = config.policy.horizon
-        self.n_obs_steps = config.policy.n_obs_steps
-        self.n_action_steps = config.policy.n_action_steps
-        self._history: collections.deque = collections.deque(maxlen=self.n_obs_steps)
-        self._queue: collections.deque = collections.deque()
+        self.contract = contract
+        self.meta = dict(meta or {})  # provenance: the run config it was trained with ("config"), its data, ...
+        self.obs_keys = contract.obs_keys
+        self.obs_shapes = contract.obs_shapes
+        self.action_dim = contract.action_dim
+        self.horizon = contract.horizon
+        self.n_obs_steps = contract.n_obs_steps
+        self.n_action_steps = contract.n_action_steps
+        self._rows: dict[int, _Row] = {}
         self._generator: torch.Generator | None = None
 
     # ------------------------------------------------------------------ loading
@@ -70,61 +84,73 @@ class Policy:
         """Load a ``policy.safetensors`` (or a run folder holding one).
 
         ``sampling`` replaces sampling-only options of the stored objective (``OBJECTIVES[name].sampling_options``,
-        e.g. ``{"timestep_spacing": "leading"}`` for a DDPM checkpoint); the policy's config records them.
+        e.g. ``{"timestep_spacing": "leading"}`` for a DDPM checkpoint); the policy's contract records them.
         ``cuda_graph``: replan through CUDA graphs (default: on a CUDA device; False turns them off)."""
         file = resolve_checkpoint(path, POLICY_FILE)
         tensors, meta = load_tensors(file)
-        missing = [k for k in ("config", "obs_shapes", "action_dim") if k not in meta]
-        if missing:
-            raise ValueError(
-                f"checkpoint {file}: expected a policy file ({POLICY_FILE}, with the config, observation shapes and "
-                f"action size), got a file without {missing}" + (" (a training state)" if "step" in meta else "")
-            )
         check_finite(file, tensors)
+        contract = read_contract(file, meta)
+        contract.objective = with_sampling(contract.objective, sampling)
         try:
-            config = load_config(as_trained(meta["config"]))
-            config.objective = with_sampling(config.objective, sampling)
-            objective = build_objective(config.objective)
-            obs_shapes = {k: tuple(v) for k, v in meta["obs_shapes"].items()}
-            network = build_network(config.policy, {k: obs_shapes[k] for k in config.env.obs_keys}, meta["action_dim"])
+            objective = build_objective(contract.objective)
+            network = build_network(contract.policy, contract.obs, contract.action_dim)
             network.load_state_dict(unprefixed("net", tensors), strict=True)
             normalizer = MinMaxNormalizer.from_state_dict(unprefixed("normalizer", tensors))
-        except (ValueError, TypeError, KeyError, RuntimeError, AttributeError, OmegaConfBaseException) as err:
-            # an edited config no longer matches the weights beside it (load_state_dict's size mismatches)
-            raise ValueError(f"checkpoint {file}: its config and weights do not fit together ({mismatch_detail(err)})") from err
-        policy = cls(network, normalizer, objective, config, obs_shapes, meta["action_dim"], device, cuda_graph)
-        policy.meta = meta
-        return policy
+        except (ValueError, TypeError, KeyError, RuntimeError, AttributeError) as err:
+            # an edited contract no longer matches the weights beside it (load_state_dict's size mismatches)
+            raise ValueError(f"checkpoint {file}: its contract and weights do not fit together ({mismatch_detail(err)})") from err
+        provenance = {k: v for k, v in meta.items() if k not in ("contract", "obs_shapes", "action_dim", "objective")}
+        return cls(network, normalizer, objective, contract, device, cuda_graph, provenance)
 
     def save(self, path: str | os.PathLike, extra_meta: Mapping[str, Any] | None = None) -> Path:
-        """Write this policy as one safetensors file (weights, normalizer, config), atomically."""
-        return save_policy(path, self.network, self.normalizer, self.config, self.obs_shapes, self.action_dim, extra_meta)
+        """Write this policy as one safetensors file (weights, normalizer, contract, provenance), atomically."""
+        return save_policy(path, self.network, self.normalizer, self.contract, {**self.meta, **(extra_meta or {})})
 
     # ---------------------------------------------------------------- control
-    def reset(self, seed: int | None = None) -> None:
-        """Forget the observation history and the queued actions (call at every episode start)."""
-        self._history.clear()
-        self._queue.clear()
+    def reset(self, seed: int | None = None, rows: Sequence[int] | None = None) -> None:
+        """Forget the observation history and the queued actions: of every row (call at every episode
+        start), or of ``rows`` only (a batched caller whose episodes end at different ticks). ``seed``
+        reseeds the sampler's noise, which all rows draw from in turn (None: keep it; unseeded, torch's
+        global generator)."""
+        if rows is None:
+            self._rows.clear()
+        else:
+            for row in _check_rows(rows):
+                self._rows.pop(row, None)
         if seed is not None:
             self._generator = torch.Generator().manual_seed(seed)
 
     @property
     def will_replan(self) -> bool:
-        """True when the next ``act`` call runs the network (the action queue is empty)."""
-        return not self._queue
+        """True when the next unbatched ``act`` call runs the network (row 0's action queue is empty)."""
+        row = self._rows.get(0)
+        return row is None or not row.queue
 
-    def act(self, obs: Mapping[str, Any] | np.ndarray, steps: int = 1) -> np.ndarray:
-        """The next action (action_dim,) for a raw environment observation; replans when the queue is empty."""
+    def act(self, obs: Mapping[str, Any] | np.ndarray, steps: int = 1, rows: Sequence[int] | None = None) -> np.ndarray:
+        """The next action for a raw environment observation, replanning when the queue is empty.
+
+        One observation (each key at its per-frame shape, or a bare array for a one-key policy) gives
+        one action (action_dim,). A batch (each key (B, *shape)) gives (B, action_dim), one per control
+        loop: row i of the batch is loop ``rows[i]`` (default: i), with its own history and queue; the
+        rows whose queue is empty replan together, in the order given, in one network call.
+        """
         self.objective.validate_steps(steps)
-        frame = self._validate_obs(obs)
-        if not self._history:
-            self._history.extend([frame] * self.n_obs_steps)  # pad the start by repeating the first frame
-        else:
-            self._history.append(frame)
-        if not self._queue:
-            batch = {k: np.stack([f[k] for f in self._history])[None] for k in self.obs_keys}  # (1, To, ...)
-            self._queue.extend(self.predict_chunk(batch, steps=steps, validate=False)[0])
-        return self._queue.popleft()
+        frames, batched = self._validate_obs(obs)  # key -> (B, *shape), this call's own copy
+        n = len(frames[self.obs_keys[0]])
+        rows = list(range(n)) if rows is None else _check_rows(rows, n)
+        replan = []
+        for i, r in enumerate(rows):
+            row = self._rows.setdefault(r, _Row(collections.deque(maxlen=self.n_obs_steps)))
+            frame = {k: v[i] for k, v in frames.items()}
+            row.history.extend([frame] * (self.n_obs_steps if not row.history else 1))  # pad the start with the first frame
+            if not row.queue:
+                replan.append(r)
+        if replan:
+            batch = {k: np.stack([np.stack([f[k] for f in self._rows[r].history]) for r in replan]) for k in self.obs_keys}
+            for r, chunk in zip(replan, self.predict_chunk(batch, steps=steps, validate=False)):  # (b, Ta, A)
+                self._rows[r].queue.extend(chunk)
+        actions = np.stack([self._rows[r].queue.popleft() for r in rows])
+        return actions if batched else actions[0]
 
     @torch.inference_mode()
     def predict_chunk(
@@ -166,7 +192,7 @@ class Policy:
         in action units: normalize, encode once, sample, unnormalize (what a CUDA graph records too)."""
         nobs = {k: self.normalizer.normalize(k, obs[k]) for k in self.obs_keys}
         x = self.objective.sample(self.network, self.network.encode(nobs), (self.horizon, self.action_dim), steps, generator)
-        return self.normalizer.unnormalize(self.config.env.action_key, x)
+        return self.normalizer.unnormalize(self.contract.action_key, x)
 
     def _as_tensors(self, obs: Mapping[str, Any]) -> dict[str, torch.Tensor]:
         return {k: torch.as_tensor(obs[k], device=self.device, dtype=torch.float32) for k in self.obs_keys}
@@ -188,23 +214,31 @@ class Policy:
         return self._graphs[steps, batch]
 
     # ------------------------------------------------------------- validation
-    def _validate_obs(self, obs: Mapping[str, Any] | np.ndarray) -> dict[str, np.ndarray]:
+    def _validate_obs(self, obs: Mapping[str, Any] | np.ndarray) -> tuple[dict[str, np.ndarray], bool]:
+        """``act``'s input as (key -> (B, *shape) copies, whether it came batched)."""
         if not isinstance(obs, Mapping):
             if len(self.obs_keys) != 1:
-                raise TypeError(
-                    f"obs: expected a dict with keys {self.obs_keys}, got {type(obs).__name__}"
-                )
+                raise TypeError(f"obs: expected a dict with keys {self.obs_keys}, got {type(obs).__name__}")
             obs = {self.obs_keys[0]: obs}
-        frame = {}
+        frames: dict[str, np.ndarray] = {}
+        batched = None
         for key in self.obs_keys:
             value = self._lookup(obs, key)
             # a copy: the history outlives this call, and a control loop may refill one buffer in place
             value = value.detach().cpu().numpy().copy() if torch.is_tensor(value) else np.array(value)
-            if value.shape != self.obs_shapes[key]:
-                raise ValueError(f"obs[{key!r}]: expected shape {self.obs_shapes[key]}, got {value.shape}")
+            shape = self.obs_shapes[key]
+            is_batch = value.ndim == len(shape) + 1 and value.shape[1:] == shape and len(value) > 0
+            if not is_batch and value.shape != shape:
+                raise ValueError(f"obs[{key!r}]: expected shape {shape}, got {value.shape} "
+                                 f"(a batch of observations: (B, {', '.join(map(str, shape))}))")
+            if batched is not None and (is_batch, len(value) if is_batch else 1) != (batched, len(frames[self.obs_keys[0]])):
+                first = self.obs_keys[0]
+                like = f"a batch of {len(frames[first])}" if batched else "one observation"
+                raise ValueError(f"obs[{key!r}]: expected {like} like obs[{first!r}], got shape {value.shape}")
+            batched = is_batch
             _check_values(f"obs[{key!r}]", value)
-            frame[key] = value
-        return frame
+            frames[key] = value if is_batch else value[None]
+        return frames, bool(batched)
 
     def _lookup(self, obs: Mapping[str, Any], key: str) -> Any:
         if key not in obs:
@@ -240,24 +274,43 @@ def _check_values(name: str, value: np.ndarray) -> None:
         raise ValueError(f"{name}: expected finite values, got NaN or inf")
 
 
+def _check_rows(rows: Sequence[int], n: int | None = None) -> list[int]:
+    """Control-loop numbers: distinct integers >= 0, one per observation row when ``n`` is given."""
+    out = list(rows) if isinstance(rows, (list, tuple, range, np.ndarray)) else None
+    ok = out is not None and all(isinstance(r, (int, np.integer)) and not isinstance(r, bool) and r >= 0 for r in out)
+    if not ok or len(set(out)) != len(out) or (n is not None and len(out) != n):
+        one_each = f" (one per observation row: {n})" if n is not None else ""
+        raise ValueError(f"rows: expected a list of distinct integers >= 0{one_each}, got {rows!r}")
+    return [int(r) for r in out]
+
+
+def read_contract(file: str | os.PathLike, meta: Mapping[str, Any]) -> PolicyContract:
+    """A checkpoint's contract; a file written before contracts existed (its run config, observation
+    shapes and action size) is migrated, its keys typed by rank as its network was built then."""
+    if "contract" not in meta and not all(k in meta for k in ("config", "obs_shapes", "action_dim")):
+        raise ValueError(
+            f"checkpoint {file}: expected a policy file ({POLICY_FILE}, with its contract: observations, actions, "
+            "network and objective), got a file without one" + (" (a training state)" if "step" in meta else "")
+        )
+    try:
+        if "contract" in meta:
+            return PolicyContract.from_dict(meta["contract"])
+        return PolicyContract.from_run_config(meta["config"], meta["obs_shapes"], meta["action_dim"])
+    except (ValueError, TypeError, KeyError, AttributeError, OmegaConfBaseException) as err:
+        raise ValueError(f"checkpoint {file}: its contract cannot be read ({mismatch_detail(err)})") from None
+
+
 def save_policy(
     path: str | os.PathLike,
     network: torch.nn.Module,
     normalizer: MinMaxNormalizer,
-    config: RunConfig,
-    obs_shapes: Mapping[str, tuple[int, ...]],
-    action_dim: int,
-    extra_meta: Mapping[str, Any] | None = None,
+    contract: PolicyContract,
+    meta: Mapping[str, Any] | None = None,
 ) -> Path:
+    """Weights, normalizer statistics and the contract in one safetensors file, written atomically; ``meta``
+    (JSON: the run config under ``config``, the data, the step) rides along as provenance."""
     tensors = {**prefixed("net", network.state_dict()), **prefixed("normalizer", normalizer.state_dict())}
-    meta = {
-        "config": to_dict(config),
-        "objective": config.objective["name"],
-        "obs_shapes": {k: list(v) for k, v in obs_shapes.items()},
-        "action_dim": action_dim,
-        **(extra_meta or {}),
-    }
-    return save_tensors(path, tensors, meta)
+    return save_tensors(path, tensors, {**(meta or {}), "contract": contract.to_dict()})
 
 
 def load_policy(

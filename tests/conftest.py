@@ -26,3 +26,19 @@ def train_tiny(tmp_path):
         return json.loads((tmp_path / "run" / "eval" / "eval.json").read_text())
 
     return train
+
+
+def readme_episode(policy, env, seed: int, steps: int, noise_seed: int = 0):
+    """One episode through the README's control loop (``policy.reset``, then ``act`` every tick until the
+    episode ends): the actions given to the env (T, A) and the last step's ``info``."""
+    import numpy as np
+
+    obs, info = env.reset(seed=seed)
+    policy.reset(seed=noise_seed)
+    actions, done = [], False
+    while not done:
+        action = policy.act(obs, steps=steps)
+        obs, reward, terminated, truncated, info = env.step(action)
+        actions.append(action)
+        done = terminated or truncated
+    return np.stack(actions), info

@@ -14,6 +14,7 @@ import sys
 
 import torch
 
+from shortcut_policy.features import obs_features
 from shortcut_policy.config import load_config
 from shortcut_policy.models.network import build_network
 from shortcut_policy.training import distributed
@@ -37,7 +38,7 @@ def main(out: str) -> None:
     torch.manual_seed(0)
     policy = load_config({"policy": {"horizon": 8, "n_action_steps": 4, "unet": {"down_dims": [16, 32]},
                                      "vision": {"num_kp": 4, "feature_dim": 8, "crop_ratio": 1.0}}}).policy
-    net = build_network(policy, {"cam": (24, 24, 3), "pos": (2,)}, 2)
+    net = build_network(policy, obs_features({"cam": (24, 24, 3), "pos": (2,)}, rgb=["cam"]), 2)
     data = torch.Generator().manual_seed(1)
     obs = {"cam": torch.rand(BATCH, 2, 24, 24, 3, generator=data) * 2 - 1, "pos": torch.randn(BATCH, 2, 2, generator=data)}
     x1 = torch.randn(BATCH, 8, 2, generator=data)

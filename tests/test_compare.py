@@ -73,7 +73,9 @@ def test_given_runs_of_one_method_must_take_the_same_step_budgets(tmp_path):
 
     from shortcut_policy.comparison.runs import check_methods
     from shortcut_policy.config import CompareConfig, load_config
+    from shortcut_policy.contract import PolicyContract
     from shortcut_policy.data import MinMaxNormalizer
+    from shortcut_policy.features import obs_features
     from shortcut_policy.models.network import build_network
     from shortcut_policy.objectives import build_objective
     from shortcut_policy.policy import Policy
@@ -83,11 +85,12 @@ def test_given_runs_of_one_method_must_take_the_same_step_budgets(tmp_path):
         config = load_config({"policy": {"unet": {"down_dims": [16, 32], "embed_dim": 16}},
                               "objective": {"name": "shortcut", "max_steps": max_steps}})
         objective = build_objective(config.objective)
-        network = build_network(config.policy, {"keypoint": (18,)}, 2)
+        contract = PolicyContract(obs_features({"keypoint": (18,)}), "action", 2, config.policy, config.objective)
+        network = build_network(config.policy, contract.obs, 2)
         rng = np.random.default_rng(0)
         normalizer = MinMaxNormalizer.fit({"keypoint": rng.uniform(0, 512, (10, 18)), "action": rng.uniform(0, 512, (10, 2))})
         torch.manual_seed(0)
-        runs.append(str(Policy(network, normalizer, objective, config, {"keypoint": (18,)}, 2).save(tmp_path / f"m{max_steps}.safetensors")))
+        runs.append(str(Policy(network, normalizer, objective, contract).save(tmp_path / f"m{max_steps}.safetensors")))
     cfg = load_config({"methods": ["shortcut"], "steps": {}, "checkpoints": {"shortcut": runs}}, CompareConfig)
     with pytest.raises(ValueError, match=r"steps.shortcut \(unset: the first run's \[1, 2, 4, 8, 16, 32, 64, 128\]\): expected a power of two from 1 to 64"):
         check_methods(cfg)

@@ -72,12 +72,13 @@ def test_t_and_d_are_embedded_at_the_run_s_scale(backbone):
     embedders of either backbone, so the same weights then compute another function."""
     import torch
 
+    from shortcut_policy.features import obs_features
     from shortcut_policy.models.network import build_network
 
     def net(**policy):
         torch.manual_seed(0)
         config = load_config({"objective": {"name": "shortcut"}, "policy": {"backbone": backbone, **policy}})
-        return config.policy.embedding_scale, build_network(config.policy, {"k": (4,)}, 2)
+        return config.policy.embedding_scale, build_network(config.policy, obs_features({"k": (4,)}), 2)
 
     (default, a), (named, b) = net(), net(embedding_scale=1000.0)
     assert (default, named) == (100.0, 1000.0)

@@ -3,6 +3,8 @@ the eager draws' numbers. The tape is checked here on the CPU; the graph itself 
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -57,7 +59,7 @@ def test_a_cuda_graph_needs_a_cuda_device():
     policy = make_policy()
     assert policy.cuda_graph is False  # the eager path on the CPU
     with pytest.raises(ValueError, match=r"cuda_graph: CUDA graphs need a CUDA device, got device cpu"):
-        Policy(policy.network, policy.normalizer, policy.objective, policy.config, policy.obs_shapes, ACTION_DIM, "cpu", cuda_graph=True)
+        Policy(policy.network, policy.normalizer, policy.objective, policy.contract, "cpu", cuda_graph=True)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -69,9 +71,9 @@ def test_the_graph_gives_the_eager_actions(name, steps, backbone):
         torch.manual_seed(0)
         config = load_config({"policy": {"backbone": "transformer", "transformer": {"conditioning": backbone}},
                               "objective": {"name": name}})
-        cpu = Policy(build_network(config.policy, cpu.obs_shapes, ACTION_DIM), cpu.normalizer, cpu.objective, config,
-                     cpu.obs_shapes, ACTION_DIM)
-    args = (cpu.network, cpu.normalizer, cpu.objective, cpu.config, cpu.obs_shapes, ACTION_DIM, "cuda")
+        contract = dataclasses.replace(cpu.contract, policy=config.policy)
+        cpu = Policy(build_network(config.policy, contract.obs, ACTION_DIM), cpu.normalizer, cpu.objective, contract)
+    args = (cpu.network, cpu.normalizer, cpu.objective, cpu.contract, "cuda")
     graphed, eager = Policy(*args, cuda_graph=True), Policy(*args, cuda_graph=False)
     rng = np.random.default_rng(0)
     for seed in (0, 1):  # the second call replays the graph captured by the first

@@ -175,7 +175,7 @@ def test_every_objective_and_backbone_trains_and_acts(demo_store, tmp_path, obje
     Trainer(config, tmp_path, progress=False).fit()
     policy = load_policy(tmp_path)
     assert policy.objective.name == objective  # the checkpoint records which objective made it
-    assert policy.config.policy.transformer.conditioning == conditioning  # and how the network is built
+    assert policy.contract.policy.transformer.conditioning == conditioning  # and how the network is built
     env = make_env("push_t")
     obs, _ = env.reset(seed=0)
     for steps in policy.objective.valid_steps()[:2] + policy.objective.valid_steps()[-1:]:
@@ -244,11 +244,12 @@ def test_state_only_policy_trains_and_rolls_out(demo_store, tmp_path):
 
 
 def test_low_dim_keys_are_flattened_per_frame():
+    from shortcut_policy.features import obs_features
     from shortcut_policy.models.obs_encoder import ObsEncoder
 
     with pytest.raises(ValueError, match=r"obs_keys: expected 1-D or 2-D low-dim observations or \(H, W, 3\) images, got 'grid' with shape \(2, 3, 4, 5\)"):
-        ObsEncoder({"keypoint": (18,), "grid": (2, 3, 4, 5)}, n_obs_steps=2)
-    encoder = ObsEncoder({"keypoint": (9, 2), "state": (5,)}, n_obs_steps=2)
+        ObsEncoder(obs_features({"keypoint": (18,), "grid": (2, 3, 4, 5)}), n_obs_steps=2)
+    encoder = ObsEncoder(obs_features({"keypoint": (9, 2), "state": (5,)}), n_obs_steps=2)
     obs = {"keypoint": torch.arange(36.0).reshape(1, 2, 9, 2), "state": -torch.ones(1, 2, 5)}
     out = encoder(obs)
     assert encoder.out_dim == 46 and out.shape == (1, 46)

@@ -11,7 +11,8 @@ import ast
 import dataclasses
 import importlib.util
 import json
-import types
+import subprocess
+import sys
 from pathlib import Path
 
 import gymnasium as gym
@@ -21,12 +22,20 @@ from gymnasium import spaces
 
 from shortcut_policy import load_policy, make_env
 from shortcut_policy.config import load_config
+from shortcut_policy.contract import PolicyContract
+from shortcut_policy.data import MinMaxNormalizer
 from shortcut_policy.data import ReplayBuffer
+from shortcut_policy.features import obs_features
+from shortcut_policy.models.network import build_network
+from shortcut_policy.objectives import build_objective
+from shortcut_policy.policy import Policy
 from shortcut_policy.data.demos import generate_demos
 from shortcut_policy.envs import ENVS, EnvSpec, ObsSpec, get_env_spec, register_env, success_flag
 from shortcut_policy.evaluation.env_pool import EnvPool
 from shortcut_policy.evaluation.rollout import rollout
 from shortcut_policy.training.trainer import run
+
+from conftest import readme_episode
 
 ROOT = Path(__file__).resolve().parents[1]
 MAX_STEPS = 30
@@ -149,14 +158,46 @@ def test_rollouts_in_worker_processes_match_in_process(trained):
     assert all(np.array_equal(a, b) for a, b in zip(here[0].frames, apart[0].frames))
 
 
-class HeadForGoal:
+def test_an_act_loop_and_a_rollout_give_the_same_episode(trained):
+    """Evaluation runs the ``act`` a robot calls: the README's loop and ``rollout`` agree action for action."""
+    _, run_dir = trained
+    policy = load_policy(run_dir)
+    for seed, steps in [(3, 1), (4, 8)]:
+        [episode] = rollout(policy, "point_mass", seeds=[seed], steps=steps, noise_seed=11, progress=False)
+        actions, info = readme_episode(policy, make_env("point_mass"), seed, steps, noise_seed=11)
+        np.testing.assert_array_equal(np.stack(episode.actions), actions)
+        assert episode.length == len(actions) and episode.success == bool(info["reached"])
+
+
+def test_a_policy_loads_and_acts_where_its_env_was_never_registered(trained):
+    """A robot's computer imports shortcut_policy and torch, not the test suite that registered point_mass."""
+    _, run_dir = trained
+    code = (
+        "import sys, numpy as np, torch\n"
+        "from shortcut_policy import load_policy\n"
+        "from shortcut_policy.envs import ENVS\n"
+        "assert 'point_mass' not in ENVS\n"
+        "policy = load_policy(sys.argv[1])\n"
+        "print(policy.contract.obs_keys, policy.contract.cameras, policy.act({'pos': np.zeros(2), 'goal': np.ones(2)}).shape)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code, str(run_dir)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[0] == "['pos', 'goal'] [] (2,)"
+
+
+class HeadForGoal(Policy):
     """A stand-in policy whose chunks depend only on each episode's own observations, so how episodes are
-    batched cannot change them; half speed and short chunks make episodes of different lengths."""
+    batched cannot change them; half speed and short chunks make episodes of different lengths. It acts
+    through ``Policy.act`` (the history and queue per row); only its chunks are its own."""
 
-    obs_keys, obs_shapes, action_dim, n_obs_steps = ["pos", "goal"], {"pos": (2,), "goal": (2,)}, 2, 2
-    objective = types.SimpleNamespace(validate_steps=lambda steps: None)
+    def __init__(self) -> None:
+        config = load_config({"policy": {"horizon": 4, "n_action_steps": 3, "unet": {"down_dims": [8, 16], "embed_dim": 8}}})
+        contract = PolicyContract(obs_features({"pos": (2,), "goal": (2,)}), "action", 2, config.policy, config.objective)
+        network = build_network(config.policy, contract.obs, 2)
+        normalizer = MinMaxNormalizer.fit({"action": np.array([[-1.0, -1.0], [1.0, 1.0]])})
+        super().__init__(network, normalizer, build_objective(config.objective), contract)
 
-    def predict_chunk(self, batch, steps, validate, generator):
+    def predict_chunk(self, batch, steps=1, full=False, generator=None, validate=True):
         move = np.clip(batch["goal"][:, -1] - batch["pos"][:, -1], -STEP / 2, STEP / 2)  # (b, 2)
         return np.repeat(move[:, None], 3, axis=1)  # (b, 3, 2)
 

@@ -125,10 +125,11 @@ def test_guidance_at_sampling_only_from_cfg_min_steps(name):
 
 
 def test_guidance_options_need_a_class_conditional_denoiser():
+    from shortcut_policy.features import obs_features
     from shortcut_policy.models.network import build_network
 
     policy = load_config({"policy": {"unet": {"down_dims": [16, 32], "embed_dim": 16}}}).policy
-    net = build_network(policy, {"keypoint": (18,)}, 2)
+    net = build_network(policy, obs_features({"keypoint": (18,)}), 2)
     obj = ShortcutObjective(ShortcutConfig(cond_drop_prob=0.1))
     with pytest.raises(ValueError, match="objective.cond_drop_prob: needs a denoiser with a null condition"):
         obj.loss(net, torch.randn(8, 16, 2), {"keypoint": torch.randn(8, 2, 18)})

@@ -5,6 +5,7 @@ import pytest
 import torch
 from torch import nn
 
+from shortcut_policy.features import obs_features
 from shortcut_policy.config import load_config
 from shortcut_policy.models.network import build_network
 from shortcut_policy.objectives import MeanFlowConfig, MeanFlowObjective, build_objective
@@ -18,7 +19,7 @@ def tiny_network(backbone: str) -> nn.Module:
                     "unet": {"down_dims": [16, 32], "embed_dim": 16},
                     "transformer": {"d_model": 32, "n_layers": 2, "dropout": 0.0, "conditioning": conditioning}}}
     ).policy
-    net = build_network(policy, {"k": (4,)}, 2)
+    net = build_network(policy, obs_features({"k": (4,)}), 2)
     if conditioning == "adaln":  # adaLN-Zero starts as zero output, with no derivative to check
         for name, p in net.named_parameters():
             if not p.any():
@@ -240,7 +241,7 @@ def test_the_jvp_runs_where_the_transformer_takes_its_inference_fast_path(transf
         {"policy": {"backbone": "transformer", "horizon": 8, "n_action_steps": 4,
                     "transformer": {"d_model": 32, "n_layers": 2, "dropout": 0.0, **transformer}}}
     ).policy
-    net = build_network(policy, {"k": (4,)}, 2).eval().requires_grad_(False)
+    net = build_network(policy, obs_features({"k": (4,)}), 2).eval().requires_grad_(False)
     with torch.no_grad():
         _, metrics = MeanFlowObjective().loss(net, torch.rand(8, 8, 2) * 2 - 1, {"k": torch.randn(8, 2, 4)},
                                               generator=torch.Generator().manual_seed(0))
@@ -256,7 +257,7 @@ def test_the_target_pass_runs_without_dropout_and_gives_the_modes_back(condition
                     "transformer": {"d_model": 32, "n_layers": 2, "dropout": 0.5, "conditioning": conditioning}}}
     ).policy
     torch.manual_seed(0)
-    net = build_network(policy, {"k": (4,)}, 2).train()
+    net = build_network(policy, obs_features({"k": (4,)}), 2).train()
     for p in net.parameters():  # adaLN-Zero's zero-initialised layers get weights: dropout must be able to show
         if not p.any():
             nn.init.normal_(p, std=0.1)

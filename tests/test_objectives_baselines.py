@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+from shortcut_policy.features import obs_features
 from shortcut_policy.config import load_config
 from shortcut_policy.models.network import build_network
 from shortcut_policy.objectives import DDPMObjective, FlowMatchingObjective, ShortcutObjective, build_objective
@@ -60,7 +61,7 @@ def test_each_objective_loss_decreases_on_a_tiny_fixed_batch(name, backbone):
         {"policy": {"backbone": backbone, "horizon": 8, "n_action_steps": 4, "unet": {"down_dims": [16, 32], "embed_dim": 16},
                     "transformer": {"d_model": 32, "n_layers": 2, "dropout": 0.0, "conditioning": conditioning or "adaln"}}}
     ).policy
-    net = build_network(policy, {"k": (4,)}, 2)
+    net = build_network(policy, obs_features({"k": (4,)}), 2)
     x1 = torch.rand(16, 8, 2) * 2 - 1
     obs = {"k": torch.randn(16, 2, 4)}
     opt = torch.optim.Adam(net.parameters(), lr=3e-3)

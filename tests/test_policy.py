@@ -1,11 +1,15 @@
 """Policy behaviour: action queue and history, input validation, save/load, no autograd."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
 
-from shortcut_policy.config import load_config
+from shortcut_policy.config import load_config, to_dict
+from shortcut_policy.contract import PolicyContract
 from shortcut_policy.data import MinMaxNormalizer
+from shortcut_policy.features import obs_features
 from shortcut_policy.models.network import build_network
 from shortcut_policy.objectives import build_objective
 from shortcut_policy.policy import Policy, load_policy
@@ -13,16 +17,25 @@ from shortcut_policy.policy import Policy, load_policy
 OBS_DIM, ACTION_DIM = 18, 2
 
 
+def contract_of(config) -> PolicyContract:
+    return PolicyContract(obs_features({"keypoint": (OBS_DIM,)}), "action", ACTION_DIM, config.policy, config.objective)
+
+
+def policy_of(config, normalizer, network=None) -> Policy:
+    """A policy with the run config ``config`` as provenance (an untrained network unless given)."""
+    contract = contract_of(config)
+    network = network or build_network(config.policy, contract.obs, ACTION_DIM)
+    return Policy(network, normalizer, build_objective(config.objective), contract, meta={"config": to_dict(config)})
+
+
 def make_policy(seed: int = 0, objective: str = "meanflow") -> Policy:
     torch.manual_seed(seed)
     config = load_config({"policy": {"unet": {"down_dims": [16, 32], "embed_dim": 16}}, "objective": {"name": objective}})
-    objective = build_objective(config.objective)
-    network = build_network(config.policy, {"keypoint": (OBS_DIM,)}, ACTION_DIM)
     rng = np.random.default_rng(seed)
     normalizer = MinMaxNormalizer.fit(
         {"keypoint": rng.uniform(0, 512, (100, OBS_DIM)), "action": rng.uniform(0, 512, (100, ACTION_DIM))}
     )
-    return Policy(network, normalizer, objective, config, {"keypoint": (OBS_DIM,)}, ACTION_DIM)
+    return policy_of(config, normalizer)
 
 
 def obs(value: float = 100.0) -> dict:
@@ -124,7 +137,7 @@ def test_save_and_load_round_trip_gives_identical_actions(tmp_path):
     a = policy.predict_chunk(history, steps=4, generator=torch.Generator().manual_seed(1))
     b = loaded.predict_chunk(history, steps=4, generator=torch.Generator().manual_seed(1))
     np.testing.assert_array_equal(a, b)
-    assert loaded.config == policy.config
+    assert loaded.contract == policy.contract and loaded.meta == policy.meta
     # a safetensors file, readable without pickle
     from safetensors import safe_open
 
@@ -140,15 +153,13 @@ def test_a_transformer_saved_before_the_conditioning_option_loads_as_it_was_trai
     torch.manual_seed(0)
     config = load_config({"policy": {"backbone": "transformer", "transformer": {"d_model": 32, "n_layers": 1,
                                                                                  "conditioning": "cross_attention"}}})
-    network = build_network(config.policy, {"keypoint": (OBS_DIM,)}, ACTION_DIM)
-    normalizer = make_policy().normalizer
-    policy = Policy(network, normalizer, build_objective(config.objective), config, {"keypoint": (OBS_DIM,)}, ACTION_DIM)
+    policy = policy_of(config, make_policy().normalizer)
     tensors, meta = load_tensors(policy.save(tmp_path / "new.safetensors"))
-    del meta["config"]["policy"]["transformer"]["conditioning"]  # as written before the option existed
+    del meta["contract"]["policy"]["transformer"]["conditioning"]  # as written before the option existed
     save_tensors(tmp_path / "old.safetensors", tensors, meta)
     assert load_config({"policy": {"backbone": "transformer"}}).policy.transformer.conditioning == "adaln"
     loaded = load_policy(tmp_path / "old.safetensors")
-    assert loaded.config.policy.transformer.conditioning == "cross_attention"
+    assert loaded.contract.policy.transformer.conditioning == "cross_attention"
     history = {"keypoint": np.random.default_rng(0).uniform(0, 512, (3, 2, OBS_DIM))}
     a = policy.predict_chunk(history, steps=1, generator=torch.Generator().manual_seed(1))
     np.testing.assert_array_equal(a, loaded.predict_chunk(history, steps=1, generator=torch.Generator().manual_seed(1)))
@@ -162,8 +173,7 @@ def test_a_checkpoint_acts_at_the_embedding_scale_it_was_trained_with(tmp_path):
     base = make_policy(objective="shortcut")
     config = load_config({"policy": {"unet": {"down_dims": [16, 32], "embed_dim": 16}, "embedding_scale": 1000.0},
                           "objective": {"name": "shortcut"}})
-    wide = Policy(build_network(config.policy, {"keypoint": (OBS_DIM,)}, ACTION_DIM), base.normalizer, base.objective,
-                  config, {"keypoint": (OBS_DIM,)}, ACTION_DIM)
+    wide = policy_of(config, base.normalizer)
     wide.network.load_state_dict(base.network.state_dict())  # the same weights: only the scale differs
     history = {"keypoint": np.random.default_rng(0).uniform(0, 512, (3, 2, OBS_DIM))}
 
@@ -172,13 +182,13 @@ def test_a_checkpoint_acts_at_the_embedding_scale_it_was_trained_with(tmp_path):
 
     assert np.abs(chunk(wide) - chunk(base)).max() > 1e-3
     loaded = load_policy(wide.save(tmp_path / "wide.safetensors"))
-    assert loaded.config.policy.embedding_scale == 1000.0
+    assert loaded.contract.policy.embedding_scale == 1000.0
     np.testing.assert_array_equal(chunk(wide), chunk(loaded))
     tensors, meta = load_tensors(base.save(tmp_path / "base.safetensors"))
-    del meta["config"]["policy"]["embedding_scale"]  # as written before the option existed
+    del meta["contract"]["policy"]["embedding_scale"]  # as written before the option existed
     save_tensors(tmp_path / "old.safetensors", tensors, meta)
     old = load_policy(tmp_path / "old.safetensors")
-    assert old.config.policy.embedding_scale == 100.0
+    assert old.contract.policy.embedding_scale == 100.0
     np.testing.assert_array_equal(chunk(base), chunk(old))
 
 
@@ -243,14 +253,11 @@ def test_a_file_that_is_not_a_policy_gets_a_clear_error(tmp_path):
 def test_sampling_options_of_a_checkpoint_can_be_replaced_at_load_but_training_options_cannot(tmp_path):
     torch.manual_seed(0)
     config = load_config({"policy": {"unet": {"down_dims": [16, 32], "embed_dim": 16}}, "objective": {"name": "ddpm"}})
-    objective = build_objective(config.objective)
-    network = build_network(config.policy, {"keypoint": (OBS_DIM,)}, ACTION_DIM)
-    normalizer = make_policy().normalizer
-    Policy(network, normalizer, objective, config, {"keypoint": (OBS_DIM,)}, ACTION_DIM).save(tmp_path / "policy.safetensors")
+    policy_of(config, make_policy().normalizer).save(tmp_path / "policy.safetensors")
 
     assert load_policy(tmp_path).objective.ddim_timesteps(2) == [99, 49]  # the stored (default) spacing
     leading = load_policy(tmp_path, sampling={"timestep_spacing": "leading"})
-    assert leading.objective.ddim_timesteps(2) == [50, 0] and leading.config.objective["timestep_spacing"] == "leading"
+    assert leading.objective.ddim_timesteps(2) == [50, 0] and leading.contract.objective["timestep_spacing"] == "leading"
     with pytest.raises(ValueError, match="sampling.num_train_timesteps: expected a sampling option of the ddpm objective"):
         load_policy(tmp_path, sampling={"num_train_timesteps": 50})
     with pytest.raises(ValueError, match="sampling: objective.timestep_spacing: expected one of"):
@@ -266,9 +273,7 @@ def test_evaluate_command_replaces_a_sampling_option_from_the_command_line(tmp_p
     from shortcut_policy.utils.paths import config_dir
 
     config = load_config({"policy": {"unet": {"down_dims": [16, 32], "embed_dim": 16}}, "objective": {"name": "ddpm"}})
-    objective = build_objective(config.objective)
-    network = build_network(config.policy, {"keypoint": (OBS_DIM,)}, ACTION_DIM)
-    Policy(network, make_policy().normalizer, objective, config, {"keypoint": (OBS_DIM,)}, ACTION_DIM).save(tmp_path / "policy.safetensors")
+    policy_of(config, make_policy().normalizer).save(tmp_path / "policy.safetensors")
     with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
         default = compose("evaluate", overrides=[f"checkpoint={tmp_path}"])
         leading = compose("evaluate", overrides=[f"checkpoint={tmp_path}", "sampling.timestep_spacing=leading"])
@@ -296,3 +301,103 @@ def test_evaluate_command_runs_from_the_command_line(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads((out / "eval.json").read_text())
     assert [r["steps"] for r in report["rows"]] == [1] and report["objective_options"]["clip_sample"] is False
+
+
+def test_batched_act_keeps_a_history_and_a_queue_per_row_and_resets_chosen_rows():
+    policy = make_policy()
+    seen = []
+    original = policy.predict_chunk
+    policy.predict_chunk = lambda batch, **kw: seen.append(batch["keypoint"][..., 0].copy()) or original(batch, **kw)
+    frames = lambda *values: {"keypoint": np.stack([np.full(OBS_DIM, v) for v in values])}  # noqa: E731
+    first = policy.act(frames(10.0, 20.0), steps=1)
+    assert first.shape == (2, ACTION_DIM) and len(seen) == 1
+    np.testing.assert_array_equal(seen[0], [[10.0, 10.0], [20.0, 20.0]])  # each row padded with its own first frame
+    policy.act(frames(11.0, 21.0))  # both queues still hold actions: no network call
+    policy.reset(rows=[1])  # row 1 starts a new episode; row 0 goes on
+    policy.act(frames(12.0, 30.0))
+    assert len(seen) == 2
+    np.testing.assert_array_equal(seen[1], [[30.0, 30.0]])  # only row 1 replans, from its new first frame
+    for _ in range(policy.n_action_steps - 3):
+        policy.act(frames(13.0, 31.0))
+    policy.act(frames(14.0, 32.0), rows=[0, 1])
+    np.testing.assert_array_equal(seen[2], [[13.0, 14.0]])  # row 0's queue ran dry: its last two frames
+    # rows name the control loops: a batch may hold any of them, in any order
+    policy.act(frames(50.0), rows=[7])
+    np.testing.assert_array_equal(seen[3], [[50.0, 50.0]])
+
+
+def test_batched_act_replans_rows_in_the_order_given_from_one_noise_stream():
+    """One generator feeds every replanning row in turn (as the rollout's did): rows given in another order
+    draw other noise, and a reseeded reset repeats the draws."""
+    policy = make_policy()
+    batch = {"keypoint": np.random.default_rng(0).uniform(0, 512, (3, OBS_DIM))}
+    policy.reset(seed=4)
+    a = policy.act(batch, rows=[0, 1, 2])
+    policy.reset(seed=4)
+    b = policy.act(batch, rows=[0, 1, 2])
+    np.testing.assert_array_equal(a, b)
+    single = make_policy()
+    single.reset(seed=4)
+    np.testing.assert_allclose(single.act({"keypoint": batch["keypoint"][0]}), a[0], rtol=1e-5, atol=1e-3)
+
+
+@pytest.mark.parametrize(
+    "obs, rows, match",
+    [
+        ({"keypoint": np.zeros((2, OBS_DIM))}, [0, 0], r"rows: expected a list of distinct integers >= 0 \(one per observation row: 2\), got \[0, 0\]"),
+        ({"keypoint": np.zeros((2, OBS_DIM))}, [0], r"rows: expected .* \(one per observation row: 2\), got \[0\]"),
+        ({"keypoint": np.zeros((2, OBS_DIM))}, [0, -1], r"rows: expected a list of distinct integers >= 0"),
+        ({"keypoint": np.zeros((0, OBS_DIM))}, None, r"obs\['keypoint'\]: expected shape \(18,\), got \(0, 18\)"),
+        ({"keypoint": np.zeros((2, 3, OBS_DIM))}, None, r"obs\['keypoint'\]: expected shape \(18,\), got \(2, 3, 18\) \(a batch"),
+    ],
+)
+def test_bad_batches_and_rows_get_a_clear_error(obs, rows, match):
+    with pytest.raises(ValueError, match=match):
+        make_policy().act(obs, rows=rows)
+
+
+def test_a_two_key_batch_must_agree_on_batching():
+    config = load_config({"policy": {"unet": {"down_dims": [16, 32], "embed_dim": 16}}})
+    contract = PolicyContract(obs_features({"keypoint": (OBS_DIM,), "state": (5,)}), "action", ACTION_DIM, config.policy, config.objective)
+    rng = np.random.default_rng(0)
+    normalizer = MinMaxNormalizer.fit({"keypoint": rng.uniform(0, 512, (9, OBS_DIM)), "state": rng.uniform(0, 512, (9, 5)),
+                                       "action": rng.uniform(0, 512, (9, ACTION_DIM))})
+    policy = Policy(build_network(config.policy, contract.obs, ACTION_DIM), normalizer, build_objective(config.objective), contract)
+    with pytest.raises(ValueError, match=r"obs\['state'\]: expected a batch of 2 like obs\['keypoint'\], got shape \(5,\)"):
+        policy.act({"keypoint": np.zeros((2, OBS_DIM)), "state": np.zeros(5)})
+    with pytest.raises(ValueError, match=r"obs\['state'\]: expected a batch of 2 like obs\['keypoint'\], got shape \(3, 5\)"):
+        policy.act({"keypoint": np.zeros((2, OBS_DIM)), "state": np.zeros((3, 5))})
+    assert policy.act({"keypoint": np.zeros((2, OBS_DIM)), "state": np.zeros((2, 5))}).shape == (2, ACTION_DIM)
+
+
+def test_a_checkpoint_of_the_format_before_contracts_loads_and_acts_as_it_did():
+    """tests/data/policy_format2.safetensors was written by the code of cbe3fa7 (run config, shapes and action
+    size, no contract), with a camera and a low-dim key; its chunk for a fixed history was saved beside it."""
+    import json
+    from pathlib import Path
+
+    data = Path(__file__).parent / "data"
+    policy = load_policy(data / "policy_format2.safetensors")
+    assert policy.contract.obs_keys == ["image", "agent_pos"] and policy.contract.cameras == ["image"]
+    assert policy.contract.action_key == "action" and policy.action_dim == 2 and policy.horizon == 8
+    assert policy.meta["config"]["env"]["name"] == "push_t" and "dataset" in policy.meta  # provenance kept
+    saved = json.loads((data / "policy_format2_chunk.json").read_text())
+    history = {k: np.asarray(v, dtype=np.uint8 if k == "image" else np.float64) for k, v in saved["history"].items()}
+    chunk = policy.predict_chunk(history, steps=1, full=True, generator=torch.Generator().manual_seed(1))
+    np.testing.assert_allclose(chunk, np.asarray(saved["chunk"]), rtol=1e-5, atol=1e-3)
+
+
+def test_a_contract_round_trips_and_its_bad_fields_are_named():
+    policy = make_policy()
+    assert PolicyContract.from_dict(policy.contract.to_dict()) == policy.contract
+    saved = policy.contract.to_dict()
+    for edit, match in [
+        (lambda c: c["obs"]["keypoint"].update(type="depth"), r"contract.obs.keypoint: ObsSpec.type: expected 'low_dim' or 'rgb', got 'depth'"),
+        (lambda c: c["obs"]["keypoint"].update(shape=[0]), r"contract.obs.keypoint: ObsSpec.shape: expected a non-empty tuple"),
+        (lambda c: c["action"].update(dim=0), r"contract.action_dim: expected an integer >= 1, got 0"),
+        (lambda c: c.pop("objective"), r"contract: expected the fields obs, action, policy and objective, got no \['objective'\]"),
+    ]:
+        bad = json.loads(json.dumps(saved))
+        edit(bad)
+        with pytest.raises(ValueError, match=match):
+            PolicyContract.from_dict(bad)

@@ -230,15 +230,20 @@ def test_a_checkpoint_with_non_finite_or_edited_contents_is_refused(tmp_path, st
     with pytest.raises(ValueError, match=r"nan.safetensors: non-finite values \(NaN or inf\) in normalizer\."):
         load_policy(tmp_path / "nan.safetensors")
     edited = json.loads(json.dumps(meta))
-    edited["config"]["policy"]["unet"]["down_dims"] = [32, 64]
+    edited["contract"]["policy"]["unet"]["down_dims"] = [32, 64]
     save_tensors(tmp_path / "edited.safetensors", tensors, edited)
-    with pytest.raises(ValueError, match=r"edited.safetensors: its config and weights do not fit together \(.*size mismatch"):
+    with pytest.raises(ValueError, match=r"edited.safetensors: its contract and weights do not fit together \(.*size mismatch"):
         load_policy(tmp_path / "edited.safetensors")
-    del edited["config"]["policy"]
-    edited["config"]["nonsense"] = 1
+    del edited["contract"]["policy"]
     save_tensors(tmp_path / "broken.safetensors", tensors, edited)
-    with pytest.raises(ValueError, match=r"broken.safetensors: its config and weights do not fit together"):
+    with pytest.raises(ValueError, match=r"broken.safetensors: its contract cannot be read \(contract: expected the fields "
+                                         r"obs, action, policy and objective, got no \['policy'\]\)"):
         load_policy(tmp_path / "broken.safetensors")
+    edited = json.loads(json.dumps(meta))
+    edited["contract"]["policy"]["nonsense"] = 1
+    save_tensors(tmp_path / "unknown.safetensors", tensors, edited)
+    with pytest.raises(ValueError, match=r"unknown.safetensors: its contract cannot be read \(.*nonsense"):
+        load_policy(tmp_path / "unknown.safetensors")
 
 
 def test_non_finite_config_values_are_refused():

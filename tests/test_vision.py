@@ -13,10 +13,13 @@ from shortcut_policy.config import load_config
 from shortcut_policy.data import ReplayBuffer
 from shortcut_policy.data.demos import generate_demos
 from shortcut_policy.envs import ENVS, EnvSpec, ObsSpec, register_env, success_flag
+from shortcut_policy.features import obs_features
 from shortcut_policy.models.network import build_network
 from shortcut_policy.models.obs_encoder import ObsEncoder
 from shortcut_policy.objectives import OBJECTIVES, build_objective
 from shortcut_policy.models.vision import Crop, ImageEncoder, SpatialSoftmax, VisionConfig
+
+from conftest import readme_episode
 from shortcut_policy.evaluation.rollout import beside, rollout
 from shortcut_policy.training.trainer import run
 
@@ -80,7 +83,7 @@ def test_crop_is_random_in_training_and_central_when_acting():
 
 def test_cameras_are_encoded_per_frame_beside_low_dim_keys():
     vision = VisionConfig(num_kp=4, feature_dim=5)
-    encoder = ObsEncoder({"pos": (2,), "top": (24, 24, 3), "side": (24, 24, 3)}, n_obs_steps=2, vision=vision).eval()
+    encoder = ObsEncoder(obs_features({"pos": (2,), "top": (24, 24, 3), "side": (24, 24, 3)}, rgb=["top", "side"]), n_obs_steps=2, vision=vision).eval()
     assert set(encoder.images) == {"top", "side"} and encoder.out_dim == 2 * (2 + 5 + 5)
     obs = {"pos": torch.arange(4.0).view(1, 2, 2), "top": torch.rand(1, 2, 24, 24, 3), "side": torch.rand(1, 2, 24, 24, 3)}
     out = encoder(obs)[0]
@@ -89,20 +92,20 @@ def test_cameras_are_encoded_per_frame_beside_low_dim_keys():
     # the same frame encoded alone (a batch of 1, not 2: float rounding of another conv batch)
     assert torch.allclose(out[2:7], encoder.images["top"](obs["top"][:, 0])[0], rtol=1e-4, atol=1e-6)
     assert torch.allclose(out[19:24], encoder.images["side"](obs["side"][:, 1])[0], rtol=1e-4, atol=1e-6)
-    shared = ObsEncoder({"top": (24, 24, 3), "side": (24, 24, 3)}, 2, VisionConfig(share=True))
+    shared = ObsEncoder(obs_features({"top": (24, 24, 3), "side": (24, 24, 3)}, rgb=["top", "side"]), 2, VisionConfig(share=True))
     assert list(shared.images) == ["shared"]
 
 
 def test_bad_image_shapes_are_refused_naming_the_key():
     with pytest.raises(ValueError, match=r"obs_keys: an image key is \(height, width, 3\) RGB, got 'depth' with shape \(32, 32, 1\)"):
-        ObsEncoder({"depth": (32, 32, 1)}, 2)
+        ObsEncoder(obs_features({"depth": (32, 32, 1)}, rgb=["depth"]), 2)
     with pytest.raises(ValueError, match=r"obs_keys: 'img' is 8x8, cropped to 7x7 \(policy.vision.crop_ratio=0.875\); "
                                          r"policy.vision.encoder='small' makes a 1x1 map of it, expected at least 2x2"):
-        ObsEncoder({"img": (8, 8, 3)}, 2)
+        ObsEncoder(obs_features({"img": (8, 8, 3)}, rgb=["img"]), 2)
     # ResNet-18 shrinks by 32: a 36-pixel image (32 cropped) would be one pixel, the same keypoint for any image
     with pytest.raises(ValueError, match=r"'img' is 36x36, cropped to 32x32 .*encoder='resnet18' makes a 1x1 map"):
-        ObsEncoder({"img": (36, 36, 3)}, 2, VisionConfig(encoder="resnet18"))
-    ObsEncoder({"img": (40, 40, 3)}, 2, VisionConfig(encoder="resnet18"))  # 35 cropped -> 2x2: accepted
+        ObsEncoder(obs_features({"img": (36, 36, 3)}, rgb=["img"]), 2, VisionConfig(encoder="resnet18"))
+    ObsEncoder(obs_features({"img": (40, 40, 3)}, rgb=["img"]), 2, VisionConfig(encoder="resnet18"))  # 35 cropped -> 2x2: accepted
     with pytest.raises(ValueError, match=r"policy.vision.encoder: expected one of \['resnet18', 'small'\], got 'vit'"):
         load_config({"policy": {"vision": {"encoder": "vit"}}})
     with pytest.raises(ValueError, match=r"policy.vision.crop_ratio: expected a share of the image side in \(0, 1\], got 1.5"):
@@ -115,7 +118,7 @@ def test_a_low_dim_policy_does_not_depend_on_the_vision_options():
     states = []
     for vision in ({}, {"encoder": "resnet18", "share": True, "feature_dim": 7}):
         torch.manual_seed(0)
-        net = build_network(load_config({"policy": {"vision": vision}}).policy, {"keypoint": (18,)}, 2)
+        net = build_network(load_config({"policy": {"vision": vision}}).policy, obs_features({"keypoint": (18,)}), 2)
         assert not list(net.encoder.parameters())
         states.append(net.state_dict())
     assert states[0].keys() == states[1].keys() and all(torch.equal(states[0][k], states[1][k]) for k in states[0])
@@ -214,7 +217,11 @@ def test_a_two_camera_and_low_dim_policy_trains_and_acts(two_camera_point, tmp_p
     actions = [policy.act(obs, steps=4) for _ in range(5)]  # replans at the first and the fifth call
     assert all(a.shape == (2,) and np.isfinite(a).all() for a in actions)
     assert len(calls) == 2  # once per replanning call, not once per denoising step
-    # and once per training batch, with every objective: shortcut's two half steps and MeanFlow's
+    # evaluation runs the act() a robot calls: the README's loop and a rollout agree action for action
+    [episode] = rollout(policy, "two_camera_point", seeds=[2], steps=2, noise_seed=5, progress=False)
+    looped, _ = readme_episode(policy, make_two_camera_point(), 2, 2, noise_seed=5)
+    np.testing.assert_array_equal(np.stack(episode.actions), looped)
+    # the encoder runs once per training batch too, with every objective: shortcut's two half steps and MeanFlow's
     # forward-mode pass reuse the encoded features
     network = policy.network.train().requires_grad_(True)
     batch = {k: torch.as_tensor(np.stack([obs[k]] * 2)[None].repeat(8, 0), dtype=torch.float32) for k in policy.obs_keys}
@@ -222,6 +229,7 @@ def test_a_two_camera_and_low_dim_policy_trains_and_acts(two_camera_point, tmp_p
         calls.clear()
         build_objective({"name": name}).loss(network, torch.randn(8, 8, 2), batch)
         assert len(calls) == 1, name
+    network.eval().requires_grad_(False)
     # the videos show what the policy saw: the env's frame, then each camera
     [episode] = rollout(policy, "two_camera_point", seeds=[0], steps=1, n_videos=1, progress=False)
     first = make_two_camera_point()

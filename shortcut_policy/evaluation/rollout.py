@@ -1,8 +1,9 @@
 """Rollouts of a policy over fixed test seeds, with the episodes stepped side by side.
 
-All live episodes share one batched ``predict_chunk`` per replanning tick, so 50 episodes cost
-about as many network calls as one (up to the env's ``rollout_envs`` alive at once); ``act()`` latency is measured separately, at batch 1, as a
-control loop sees it.
+Every tick the live episodes' observations go through one batched ``policy.act`` (the one a robot's
+control loop calls, with a history and an action queue per episode), so the rows whose queue ran dry
+share one network call: 50 episodes cost about as many calls as one (up to the env's ``rollout_envs``
+alive at once). ``act()`` latency is measured separately, at batch 1, as a control loop sees it.
 """
 
 from __future__ import annotations
@@ -14,12 +15,11 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
+from ..contract import PolicyContract
 from ..envs import EnvSpec, resolve_env
 from .env_pool import EnvPool
-from ..models.obs_encoder import is_image
 
 
 @dataclass
@@ -29,27 +29,32 @@ class EpisodeResult:
     success: bool
     length: int
     frames: list[np.ndarray] = field(default_factory=list, repr=False)
+    actions: list[np.ndarray] = field(default_factory=list, repr=False)  # what the env was given, tick by tick
 
 
-def check_fits_env(obs_shapes: Mapping[str, tuple[int, ...]], action_dim: int, env: str | EnvSpec) -> None:
-    """Refuse, before anything runs, a policy whose observations the env does not give as they are, or
-    whose actions are not the env's.
+def check_fits_env(contract: PolicyContract, env: str | EnvSpec) -> None:
+    """Refuse, before anything runs, a policy whose observations the env does not give as they are (shape
+    and kind), or whose actions are not the env's.
 
     Same size is not enough (a (9, 2) and an (18,) observation may mean different points), so no
     reshape is tried.
     """
     spec = resolve_env(env)
     env_name = spec.name
-    if action_dim != spec.action_dim:
-        raise ValueError(f"action: the policy acts in {action_dim} dimensions (its training data), the {env_name} "
+    if contract.action_dim != spec.action_dim:
+        raise ValueError(f"action: the policy acts in {contract.action_dim} dimensions (its training data), the {env_name} "
                          f"env takes {spec.action_dim}: it cannot be rolled out in this env")
-    spec.check_obs_keys(obs_shapes)
-    for key, shape in obs_shapes.items():
-        if tuple(shape) != tuple(spec.obs[key].shape):
+    spec.check_obs_keys(contract.obs_keys)
+    for key, feature in contract.obs.items():
+        given = spec.obs[key]
+        if feature.shape != given.shape:
             raise ValueError(
-                f"obs[{key!r}]: the policy observes shape {tuple(shape)} (its training data), the {env_name} env "
-                f"gives {tuple(spec.obs[key].shape)}: it cannot be rolled out in this env"
+                f"obs[{key!r}]: the policy observes shape {feature.shape} (its training data), the {env_name} env "
+                f"gives {given.shape}: it cannot be rolled out in this env"
             )
+        if feature.type != given.type:
+            raise ValueError(f"obs[{key!r}]: the policy observes it as {feature.type}, the {env_name} env gives "
+                             f"{given.type}: it cannot be rolled out in this env")
 
 
 def rollout(
@@ -75,24 +80,23 @@ def rollout(
     where the environments run.
     """
     spec = resolve_env(env)
-    check_fits_env(policy.obs_shapes, policy.action_dim, spec)
-    generator = torch.Generator().manual_seed(noise_seed)
+    check_fits_env(policy.contract, spec)
     policy.objective.validate_steps(steps)
+    policy.reset(seed=noise_seed)  # every row forgotten, the sampler's noise seeded
     n = len(seeds)
     n_videos = min(n_videos, n)
     slots = max(min(n, spec.rollout_envs or n), n_videos)  # filmed episode i runs first, in env i
     kwargs = [{"obs_keys": list(policy.obs_keys), **({"render_size": video_size} if j < n_videos else {})} for j in range(slots)]
     results = [EpisodeResult(seed=int(s), score=-math.inf, success=False, length=0) for s in seeds]
-    cameras = [k for k in policy.obs_keys if is_image(policy.obs_shapes[k])]  # what the policy sees, filmed beside the env
-    episode_in: dict[int, int] = {}  # env slot -> the episode (index into seeds) it runs now
-    histories: dict[int, list[dict]] = {}
-    queues: dict[int, list[np.ndarray]] = {}
+    cameras = policy.contract.cameras  # what the policy sees, filmed beside the env
+    episode_in: dict[int, int] = {}  # env slot (the policy's row) -> the episode (index into seeds) it runs now
+    current: dict[int, dict] = {}  # env slot -> its latest observation
 
     def start(assigned: dict[int, int]) -> None:  # slot -> episode: reset each slot with its episode's seed
         first = envs.reset({j: int(seeds[i]) for j, i in assigned.items()})
+        policy.reset(rows=list(assigned))  # a new episode in the slot: its history and queue start empty
         for j, i in assigned.items():
-            episode_in[j], queues[j] = i, []
-            histories[j] = [first[j]] * policy.n_obs_steps  # pad the start by repeating the first frame
+            episode_in[j], current[j] = i, first[j]
         film(first, [j for j, i in assigned.items() if i < n_videos])
 
     def film(obs: Mapping[int, dict], filmed: list[int]) -> None:
@@ -104,24 +108,20 @@ def rollout(
         start({j: j for j in range(slots)})
         waiting = iter(range(slots, n))  # episodes not started yet, in seed order
         while episode_in:
-            replan = [j for j in episode_in if not queues[j]]
-            if replan:
-                batch = {
-                    k: np.stack([np.stack([o[k] for o in histories[j][-policy.n_obs_steps:]]) for j in replan])
-                    for k in policy.obs_keys
-                }  # (b, To, *shape)
-                chunks = policy.predict_chunk(batch, steps=steps, validate=False, generator=generator)  # (b, Ta, A)
-                for j, chunk in zip(replan, chunks):
-                    queues[j] = list(chunk)
-            stepped = envs.step({j: queues[j].pop(0) for j in episode_in})
+            live = list(episode_in)  # in the order the slots' episodes started: the replanning rows' noise order
+            obs = {k: np.stack([current[j][k] for j in live]) for k in policy.obs_keys}  # (b, *shape)
+            actions = policy.act(obs, steps=steps, rows=live)  # (b, A)
+            stepped = envs.step(dict(zip(live, actions)))
             film({j: out[0] for j, out in stepped.items()}, [j for j, i in episode_in.items() if i < n_videos])
             freed = []
-            for j, (obs, reward, terminated, truncated, info) in stepped.items():
+            for j, action in zip(live, actions):
+                obs_j, reward, terminated, truncated, info = stepped[j]
                 result = results[episode_in[j]]
+                result.actions.append(action)
                 result.length += 1
                 result.score = max(result.score, spec.score(float(reward), info))
                 result.success = result.success or spec.success(info)
-                histories[j] = histories[j][-(policy.n_obs_steps - 1):] + [obs] if policy.n_obs_steps > 1 else [obs]
+                current[j] = obs_j
                 if terminated or truncated:
                     freed.append(j)
             bar.update(len(freed))

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping
 
 import torch
 from torch import nn
 
+from ..features import ObsSpec
 from .obs_encoder import ObsEncoder
 from .transformer import TransformerConfig, TransformerDenoiser
 from .unet1d import UNet1D, UNetConfig
@@ -81,14 +82,10 @@ def backbone_options(policy: PolicyConfig) -> Any:
     return options
 
 
-def build_network(
-    policy: PolicyConfig,
-    obs_shapes: Mapping[str, Sequence[int]],
-    action_dim: int,
-) -> ChunkDenoiser:
-    """Build the observation encoder (with ``policy.vision``'s image encoders for camera keys) and the
-    configured backbone: the same network for every objective."""
-    encoder = ObsEncoder(obs_shapes, policy.n_obs_steps, policy.vision)
+def build_network(policy: PolicyConfig, obs: Mapping[str, ObsSpec], action_dim: int) -> ChunkDenoiser:
+    """Build the observation encoder (with ``policy.vision``'s image encoders for the rgb keys of ``obs``)
+    and the configured backbone: the same network for every objective."""
+    encoder = ObsEncoder(obs, policy.n_obs_steps, policy.vision)
     build = get_backbone(policy.backbone).build
     denoiser = build(policy, backbone_options(policy), action_dim=action_dim, cond_dim=encoder.out_dim,
                      embedding_scale=policy.embedding_scale)

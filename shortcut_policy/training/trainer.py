@@ -6,6 +6,7 @@ evaluation at ``train.eval_steps`` whose table, JSON and plot land in the run fo
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -14,13 +15,15 @@ from tqdm import tqdm
 
 from ..checkpoint import EVAL_DIR, POLICY_FILE
 from ..config import RunConfig, to_dict
+from ..contract import PolicyContract
 from ..data import MinMaxNormalizer, ReplayBuffer, SequenceSampler, split_episodes
 from ..envs import get_env_spec
+from ..features import ObsSpec, stored_layout_type
 from ..evaluation.report import markdown_table, write_report
 from ..evaluation.sweep import evaluate_policy, format_row
 from ..data.demos import ensure_dataset
 from ..models.network import build_network
-from ..models.obs_encoder import check_obs_shapes, is_image
+from ..models.obs_encoder import check_obs_features
 from ..objectives import Objective, build_objective, check_steps
 from ..policy import Policy, save_policy
 from ..evaluation.rollout import check_fits_env
@@ -54,7 +57,17 @@ def check_encodable(config: RunConfig) -> None:
     """Refuse, before any demonstration is made, observation keys the policy cannot encode (an image too
     small for its crop); keys a user store adds beyond the env's are checked when the store is read."""
     spec = get_env_spec(config.env.name)
-    check_obs_shapes({k: spec.obs[k].shape for k in config.env.obs_keys if k in spec.obs}, config.policy.vision)
+    check_obs_features({k: spec.obs[k] for k in config.env.obs_keys if k in spec.obs}, config.policy.vision)
+
+
+def policy_contract(config: RunConfig, shapes: dict[str, tuple[int, ...]], action_dim: int, objective: Objective) -> PolicyContract:
+    """The contract of the policy a run trains: the store's shapes, each key's kind as the env declares it
+    (a key the env does not know: by the store's layout), and the objective with every option spelled out,
+    so that the checkpoint keeps acting as trained whatever the defaults become."""
+    declared = get_env_spec(config.env.name).obs
+    obs = {k: ObsSpec(shape, declared[k].type if k in declared else stored_layout_type(shape)) for k, shape in shapes.items()}
+    options = {"name": config.objective["name"], **dataclasses.asdict(objective.config)}
+    return PolicyContract(obs, config.env.action_key, action_dim, config.policy, options)
 
 
 class Trainer(TrainLoop):
@@ -74,12 +87,14 @@ class Trainer(TrainLoop):
         self.dataset_path = distributed.main_first(lambda: ensure_dataset(config.env, self.progress), self.ranks)
         keys = [*config.env.obs_keys, config.env.action_key]
         self.buffer = ReplayBuffer.open(self.dataset_path, keys=keys)
-        cameras = [k for k in config.env.obs_keys if is_image(self.buffer.data[k].shape[1:])]
-        self.buffer.images_to_uint8(cameras)  # before the samplers take views of the arrays
         actions = self.buffer.data[config.env.action_key]
         if actions.ndim != 2:  # (N,) would read as N-dimensional actions
             raise ValueError(f"env.dataset {self.dataset_path}: data/{config.env.action_key}: expected (steps, action_dim) "
                              f"actions, got shape {actions.shape}")
+        shapes = {k: tuple(self.buffer.data[k].shape[1:]) for k in config.env.obs_keys}
+        self.contract = policy_contract(config, shapes, int(actions.shape[-1]), objective)
+        cameras = self.contract.cameras
+        self.buffer.images_to_uint8(cameras)  # before the samplers take views of the arrays
         train_eps, val_eps = split_episodes(self.buffer.n_episodes, tc.val_ratio, tc.seed)
         window = dict(
             horizon=config.policy.horizon,
@@ -97,12 +112,10 @@ class Trainer(TrainLoop):
                   f"(train.val_ratio={tc.val_ratio}), so no validation loss is logged")
         fixed = {k: IMAGE_RANGE for k in cameras}
         self.normalizer = MinMaxNormalizer.fit({k: self.buffer.data[k] for k in keys}, fixed_ranges=fixed).to(self.device)
-        self.obs_shapes = {k: tuple(self.buffer.data[k].shape[1:]) for k in config.env.obs_keys}
-        self.action_dim = int(self.buffer.data[config.env.action_key].shape[-1])
         if self.eval_steps or tc.eval_every:  # evaluation rolls out in the env: refuse now, not after training
             try:
                 spec = config.env.spec()
-                check_fits_env(self.obs_shapes, self.action_dim, spec)
+                check_fits_env(self.contract, spec)
                 if spec.check_store is not None:
                     spec.check_store(self.buffer.attrs, spec.task, spec.options)
             except ValueError as err:
@@ -111,7 +124,7 @@ class Trainer(TrainLoop):
                     "without rolling out, or env.obs_keys can name observations the env gives"
                 ) from None
 
-        self.setup(objective, build_network(config.policy, self.obs_shapes, self.action_dim))
+        self.setup(objective, build_network(config.policy, self.contract.obs, self.contract.action_dim))
 
     # ------------------------------------------------------------------ data
     def sample_batch(self, split: str, batch_size: int, rng: np.random.Generator):
@@ -127,15 +140,14 @@ class Trainer(TrainLoop):
     # ----------------------------------------------------------------- state
     def policy(self) -> Policy:
         """The EMA network as an acting policy (shares weights; no copy)."""
-        return Policy(self.ema.model, self.normalizer, self.objective, self.config, self.obs_shapes, self.action_dim, self.device)
+        return Policy(self.ema.model, self.normalizer, self.objective, self.contract, self.device, meta={"config": to_dict(self.config)})
 
     def artifact_meta(self) -> dict:
         return {"dataset": str(self.dataset_path)}
 
     def save_artifact(self, meta: dict) -> Path:
-        return save_policy(
-            self.run_dir / POLICY_FILE, self.ema.model, self.normalizer, self.config, self.obs_shapes, self.action_dim, meta
-        )
+        return save_policy(self.run_dir / POLICY_FILE, self.ema.model, self.normalizer, self.contract,
+                           {"config": to_dict(self.config), **meta})
 
     def model_name(self) -> str:
         return self.config.policy.backbone
