@@ -106,7 +106,7 @@ class PolicyConfig:
     # t and d are multiplied by this before their sinusoids. 100 for every objective: MeanFlow's targets need it
     # (at 1000 they explode), and with this network and budget shortcut's many-step score is higher at 100 than
     # at 1000 (flow matching's no different); with policy=unet_wide at batch 128 shortcut does better at 1000
-    # (docs/results/one_step.md sections 1 and 9b)
+    # (docs/results/one_step.md)
     embedding_scale: float = T_SCALE
 
     def __post_init__(self) -> None:

@@ -65,7 +65,7 @@ SPEC = register_env(
         # absolute-action store is converted on import
         demo_file="robomimic",
         demo_options={"absolute_actions": False},
-        rollout_workers=2,  # 1.45x faster than in-process (docs/results/robosuite.md)
+        rollout_workers=2,  # rollouts step faster in 2 worker processes than in-process (docs/results/robosuite.md)
         rollout_envs=16,  # an env with cameras holds a renderer per camera: too much memory for 50 at once
         tasks=tuple(TASKS),
         default_task=DEFAULT_TASK,

@@ -17,8 +17,8 @@ Actions: robomimic's OSC_POSE controller at 20 Hz, delta (7: position, axis-angl
 ``reset(seed=s)`` reseeds the one random generator robosuite draws the object placement and the arm's
 initial joint noise from, so seed ``s`` always gives the same episode, whatever ran before it in the same
 process or in another. Two things make that hold: the model is built once, from seed 0 (robosuite draws
-some of it at random, such as Lift's cube size, which then stays the same in every episode; a model
-rebuilt per episode would cost about a second each), and the gripper's command ramp, which robosuite's
+some of it at random, such as Lift's cube size, which then stays the same in every episode; rebuilding
+the model per episode would make every reset slow), and the gripper's command ramp, which robosuite's
 soft reset keeps, is zeroed.
 """
 

@@ -6,7 +6,7 @@ On disk a store is a zarr group (format v2 directory store)::
     <store>/meta/episode_ends   int, cumulative end index of each episode (exclusive)
 
 This is exactly the layout that real-stanford/diffusion_policy writes, so its stores load unchanged.
-Training reads arrays from RAM, because random small zarr reads are slow (0.1 ms each on zarr 2).
+Training reads arrays from RAM, because random small zarr reads are slow.
 Only zarr calls that exist in both zarr 2.18 and zarr 3 are used (``open_group``, ``zeros``,
 ``attrs``, slicing); zarr 3 itself is untested here.
 """

@@ -2,8 +2,8 @@
 
 On a small CPU machine several single-threaded runs side by side do more work per second than one
 run on all the cores: this network's small tensors leave the second core idle much of the time
-(measured: docs/results/train_throughput.md, "Runs side by side"). Each worker gets ``cpu_count // jobs`` torch threads and writes its output, and the
-traceback of a failure, to its own log file.
+(measured: docs/results/train_throughput.md). Each worker gets ``cpu_count // jobs`` torch threads and
+writes its output, and the traceback of a failure, to its own log file.
 """
 
 from __future__ import annotations
