@@ -25,14 +25,14 @@ import numpy as np
 import torch
 
 from shortcut_policy.config import load_config
-from shortcut_policy.data import MinMaxNormalizer
-from shortcut_policy.utils.io import write_json
 from shortcut_policy.contract import PolicyContract
+from shortcut_policy.data import MinMaxNormalizer
 from shortcut_policy.features import obs_features
 from shortcut_policy.models.network import build_network
 from shortcut_policy.objectives import build_objective
 from shortcut_policy.policy import Policy, load_policy
 from shortcut_policy.utils.device import describe_device
+from shortcut_policy.utils.io import write_json
 
 RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results" / "act_latency.json"
 

@@ -24,8 +24,8 @@ from tqdm import tqdm
 
 from shortcut_policy.envs import get_env_spec
 from shortcut_policy.evaluation.stats import wilson_interval
-from shortcut_policy.utils.io import write_json
 from shortcut_policy.utils.device import cpu_model
+from shortcut_policy.utils.io import write_json
 
 RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results"
 
@@ -55,9 +55,9 @@ def run_task(env_name: str, task: str, episodes: int, seed: int, within: int) ->
     env.close()
     n = int(sum(successes))
     low, high = wilson_interval(n, episodes)
-    ok = [l for l, s in zip(lengths, successes) if s]
+    ok = [length for length, s in zip(lengths, successes) if s]
     return {"task": task, "episodes": episodes, "successes": n, "success_rate": n / episodes, "success_ci95": [low, high],
-            f"success_within_{within}": sum(s and l <= within for l, s in zip(lengths, successes)) / episodes,
+            f"success_within_{within}": sum(s and length <= within for length, s in zip(lengths, successes)) / episodes,
             "mean_success_length": float(np.mean(ok)) if ok else None, "max_success_length": max(ok) if ok else None,
             "env_steps_per_s": steps / seconds, "seconds_per_episode": seconds / episodes, "make_s": make_s}
 

@@ -64,7 +64,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as run_dir:
         trainer = Trainer(config, Path(run_dir) / "run", progress=True)
         start = time.perf_counter()
-        ReplayBuffer.open(trainer.dataset_path, keys=[*config.env.obs_keys, config.env.action_key])
+        ReplayBuffer.open(trainer.demos.path, keys=[*config.env.obs_keys, config.env.action_key])
         open_s = time.perf_counter() - start
         batch = config.train.batch_size
         fixed = trainer.sample_batch("train", batch, trainer.rng)
@@ -85,7 +85,7 @@ def main() -> None:
         train["loader_share"] = train["load_ms"] / train["step_with_load_ms"]
 
         policy = trainer.policy()
-        window = trainer.samplers["train"].sample(np.array([0]))["obs"]  # (1, To, ...) one stored history
+        window = trainer.demos.samplers["train"].sample(np.array([0]))["obs"]  # (1, To, ...) one stored history
         nobs = {k: policy.normalizer.normalize(k, torch.as_tensor(v, dtype=torch.float32)) for k, v in window.items()}
         cond = policy.network.encode(nobs)
         frame = {k: v[0, -1] for k, v in window.items()}
@@ -110,12 +110,12 @@ def main() -> None:
         "obs_keys": list(config.env.obs_keys), "obs_shapes": {k: list(v) for k, v in trainer.contract.obs_shapes.items()},
         "vision": dict(cfg.policy.vision), "batch_size": batch, "objective": config.objective["name"],
         "parameters": {"encoder": n_encoder, "total": n_all},
-        "store": {"path": str(trainer.dataset_path), "steps": trainer.buffer.n_steps, "open_s": open_s},
+        "store": {"path": str(trainer.demos.path), "steps": trainer.demos.buffer.n_steps, "open_s": open_s},
         "train": train, "act": act, "rounds": rounds,
     }
     print(f"\n{config.env.name} {list(config.env.obs_keys)}, encoder {cfg.policy.vision.encoder} "
           f"({n_encoder / 1e6:.2f}M of {n_all / 1e6:.2f}M params), batch {batch}, {result['machine']['device']}")
-    print(f"store: {trainer.buffer.n_steps} steps, opened into memory in {open_s:.1f} s")
+    print(f"store: {trainer.demos.buffer.n_steps} steps, opened into memory in {open_s:.1f} s")
     print("| measure | median |\n|---|---:|")
     print(f"| load one batch | {train['load_ms']:.1f} ms |")
     print(f"| training step, batch loaded | {train['step_ms']:.1f} ms |")

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import torch
 
-from shortcut_policy.features import obs_features
 from shortcut_policy.config import load_config
+from shortcut_policy.features import obs_features
 from shortcut_policy.models.network import build_network
 from shortcut_policy.objectives import build_objective
 from shortcut_policy.utils.io import write_json

@@ -40,9 +40,9 @@ from tqdm import tqdm
 from shortcut_policy.data import ReplayBuffer, SequenceSampler
 from shortcut_policy.data.demos import default_dataset_path
 from shortcut_policy.evaluation.multimodality import chunk_distance, off_sample_distance, roughness, spread
-from shortcut_policy.utils.io import atomic_write, write_json
 from shortcut_policy.objectives import check_steps
 from shortcut_policy.policy import Policy, load_policy
+from shortcut_policy.utils.io import atomic_write, write_json
 
 RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results" / "push_t_multimodality.json"
 PLOT = Path(__file__).resolve().parents[1] / "docs" / "results" / "push_t_multimodality.png"
@@ -233,7 +233,8 @@ def main() -> None:
     print(f"wrote {out}")
     # Push-T's keypoint observation ends with the agent's position: mark it where the plot shows a chunk
     # (only this env's (18,) layout; Diffusion Policy's (9, 2) block keypoints hold no agent)
-    agent = obs["keypoint"][:, -1, -2:] if first.meta.get("config", {}).get("env", {}).get("name") == "push_t" and first.obs_shapes.get("keypoint") == (18,) else None
+    trained_on = first.meta.get("config", {}).get("env", {}).get("name")
+    agent = obs["keypoint"][:, -1, -2:] if trained_on == "push_t" and first.obs_shapes.get("keypoint") == (18,) else None
     print(f"wrote {plot(result, samples, agent, Path(args.plot))}")
 
 

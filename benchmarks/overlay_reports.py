@@ -17,8 +17,8 @@ import argparse
 import json
 from pathlib import Path
 
-from shortcut_policy.envs import get_env_spec
 from shortcut_policy.comparison.report import score_vs_nfe_figure
+from shortcut_policy.envs import get_env_spec
 from shortcut_policy.utils.io import atomic_write
 
 

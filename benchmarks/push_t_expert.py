@@ -18,8 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import gymnasium as gym
 import gym_pusht  # noqa: F401  (registers gym_pusht/PushT-v0)
+import gymnasium as gym
 import numpy as np
 from tqdm import tqdm
 

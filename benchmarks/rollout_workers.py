@@ -6,7 +6,8 @@
 Each (step budget, workers) pair rolls out the same test seeds with the same policy, taking turns
 round by round so that a slow moment of the machine falls on every setting alike; the median wall
 time of the repeats is reported. The episodes must come out the same whatever the number of workers:
-same lengths and successes, scores equal to 1e-9 (checked; the largest difference is reported). Prints a table and writes docs/results/rollout_workers.json (``--out``).
+same lengths and successes, scores equal to 1e-9 (checked; the largest difference is reported). Prints a table and
+writes docs/results/rollout_workers.json (``--out``).
 """
 
 from __future__ import annotations
@@ -20,12 +21,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from shortcut_policy.evaluate import trained_env
 from shortcut_policy.evaluation.rollout import rollout
 from shortcut_policy.objectives import check_steps
-from shortcut_policy.evaluate import trained_env
 from shortcut_policy.policy import load_policy
-from shortcut_policy.utils.io import write_json
 from shortcut_policy.utils.device import cpu_model
+from shortcut_policy.utils.io import write_json
 
 RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results" / "rollout_workers.json"
 

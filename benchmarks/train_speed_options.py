@@ -29,11 +29,11 @@ from typing import Callable
 import numpy as np
 import torch
 import torch._dynamo
-from torch._dynamo.utils import counters
 from hydra import compose, initialize_config_dir
+from torch._dynamo.utils import counters
 
-from shortcut_policy.features import obs_features
 from shortcut_policy.config import PolicyConfig, TrainConfig, load_config
+from shortcut_policy.features import obs_features
 from shortcut_policy.models.network import build_network
 from shortcut_policy.objectives import build_objective
 from shortcut_policy.training.ema import EMA
@@ -145,7 +145,8 @@ def main() -> None:
         except (ValueError, KeyError) as err:
             parser.error(f"--objective: {err}")
 
-    result = {"num_steps": NUM_STEPS, "device": describe_device("cpu"), "torch": torch.__version__, "machine": platform.processor() or platform.machine(),
+    result = {"num_steps": NUM_STEPS, "device": describe_device("cpu"), "torch": torch.__version__,
+              "machine": platform.processor() or platform.machine(),
               "cores": torch.get_num_threads(), "steps_per_round": args.steps, "rounds": args.repeats, "objectives": {}}
     for name in args.objective:
         print(f"{name}: {len(VARIANTS)} variants x {args.repeats} rounds x {args.steps} steps ...", flush=True)

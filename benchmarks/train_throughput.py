@@ -30,14 +30,14 @@ import numpy as np
 import torch
 from hydra import compose, initialize_config_dir
 
-from shortcut_policy.features import obs_features
 from shortcut_policy.config import PolicyConfig, load_config
-from shortcut_policy.training.ema import EMA
-from shortcut_policy.utils.io import write_json
+from shortcut_policy.features import obs_features
 from shortcut_policy.models.network import build_network
 from shortcut_policy.objectives import ShortcutConfig, build_objective
-from shortcut_policy.utils.paths import config_dir
+from shortcut_policy.training.ema import EMA
 from shortcut_policy.utils.device import describe_device
+from shortcut_policy.utils.io import write_json
+from shortcut_policy.utils.paths import config_dir
 
 RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results" / "train_throughput.json"
 OBJECTIVES = ["flow_matching", "shortcut", "meanflow", "ddpm"]

@@ -18,13 +18,12 @@ from omegaconf import DictConfig, OmegaConf
 from .envs import DEFAULT_ENV, EnvSpec, get_env_spec
 from .models.embeddings import T_SCALE
 from .models.network import backbone_options, get_backbone
-from .objectives import OBJECTIVES
 from .models.transformer import TransformerConfig
 from .models.unet1d import UNetConfig
 from .models.vision import VisionConfig
+from .objectives import OBJECTIVES
 from .utils.checks import at_least, check_ema, check_workers
 from .utils.workers import check_jobs
-
 
 # An expert store tries at most this many starts per kept episode (then gives up): with demo_seed, the
 # seeds its demonstrations may use, which must stay clear of the test seeds.

@@ -35,9 +35,10 @@ class ObsSpec:
 
 def stored_layout_type(shape: Sequence[int]) -> ObsType:
     """The kind of a key that no environment declares, from the layout stores use: 3-D arrays are
-    (H, W, 3) camera images (another channel count is refused by the image encoder), 1-D and 2-D arrays low-dim (a 2-D one, like the (9, 2) keypoints of Diffusion
-    Policy's Push-T store, is flattened per frame). Used for a user store's extra keys and for
-    checkpoints written before the contract existed; a declared kind always wins."""
+    (H, W, 3) camera images (another channel count is refused by the image encoder), 1-D and 2-D arrays
+    low-dim (a 2-D one, like the (9, 2) keypoints of Diffusion Policy's Push-T store, is flattened per
+    frame). Used for a user store's extra keys and for checkpoints written before the contract existed;
+    a declared kind always wins."""
     return "rgb" if len(shape) == 3 else "low_dim"
 
 

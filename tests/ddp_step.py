@@ -14,8 +14,8 @@ import sys
 
 import torch
 
-from shortcut_policy.features import obs_features
 from shortcut_policy.config import load_config
+from shortcut_policy.features import obs_features
 from shortcut_policy.models.network import build_network
 from shortcut_policy.training import distributed
 

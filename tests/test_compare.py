@@ -7,8 +7,8 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from shortcut_policy.comparison.runs import aggregate
 from shortcut_policy.comparison.report import markdown, pareto_front
+from shortcut_policy.comparison.runs import aggregate
 from shortcut_policy.evaluation.stats import mean_ci95
 
 
@@ -101,10 +101,9 @@ def test_given_runs_of_one_method_must_take_the_same_step_budgets(tmp_path):
 def test_quick_comparison_trains_evaluates_and_reports(tmp_path, capsys):
     """Every method on one backbone, a few steps each, through the hydra config the command uses."""
     import json
+    import shutil
 
     from hydra import compose, initialize_config_dir
-
-    import shutil
 
     from shortcut_policy.comparison.runs import EVAL_CACHE, compare
     from shortcut_policy.data.demos import generate_demos
@@ -392,16 +391,19 @@ def test_each_method_is_compared_with_the_objective_config_train_uses_by_default
 
 
 def test_a_run_resumes_under_other_sampling_options_but_not_other_training_options(tmp_path):
+    """One check of saved settings (changes_from_saved) serves resume and the comparison: the objective's
+    options are compared spelled out, so an option saved at its default and one left out are the same."""
     from shortcut_policy.checkpoint import save_tensors
-    from shortcut_policy.objectives import build_objective
-    from shortcut_policy.training.loop import check_resumable
+    from shortcut_policy.comparison.runs import check_unchanged
+    from shortcut_policy.config import load_config, to_dict
 
     # a DDPM run saved before timestep_spacing existed (its stored objective has no such key)
-    state = save_tensors(tmp_path / "train_state.safetensors", {"w": torch.zeros(1)},
-                         {"step": 3, "config": {"objective": {"name": "ddpm", "num_train_timesteps": 100}}})
-    check_resumable(state, build_objective({"name": "ddpm", "timestep_spacing": "leading"}))  # sampling only: fine
-    with pytest.raises(ValueError, match=r"train.resume: .* \(saved, asked\) per option: \{'num_train_timesteps': \(100, 50\)\}"):
-        check_resumable(state, build_objective({"name": "ddpm", "num_train_timesteps": 50}))
+    saved = to_dict(load_config({"objective": {"name": "ddpm", "num_train_timesteps": 100}}))
+    save_tensors(tmp_path / "train_state.safetensors", {"w": torch.zeros(1)}, {"step": 3, "config": saved})
+    check_unchanged(tmp_path, load_config({"objective": {"name": "ddpm", "timestep_spacing": "leading"}}))  # sampling only
+    check_unchanged(tmp_path, load_config({"objective": {"name": "ddpm"}}))  # 100 is the default: the same run
+    with pytest.raises(ValueError, match=r"was trained with other values of objective.num_train_timesteps \(saved 100, asked 50\)"):
+        check_unchanged(tmp_path, load_config({"objective": {"name": "ddpm", "num_train_timesteps": 50}}))
 
 
 def test_the_comparison_s_embedding_scale_applies_to_every_method(tmp_path):

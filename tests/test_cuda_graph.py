@@ -8,14 +8,13 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+from test_policy import ACTION_DIM, OBS_DIM, make_policy
 
 from shortcut_policy.config import load_config
 from shortcut_policy.models.network import build_network
 from shortcut_policy.objectives import OBJECTIVES, build_objective
 from shortcut_policy.objectives.noise import NoiseTape, draw_noise, noise_from
 from shortcut_policy.policy import Policy
-
-from test_policy import ACTION_DIM, OBS_DIM, make_policy
 
 CPU = torch.device("cpu")
 

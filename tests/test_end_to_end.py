@@ -7,12 +7,12 @@ import pytest
 import torch
 
 from shortcut_policy import load_policy, make_env
+from shortcut_policy.checkpoint import load_tensors as read_tensors
 from shortcut_policy.config import load_config
 from shortcut_policy.data import ReplayBuffer
 from shortcut_policy.data.demos import generate_demos
-from shortcut_policy.checkpoint import load_tensors as read_tensors
-from shortcut_policy.objectives import build_objective
 from shortcut_policy.evaluation.rollout import rollout
+from shortcut_policy.objectives import build_objective
 from shortcut_policy.training.trainer import Trainer, final_eval_steps, run
 
 TINY = {"policy": {"unet": {"down_dims": [16, 32], "embed_dim": 16}}}
@@ -132,7 +132,7 @@ def test_resume_refuses_a_run_saved_with_other_objective_options(demo_store, tmp
     quarter = smoke_config(demo_store, run_dir, {"name": "shortcut", "sc_fraction": 0.25}, **short)
     Trainer(quarter, run_dir, progress=False).fit()
     default = smoke_config(demo_store, run_dir, {"name": "shortcut"}, **{**short, "num_steps": 4, "resume": True})  # its defaults
-    with pytest.raises(ValueError, match=r"train.resume: .* another objective.*'sc_fraction': \(0.25, 0.125\)"):
+    with pytest.raises(ValueError, match=r"train.resume: .* was trained with other values of objective.sc_fraction \(saved 0.25, asked 0.125\)"):
         Trainer(default, run_dir, progress=False)
     quarter.train.resume = True  # the saved options resume as before
     assert Trainer(quarter, run_dir, progress=False).step == 2

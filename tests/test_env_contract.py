@@ -18,24 +18,22 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
+from conftest import readme_episode
 from gymnasium import spaces
 
 from shortcut_policy import load_policy, make_env
 from shortcut_policy.config import load_config
 from shortcut_policy.contract import PolicyContract
-from shortcut_policy.data import MinMaxNormalizer
-from shortcut_policy.data import ReplayBuffer
-from shortcut_policy.features import obs_features
-from shortcut_policy.models.network import build_network
-from shortcut_policy.objectives import build_objective
-from shortcut_policy.policy import Policy
+from shortcut_policy.data import MinMaxNormalizer, ReplayBuffer
 from shortcut_policy.data.demos import generate_demos
 from shortcut_policy.envs import ENVS, EnvSpec, ObsSpec, get_env_spec, register_env, success_flag
 from shortcut_policy.evaluation.env_pool import EnvPool
 from shortcut_policy.evaluation.rollout import rollout
+from shortcut_policy.features import obs_features
+from shortcut_policy.models.network import build_network
+from shortcut_policy.objectives import build_objective
+from shortcut_policy.policy import Policy
 from shortcut_policy.training.trainer import run
-
-from conftest import readme_episode
 
 ROOT = Path(__file__).resolve().parents[1]
 MAX_STEPS = 30
@@ -214,7 +212,9 @@ def test_rollouts_keep_at_most_rollout_envs_alive_and_give_each_seed_its_episode
     capped_spec = dataclasses.replace(point_mass, make=counting_make, rollout_envs=2)
     capped = rollout(HeadForGoal(), capped_spec, seeds, steps=1, progress=False, workers=0, n_videos=1, video_size=16)
     apart = rollout(HeadForGoal(), dataclasses.replace(point_mass, rollout_envs=2), seeds, steps=1, progress=False, workers=2)
-    outcome = lambda results: [(r.seed, r.score, r.success, r.length) for r in results]
+    def outcome(results):
+        return [(r.seed, r.score, r.success, r.length) for r in results]
+
     assert len(made) == 2 and made[0]["render_size"] == 16 and "render_size" not in made[1]
     assert outcome(capped) == outcome(every) == outcome(apart)
     assert len({r.length for r in every}) > 1  # episodes end at different ticks: slots are refilled mid-rollout

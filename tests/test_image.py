@@ -9,12 +9,12 @@ from PIL import Image
 
 from shortcut_policy.config import ImageRunConfig, load_config
 from shortcut_policy.image.data import load_digits, load_image_folder
+from shortcut_policy.image.dit import DiT, patchify, unpatchify
 from shortcut_policy.image.metrics import frechet_distance
 from shortcut_policy.image.parity import image_parity
-from shortcut_policy.image.dit import DiT, patchify, unpatchify
+from shortcut_policy.image.trainer import ImageTrainer, generate, load_image_model, run_image
 from shortcut_policy.models.adaln import AdaLNZeroBlock
 from shortcut_policy.objectives import ShortcutConfig, ShortcutObjective, build_objective
-from shortcut_policy.image.trainer import ImageTrainer, generate, load_image_model, run_image
 
 
 def tiny_dit(randomize=True, **kw):

@@ -5,8 +5,8 @@ import pytest
 import torch
 from torch import nn
 
-from shortcut_policy.features import obs_features
 from shortcut_policy.config import load_config
+from shortcut_policy.features import obs_features
 from shortcut_policy.models.network import build_network
 from shortcut_policy.objectives import MeanFlowConfig, MeanFlowObjective, build_objective
 

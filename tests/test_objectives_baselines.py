@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from shortcut_policy.features import obs_features
 from shortcut_policy.config import load_config
+from shortcut_policy.features import obs_features
 from shortcut_policy.models.network import build_network
 from shortcut_policy.objectives import DDPMObjective, FlowMatchingObjective, ShortcutObjective, build_objective
 from shortcut_policy.objectives.ddpm import DDPMConfig, cosine_betas

@@ -7,8 +7,8 @@ solves; they stand for that rate, not for a hand-picked easy subset.
 
 from __future__ import annotations
 
-import gymnasium as gym
 import gym_pusht  # noqa: F401  (registers gym_pusht/PushT-v0)
+import gymnasium as gym
 import numpy as np
 import pytest
 

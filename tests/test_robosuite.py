@@ -16,8 +16,7 @@ from shortcut_policy.training.trainer import run
 
 pytest.importorskip("robosuite")  # the test extra installs it; CI runs these
 
-from shortcut_policy.envs.robosuite.actions import (  # noqa: E402
-    AbsoluteActionConverter, matrix_to_rot6d, rot6d_to_matrix)
+from shortcut_policy.envs.robosuite.actions import AbsoluteActionConverter, matrix_to_rot6d, rot6d_to_matrix  # noqa: E402
 from shortcut_policy.envs.robosuite.env import env_args_for  # noqa: E402
 
 KEYS = ["object", "robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos"]

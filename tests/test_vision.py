@@ -6,6 +6,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from conftest import readme_episode
 from gymnasium import spaces
 
 from shortcut_policy import load_policy
@@ -13,14 +14,12 @@ from shortcut_policy.config import load_config
 from shortcut_policy.data import ReplayBuffer
 from shortcut_policy.data.demos import generate_demos
 from shortcut_policy.envs import ENVS, EnvSpec, ObsSpec, register_env, success_flag
+from shortcut_policy.evaluation.rollout import beside, rollout
 from shortcut_policy.features import obs_features
 from shortcut_policy.models.network import build_network
 from shortcut_policy.models.obs_encoder import ObsEncoder
-from shortcut_policy.objectives import OBJECTIVES, build_objective
 from shortcut_policy.models.vision import Crop, ImageEncoder, SpatialSoftmax, VisionConfig
-
-from conftest import readme_episode
-from shortcut_policy.evaluation.rollout import beside, rollout
+from shortcut_policy.objectives import OBJECTIVES, build_objective
 from shortcut_policy.training.trainer import run
 
 
@@ -74,7 +73,7 @@ def test_crop_is_random_in_training_and_central_when_acting():
     assert crops.shape == (32, 1, 6, 6)
     offsets = set()
     for image, cropped in zip(images, crops):  # each crop is a 6x6 window of its own image
-        windows = {(t, l) for t in range(3) for l in range(3) if torch.equal(image[:, t : t + 6, l : l + 6], cropped)}
+        windows = {(t, left) for t in range(3) for left in range(3) if torch.equal(image[:, t : t + 6, left : left + 6], cropped)}
         assert windows, "a crop is not a window of its image"
         offsets |= windows
     assert len(offsets) > 3  # random offsets, not one fixed window
@@ -279,7 +278,7 @@ def test_float_image_stores_train_as_uint8_and_other_pixel_ranges_are_refused(tw
                               "train": {"eval_episodes": 0}})
         trainers.append(Trainer(config, tmp_path / f"run_{path.stem}", progress=False))
     ours, theirs = trainers
-    assert theirs.buffer.data["top"].dtype == np.uint8 and np.array_equal(theirs.buffer.data["top"], uint8.data["top"])
+    assert theirs.demos.buffer.data["top"].dtype == np.uint8 and np.array_equal(theirs.demos.buffer.data["top"], uint8.data["top"])
     state = theirs.normalizer.state_dict()
     assert state.keys() == ours.normalizer.state_dict().keys()
     assert all(torch.equal(v, ours.normalizer.state_dict()[k]) for k, v in state.items())

@@ -9,7 +9,6 @@ from ..spec import EnvSpec, ObsSpec, success_flag
 from .env import IMAGE_SIZE, MAX_EPISODE_STEPS, make_push_t
 
 
-
 def make_expert(seed: int | None = None, **tuning):
     """The scripted expert (imported when asked for: it needs shapely); ``tuning``: ``ExpertTuning``'s
     fields, e.g. ``near_equal_ratio`` (env.expert_options; configs/env/push_t_multimodal.yaml)."""

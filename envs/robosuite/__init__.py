@@ -13,8 +13,19 @@ from typing import Any, Mapping
 from ..registry import register_env
 from ..spec import EnvSpec, ObsSpec, success_flag
 from .actions import ABS_ACTION_DIM, DELTA_ACTION_DIM
-from .env import CAMERAS, DEFAULT_TASK, check_store, IMAGE_SIZE, INSTALL_HINT, LOW_DIM, MAX_EPISODE_STEPS, OBJECT_DIM, TASKS, image_key, make_robosuite
-
+from .env import (
+    CAMERAS,
+    DEFAULT_TASK,
+    IMAGE_SIZE,
+    INSTALL_HINT,
+    LOW_DIM,
+    MAX_EPISODE_STEPS,
+    OBJECT_DIM,
+    TASKS,
+    check_store,
+    image_key,
+    make_robosuite,
+)
 
 
 def observations(task: str) -> dict[str, ObsSpec]:

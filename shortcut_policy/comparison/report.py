@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..envs import EnvSpec
-from ..utils.io import atomic_write
 from ..evaluation.report import score_axis
+from ..utils.io import atomic_write
 
 
 def markdown(rows: list[dict]) -> str:

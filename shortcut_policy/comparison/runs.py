@@ -32,19 +32,19 @@ from omegaconf.errors import OmegaConfBaseException
 
 from ..checkpoint import METRICS_FILE, POLICY_FILE, TRAIN_STATE_FILE, load_meta
 from ..config import CompareConfig, EnvConfig, RunConfig, load_config, to_dict
-from ..evaluation.sweep import evaluate_policy, format_row
 from ..data.demos import ensure_dataset
-from ..utils.io import complete_lines, write_json, write_text
-from .report import markdown, plot
-from ..objectives import Objective, build_objective, check_steps
-from ..policy import load_policy
 from ..evaluation.rollout import measure_act_latency
 from ..evaluation.stats import mean_ci95, wilson_interval
-from ..training.loop import check_resumable, metrics_step
-from ..training.resume import changes_from_saved
+from ..evaluation.sweep import evaluate_policy, format_row
+from ..objectives import Objective, build_objective, check_steps
+from ..policy import load_policy
+from ..training.loop import metrics_step
+from ..training.resume import changes_from_saved, listed
 from ..training.run_folder import RunFolder
 from ..utils.device import cpu_model
+from ..utils.io import complete_lines, write_json, write_text
 from ..utils.workers import Job, in_process, run_jobs
+from .report import markdown, plot
 
 EVAL_CACHE = "eval_rows.json"  # a run's evaluation rows per step budget, with what they were evaluated at
 
@@ -118,7 +118,6 @@ def plan_runs(
             # first checkpoint) is trained anew there
             config.train.overwrite = not config.train.resume
             if config.train.resume:  # checked here, before any run trains, not when its turn comes
-                check_resumable(run_dir / TRAIN_STATE_FILE, objective)
                 check_unchanged(run_dir, config)
             runs_by_method[method].append(run_dir)
             todo.append((f"{method} seed {seed}", config, run_dir))
@@ -138,8 +137,7 @@ def check_unchanged(run_dir: Path, config: RunConfig) -> None:
     if config.train.num_steps < meta.get("step", 0):
         refused["train.num_steps"] = (f"{meta['step']} (trained)", config.train.num_steps)
     if refused:
-        listed = "; ".join(f"{k} (saved {a!r}, asked {b!r})" for k, (a, b) in refused.items())
-        raise ValueError(f"{run_dir} was trained with other values of {listed}; retrain=true trains the runs anew, or "
+        raise ValueError(f"{run_dir} was trained with other values of {listed(refused)}; retrain=true trains the runs anew, or "
                          "choose another out")
 
 

@@ -36,7 +36,6 @@ from ..utils.workers import Job, run_jobs
 from .runs import aggregate, check_methods, evaluate_run, machine, method_budgets, plan_runs, train_all
 
 
-
 def task_config(cfg: SuiteConfig, task: str) -> CompareConfig:
     """The comparison of one task: the suite's settings with ``env.task`` set."""
     base = to_dict(cfg)

@@ -18,10 +18,10 @@ import numpy as np
 from tqdm import tqdm
 
 from ..config import DEMO_ATTEMPTS_PER_EPISODE, EnvConfig
-from .replay_buffer import ReplayBuffer, read_store_meta
-from .robomimic import read_robomimic, write_robomimic
 from ..envs import EnvSpec, Expert, get_env_spec
 from ..utils.paths import datasets_dir, options_suffix
+from .replay_buffer import ReplayBuffer, read_store_meta
+from .robomimic import read_robomimic, write_robomimic
 
 GENERATOR = "shortcut_policy.generate_demos"  # recorded in every store written here
 

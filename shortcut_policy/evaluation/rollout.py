@@ -77,7 +77,8 @@ def rollout(
     environments are stepped in (0: this process; None: the env's ``rollout_workers``). The sampler's
     initial noise comes from its own generator seeded with ``noise_seed``, so a rollout's result
     depends only on (policy, seeds, steps, noise_seed, rollout_envs), not on what ran before it nor on
-    where the environments run.
+    where the environments run. Each env slot is a row of ``policy.act``; the policy is reset first
+    (rows and noise generator), so its control state afterwards is the rollout's.
     """
     spec = resolve_env(env)
     check_fits_env(policy.contract, spec)

@@ -12,11 +12,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-
 from ..checkpoint import EVAL_DIR
 from ..config import ImageRunConfig, to_dict
-from ..utils.io import atomic_write, write_json, write_text
 from ..objectives import build_objective, check_steps
+from ..utils.io import atomic_write, write_json, write_text
 from .trainer import image_table, report_footer, run_image
 
 

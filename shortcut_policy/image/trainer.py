@@ -20,15 +20,14 @@ from tqdm import tqdm
 
 from ..checkpoint import EVAL_DIR, MODEL_FILE, check_finite, load_tensors, prefixed, resolve_checkpoint, save_tensors, unprefixed
 from ..config import ImageDataConfig, ImageRunConfig, load_config, to_dict
-from .data import ImageDataset, load_digits, load_image_folder
-from .metrics import FeatureSpace, accuracy, feature_stats, frechet_distance, train_classifier
-from ..utils.io import atomic_write, write_json, write_text
-from .dit import DiT
 from ..objectives import Objective, build_objective, check_steps
 from ..objectives.base import GuidanceConfig
-from ..training.loop import TrainLoop, train_and_evaluate
 from ..training import distributed
-
+from ..training.loop import TrainLoop, train_and_evaluate
+from ..utils.io import atomic_write, write_json, write_text
+from .data import ImageDataset, load_digits, load_image_folder
+from .dit import DiT
+from .metrics import FeatureSpace, accuracy, feature_stats, frechet_distance, train_classifier
 
 
 def load_dataset(config: ImageDataConfig) -> ImageDataset:

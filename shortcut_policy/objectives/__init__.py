@@ -12,6 +12,7 @@ from .flow_matching import FlowMatchingConfig, FlowMatchingObjective
 from .meanflow import MeanFlowConfig, MeanFlowObjective
 from .shortcut import ShortcutConfig, ShortcutObjective
 
+
 @dataclass(frozen=True)
 class ObjectiveEntry:
     """One plug-in objective: its options dataclass, its class (loss + sampler), and the options that

@@ -16,6 +16,7 @@ import torch
 
 from .noise import draw_noise
 
+
 class Denoiser(Protocol):
     """A conditional network over samples ``x`` (B, *shape).
 

@@ -52,7 +52,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .base import Denoiser, Guided, GuidanceConfig, broadcast_to, drop_cond, euler_sample, eval_mode, is_step_count
+from .base import Denoiser, GuidanceConfig, Guided, broadcast_to, drop_cond, euler_sample, eval_mode, is_step_count
 
 
 @dataclass

@@ -13,12 +13,13 @@ import json
 import math
 import shutil
 import time
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from omegaconf.errors import OmegaConfBaseException
 from torch import nn
 from tqdm import tqdm
 
@@ -38,13 +39,13 @@ from ..checkpoint import (
     unprefixed,
 )
 from ..config import TrainConfig
+from ..objectives import Objective
+from ..utils.device import resolve_device
+from ..utils.io import complete_lines, write_json, write_text
 from . import distributed
 from .ema import EMA
-from ..utils.io import complete_lines, write_json, write_text
-from .resume import CONFIG_FILE, RESUMES_FILE, RUN_FILES, check_resume, record_resume
+from .resume import CONFIG_FILE, RESUMES_FILE, RUN_FILES, changes_from_saved, check_resume, listed, record_resume
 from .run_folder import RunFolder
-from ..objectives import Objective, build_objective, sampling_options
-from ..utils.device import resolve_device
 
 
 def lr_at(step: int, base_lr: float, warmup: int, total: int) -> float:
@@ -168,7 +169,7 @@ class TrainLoop:
             raise FileNotFoundError(f"train.resume: no {TRAIN_STATE_FILE} in run_dir {self.run_dir}")
         tensors, meta = load_tensors(path)
         check_finite(path, tensors)
-        check_resumable(path, self.objective)
+        self.check_saved_settings(path, meta)
         try:
             self.network.load_state_dict(unprefixed("net", tensors))
             self.ema.model.load_state_dict(unprefixed("ema", tensors))
@@ -182,6 +183,20 @@ class TrainLoop:
             raise ValueError(f"train.resume: {path} does not fit this run's network and optimizer "
                              f"({mismatch_detail(err)})") from err
         print(f"resumed from {path} at step {self.step}")
+
+    def check_saved_settings(self, path: Path, meta: dict[str, Any]) -> None:
+        """Refuse to go on from a state saved with settings a resumed run may not change (the one check of
+        saved settings, ``changes_from_saved``): finishing a run with another objective or data would
+        silently mix two trainings."""
+        if "config" not in meta:
+            return
+        try:
+            _, refused = changes_from_saved(meta["config"], self.config)
+        except (ValueError, TypeError, OmegaConfBaseException) as err:
+            raise ValueError(f"train.resume: {path}: its saved config does not load ({err})") from None
+        if refused:
+            raise ValueError(f"train.resume: {path} was trained with other values of {listed(refused)}; pass the saved "
+                             "values or train in a new run_dir")
 
     # ------------------------------------------------------------------ loop
     def train_step(self) -> dict[str, float]:
@@ -314,21 +329,3 @@ def train_and_evaluate(make_trainer: Callable[[], TrainLoop], config: Any, run_d
     for name, path in paths.items():
         print(f"  {name}: {path}")
     return paths
-
-
-def check_resumable(train_state: Path, objective: Objective) -> None:
-    """Refuse to resume a run saved with other training options of its objective (one begun before a
-    default changed, say): finishing it with another objective would silently mix the two. Options
-    that only change sampling may differ."""
-    saved = load_meta(train_state).get("config", {}).get("objective")
-    if saved is None:
-        return
-    before, now = dataclasses.asdict(build_objective(saved).config), dataclasses.asdict(objective.config)
-    sampling_only = set(sampling_options(saved.get("name")))  # they do not change what is trained
-    changed = {k: (before.get(k), now.get(k)) for k in sorted((set(before) | set(now)) - sampling_only)
-               if before.get(k) != now.get(k)}
-    if changed:
-        raise ValueError(
-            f"train.resume: {train_state} was trained with another objective; (saved, asked) per option: {changed}. "
-            "Pass the saved options (objective.<option>=<saved>) or train in a new run_dir."
-        )

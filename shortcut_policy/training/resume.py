@@ -9,6 +9,7 @@ would silently mix two trainings.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -19,7 +20,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from ..checkpoint import METRICS_FILE, MODEL_FILE, POLICY_FILE, TRAIN_STATE_FILE
 from ..config import RunConfig, as_trained, load_config, saved_as_trained, to_dict
-from ..objectives import sampling_options
+from ..objectives import build_objective, sampling_options
 from ..utils.io import complete_lines, write_text
 
 CONFIG_FILE = "config.json"  # the run's config, written when it starts
@@ -92,15 +93,31 @@ def changes(saved: Any, now: Any, prefix: str = "") -> dict[str, tuple[Any, Any]
 
 
 def changes_from_saved(saved: dict[str, Any], config: Any) -> tuple[dict[str, tuple[Any, Any]], dict[str, tuple[Any, Any]]]:
-    """(every change, the changes a resumed run may not make) from a run's saved config to ``config``.
-    Raises what ``load_config`` raises when the saved config no longer loads."""
+    """(every change, the changes a resumed run may not make) from a run's saved config to ``config``: the one
+    check of saved settings that resuming a run and picking a run up in a comparison both make. Raises what
+    ``load_config`` or ``build_objective`` raises when the saved config no longer loads."""
     # both through the dataclasses: a run saved before an option existed has that option's default, or the
-    # value it was trained with where the default has since changed (as_trained)
-    saved = saved_as_trained(saved, type(config))
-    now = json.loads(json.dumps(to_dict(config)))  # JSON types, as saved (tuples become lists)
+    # value it was trained with where the default has since changed (as_trained); the objective with every
+    # option spelled out, so that an option named at its default and one left out compare equal
+    saved = with_objective_options(saved_as_trained(saved, type(config)))
+    now = with_objective_options(json.loads(json.dumps(to_dict(config))))  # JSON types, as saved (tuples become lists)
     allowed = RESUMABLE | {f"objective.{k}" for k in sampling_options(now.get("objective", {}).get("name"))}
     found = changes(saved, now)
     return found, {k: v for k, v in found.items() if k not in allowed and not k.startswith(RESUMABLE_SECTIONS)}
+
+
+def listed(refused: dict[str, tuple[Any, Any]]) -> str:
+    """Refused changes as an error says them: ``key (saved a, asked b); ...``."""
+    return "; ".join(f"{k} (saved {a!r}, asked {b!r})" for k, (a, b) in refused.items())
+
+
+def with_objective_options(config: dict[str, Any]) -> dict[str, Any]:
+    """A config (JSON) whose ``objective`` lists every option of its objective, defaults included."""
+    if not isinstance(config.get("objective"), dict):
+        return config
+    objective = config["objective"]
+    options = json.loads(json.dumps(dataclasses.asdict(build_objective(objective).config)))
+    return {**config, "objective": {"name": objective.get("name"), **options}}
 
 
 def check_resume(run_dir: str | Path, config: Any) -> dict[str, tuple[Any, Any]]:
@@ -111,9 +128,8 @@ def check_resume(run_dir: str | Path, config: Any) -> dict[str, tuple[Any, Any]]
     except (ValueError, OmegaConfBaseException) as err:
         raise ValueError(f"train.resume: {Path(run_dir) / CONFIG_FILE}: {err}") from None
     if refused:
-        listed = "; ".join(f"{k} (saved {a!r}, asked {b!r})" for k, (a, b) in refused.items())
         raise ValueError(
-            f"train.resume: {run_dir} was trained with other values of {listed}. A resumed run keeps what it was "
+            f"train.resume: {run_dir} was trained with other values of {listed(refused)}. A resumed run keeps what it was "
             f"trained with: drop these overrides (train.resume=true run_dir={run_dir} reads the saved config), "
             "or train in a new run_dir"
         )

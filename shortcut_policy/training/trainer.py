@@ -1,4 +1,4 @@
-"""The policy trainer: demonstrations -> sampler -> normalizer -> objective(network) -> EMA -> checkpoint.
+"""The policy trainer: demonstrations (store -> sampler -> normalizer) -> objective(network) -> EMA -> checkpoint.
 
 Makes (or reuses) the demonstration store, trains, checkpoints atomically, and ends with a rollout
 evaluation at ``train.eval_steps`` whose table, JSON and plot land in the run folder.
@@ -16,22 +16,20 @@ from tqdm import tqdm
 from ..checkpoint import EVAL_DIR, POLICY_FILE
 from ..config import RunConfig, to_dict
 from ..contract import PolicyContract
-from ..data import MinMaxNormalizer, ReplayBuffer, SequenceSampler, split_episodes
-from ..envs import get_env_spec
-from ..features import ObsSpec, stored_layout_type
-from ..evaluation.report import markdown_table, write_report
-from ..evaluation.sweep import evaluate_policy, format_row
+from ..data import MinMaxNormalizer
+from ..data.demonstrations import Demonstrations
 from ..data.demos import ensure_dataset
+from ..envs import get_env_spec
+from ..evaluation.report import markdown_table, write_report
+from ..evaluation.rollout import check_fits_env
+from ..evaluation.sweep import evaluate_policy, format_row
 from ..models.network import build_network
 from ..models.obs_encoder import check_obs_features
 from ..objectives import Objective, build_objective, check_steps
 from ..policy import Policy, save_policy
-from ..evaluation.rollout import check_fits_env
+from ..utils.device import resolve_device
 from . import distributed
 from .loop import TrainLoop, train_and_evaluate
-from ..utils.device import resolve_device
-
-IMAGE_RANGE = (0.0, 255.0)  # camera images are scaled by a fixed range, not per-pixel statistics
 
 
 def to_batch(sample: dict, normalizer: MinMaxNormalizer, action_key: str, device: torch.device):
@@ -60,14 +58,10 @@ def check_encodable(config: RunConfig) -> None:
     check_obs_features({k: spec.obs[k] for k in config.env.obs_keys if k in spec.obs}, config.policy.vision)
 
 
-def policy_contract(config: RunConfig, shapes: dict[str, tuple[int, ...]], action_dim: int, objective: Objective) -> PolicyContract:
-    """The contract of the policy a run trains: the store's shapes, each key's kind as the env declares it
-    (a key the env does not know: by the store's layout), and the objective with every option spelled out,
-    so that the checkpoint keeps acting as trained whatever the defaults become."""
-    declared = get_env_spec(config.env.name).obs
-    obs = {k: ObsSpec(shape, declared[k].type if k in declared else stored_layout_type(shape)) for k, shape in shapes.items()}
-    options = {"name": config.objective["name"], **dataclasses.asdict(objective.config)}
-    return PolicyContract(obs, config.env.action_key, action_dim, config.policy, options)
+def objective_options(config: RunConfig, objective: Objective) -> dict:
+    """The objective with every option spelled out, as the policy's contract stores it: the checkpoint keeps
+    acting as trained whatever the defaults become."""
+    return {"name": config.objective["name"], **dataclasses.asdict(objective.config)}
 
 
 class Trainer(TrainLoop):
@@ -82,60 +76,47 @@ class Trainer(TrainLoop):
         self.eval_steps = final_eval_steps(config.train.eval_steps, objective) if config.train.eval_episodes else []
         check_encodable(config)
         super().__init__(config, run_dir, progress)
-        tc = config.train
-        # under torchrun rank 0 makes the demonstrations; the others wait, then find them
-        self.dataset_path = distributed.main_first(lambda: ensure_dataset(config.env, self.progress), self.ranks)
-        keys = [*config.env.obs_keys, config.env.action_key]
-        self.buffer = ReplayBuffer.open(self.dataset_path, keys=keys)
-        actions = self.buffer.data[config.env.action_key]
-        if actions.ndim != 2:  # (N,) would read as N-dimensional actions
-            raise ValueError(f"env.dataset {self.dataset_path}: data/{config.env.action_key}: expected (steps, action_dim) "
-                             f"actions, got shape {actions.shape}")
-        shapes = {k: tuple(self.buffer.data[k].shape[1:]) for k in config.env.obs_keys}
-        self.contract = policy_contract(config, shapes, int(actions.shape[-1]), objective)
-        cameras = self.contract.cameras
-        self.buffer.images_to_uint8(cameras)  # before the samplers take views of the arrays
-        train_eps, val_eps = split_episodes(self.buffer.n_episodes, tc.val_ratio, tc.seed)
-        window = dict(
-            horizon=config.policy.horizon,
-            n_obs_steps=config.policy.n_obs_steps,
-            n_action_steps=config.policy.n_action_steps,
-            obs_keys=config.env.obs_keys,
-            action_key=config.env.action_key,
-        )
-        self.samplers = {"train": SequenceSampler(self.buffer, episodes=train_eps, **window)}
-        self.train_windows = distributed.shard(len(self.samplers["train"]), self.ranks)  # all of them on one rank
-        if len(val_eps):
-            self.samplers["val"] = SequenceSampler(self.buffer, episodes=val_eps, **window)
-        elif tc.val_ratio > 0:
-            print(f"warning: {self.dataset_path} holds {self.buffer.n_episodes} episode(s): none is held out "
-                  f"(train.val_ratio={tc.val_ratio}), so no validation loss is logged")
-        fixed = {k: IMAGE_RANGE for k in cameras}
-        self.normalizer = MinMaxNormalizer.fit({k: self.buffer.data[k] for k in keys}, fixed_ranges=fixed).to(self.device)
-        if self.eval_steps or tc.eval_every:  # evaluation rolls out in the env: refuse now, not after training
-            try:
-                spec = config.env.spec()
-                check_fits_env(self.contract, spec)
-                if spec.check_store is not None:
-                    spec.check_store(self.buffer.attrs, spec.task, spec.options)
-            except ValueError as err:
-                raise ValueError(
-                    f"env.dataset {self.dataset_path}: {err}; train.eval_episodes=0 train.eval_every=0 trains "
-                    "without rolling out, or env.obs_keys can name observations the env gives"
-                ) from None
+        env, policy, tc = config.env, config.policy, config.train
 
-        self.setup(objective, build_network(config.policy, self.contract.obs, self.contract.action_dim))
+        # store (under torchrun rank 0 makes it; the others wait, then find it) -> split -> windows -> normalizer
+        path = distributed.main_first(lambda: ensure_dataset(env, self.progress), self.ranks)
+        window = {"horizon": policy.horizon, "n_obs_steps": policy.n_obs_steps, "n_action_steps": policy.n_action_steps}
+        self.demos = Demonstrations.open(path, env.obs_keys, env.action_key, get_env_spec(env.name).obs, window,
+                                         tc.val_ratio, tc.seed)
+        self.train_windows = distributed.shard(len(self.demos.samplers["train"]), self.ranks)  # all of them on one rank
+        self.normalizer = self.demos.normalizer.to(self.device)
+
+        # what the policy takes and gives; refused now, not after training, if its rollouts cannot run
+        self.contract = PolicyContract(self.demos.obs, env.action_key, self.demos.action_dim, policy,
+                                       objective_options(config, objective))
+        if self.eval_steps or tc.eval_every:
+            self.check_rollouts()
+
+        self.setup(objective, build_network(policy, self.contract.obs, self.contract.action_dim))
+
+    def check_rollouts(self) -> None:
+        """The env gives what the policy observes and takes its actions, and can reproduce the store's setup."""
+        try:
+            spec = self.config.env.spec()
+            check_fits_env(self.contract, spec)
+            if spec.check_store is not None:
+                spec.check_store(self.demos.buffer.attrs, spec.task, spec.options)
+        except ValueError as err:
+            raise ValueError(
+                f"env.dataset {self.demos.path}: {err}; train.eval_episodes=0 train.eval_every=0 trains "
+                "without rolling out, or env.obs_keys can name observations the env gives"
+            ) from None
 
     # ------------------------------------------------------------------ data
     def sample_batch(self, split: str, batch_size: int, rng: np.random.Generator):
-        sampler = self.samplers[split]
+        sampler = self.demos.samplers[split]
         windows = self.train_windows if split == "train" else np.arange(len(sampler))
         idx = windows[rng.integers(0, len(windows), size=batch_size)]
         obs, actions = to_batch(sampler.sample(idx), self.normalizer, self.config.env.action_key, self.device)
         return actions, obs
 
     def has_validation(self) -> bool:
-        return "val" in self.samplers
+        return "val" in self.demos.samplers
 
     # ----------------------------------------------------------------- state
     def policy(self) -> Policy:
@@ -143,7 +124,7 @@ class Trainer(TrainLoop):
         return Policy(self.ema.model, self.normalizer, self.objective, self.contract, self.device, meta={"config": to_dict(self.config)})
 
     def artifact_meta(self) -> dict:
-        return {"dataset": str(self.dataset_path)}
+        return {"dataset": str(self.demos.path)}
 
     def save_artifact(self, meta: dict) -> Path:
         return save_policy(self.run_dir / POLICY_FILE, self.ema.model, self.normalizer, self.contract,
@@ -153,7 +134,7 @@ class Trainer(TrainLoop):
         return self.config.policy.backbone
 
     def data_summary(self) -> str:
-        return f"{self.buffer.n_episodes} episodes, {len(self.samplers['train'])} windows"
+        return self.demos.summary()
 
     def periodic_eval(self) -> dict:
         rows = evaluate_policy(

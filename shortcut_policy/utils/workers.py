@@ -22,7 +22,6 @@ import torch
 from tqdm import tqdm
 
 
-
 def check_jobs(jobs: Any) -> int:
     """``jobs``, the number of runs trained and evaluated side by side, if it is an integer >= 1."""
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
