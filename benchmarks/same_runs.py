@@ -6,8 +6,9 @@ the same command with the code before and after it, on one machine, and comparin
     python benchmarks/same_runs.py <run before> <run after> [--eval <another eval.json of the same policy>] \
         --out docs/results/<name>.json
 
-Prints a table (weights: equal tensors / all, largest difference; each evaluation row: score, success
-and episodes that differ) and writes it as JSON.
+Prints a table (weights: equal tensors / all, largest difference; each evaluation row: score, success,
+the episodes whose success or length differ, and those whose score differs, with the largest difference)
+and writes it as JSON.
 """
 
 from __future__ import annotations
@@ -47,10 +48,14 @@ def compare_rows(a: Path, b: Path) -> list[dict]:
     out = []
     for steps in sorted(ra.keys() & rb.keys()):
         ea, eb = ra[steps]["per_episode"], rb[steps]["per_episode"]
-        differ = [x["seed"] for x, y in zip(ea, eb) if (x["score"], x["success"], x["length"]) != (y["score"], y["success"], y["length"])]
+        if [x["seed"] for x in ea] != [y["seed"] for y in eb]:
+            raise ValueError(f"steps={steps}: the two evaluations ran other test seeds")
+        outcome = [x["seed"] for x, y in zip(ea, eb) if (x["success"], x["length"]) != (y["success"], y["length"])]
+        scores = [x["seed"] for x, y in zip(ea, eb) if x["score"] != y["score"]]
         out.append({"steps": steps, "score": [ra[steps]["score"], rb[steps]["score"]],
-                    "success_rate": [ra[steps]["success_rate"], rb[steps]["success_rate"]],
-                    "episodes": len(ea), "episodes_that_differ": differ})
+                    "success_rate": [ra[steps]["success_rate"], rb[steps]["success_rate"]], "episodes": len(ea),
+                    "success_or_length_differ": outcome, "score_differs": scores,
+                    "largest_score_difference": max(abs(x["score"] - y["score"]) for x, y in zip(ea, eb))})
     return out
 
 
@@ -75,12 +80,14 @@ def main() -> None:
         result["evaluations"][str(extra)] = compare_rows(args.before / EVAL_DIR / "eval.json", extra)
     w = result["weights"]
     print(f"weights: {w.get('equal_tensors')}/{w.get('tensors')} tensors equal, largest difference {w.get('largest_difference')}")
-    print("| against | steps | score before / after | success before / after | episodes that differ |")
-    print("|---|---:|---|---|---:|")
+    print("| against | steps | score before / after | success before / after | episodes: success or length differ | "
+          "score differs (largest difference) |")
+    print("|---|---:|---|---|---:|---:|")
     for name, table in result["evaluations"].items():
         for r in table:
             print(f"| {name} | {r['steps']} | {r['score'][0]:.4f} / {r['score'][1]:.4f} | {r['success_rate'][0]:.0%} / "
-                  f"{r['success_rate'][1]:.0%} | {len(r['episodes_that_differ'])} of {r['episodes']} |")
+                  f"{r['success_rate'][1]:.0%} | {len(r['success_or_length_differ'])} of {r['episodes']} | "
+                  f"{len(r['score_differs'])} ({r['largest_score_difference']:.1e}) |")
     print(f"wrote {write_json(args.out, result)}")
 
 

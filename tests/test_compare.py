@@ -98,6 +98,7 @@ def test_given_runs_of_one_method_must_take_the_same_step_budgets(tmp_path):
     assert len(check_methods(cfg)["shortcut"]) == 2
 
 
+@pytest.mark.slow
 def test_quick_comparison_trains_evaluates_and_reports(tmp_path, capsys):
     """Every method on one backbone, a few steps each, through the hydra config the command uses."""
     import json
@@ -211,6 +212,7 @@ def test_given_checkpoints_override_from_the_command_line():
     assert list(cfg.checkpoints.flow_matching) == []  # not given: trained
 
 
+@pytest.mark.slow
 def test_runs_trained_and_evaluated_side_by_side_match_runs_done_in_process(tmp_path):
     """jobs=2 trains and evaluates each run in its own process (output in a log), with the same results in the same order."""
     import json

@@ -29,6 +29,7 @@ def command(args: list[str], timeout: float = 300, env: dict | None = None) -> s
     return subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=env, cwd=HERE.parent)
 
 
+@pytest.mark.slow
 def test_two_ranks_of_half_the_batch_take_one_process_step(tmp_path):
     one, two = tmp_path / "one.pt", tmp_path / "two.pt"
     for args, out in (([sys.executable], one), (TORCHRUN, two)):
@@ -84,6 +85,7 @@ def logged_steps(run_dir: Path) -> list[int]:
     return [json.loads(line)["step"] for line in path.read_text().splitlines()] if path.exists() else []
 
 
+@pytest.mark.slow
 def test_a_two_rank_run_writes_one_checkpoint_that_acts(tmp_path):
     """Rank 0 makes the demonstrations while the other waits, then both train from them."""
     run_dir = tmp_path / "run"
@@ -118,6 +120,7 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+@pytest.mark.slow
 def test_a_killed_two_rank_run_resumes_under_torchrun(store, tmp_path):
     run_dir = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -142,6 +145,7 @@ def test_a_killed_two_rank_run_resumes_under_torchrun(store, tmp_path):
     assert load_policy(run_dir).meta["step"] == end
 
 
+@pytest.mark.slow
 def test_a_two_job_sweep_runs_through_the_submitit_local_launcher(store, tmp_path):
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")  # the cluster extra (in the test extra)
     sweep = tmp_path / "sweep"

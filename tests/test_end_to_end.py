@@ -50,6 +50,7 @@ def test_demo_store_layout_and_attributes(demo_store):
     assert len(attrs["seeds_success"]) == 2
 
 
+@pytest.mark.slow
 def test_train_act_and_roll_out(demo_store, tmp_path):
     paths = run(smoke_config(demo_store, tmp_path / "run"), tmp_path / "run", progress=False)
     report = json.loads(paths["json"].read_text())
@@ -72,6 +73,7 @@ def test_train_act_and_roll_out(demo_store, tmp_path):
         obs, *_ = env.step(action)
 
 
+@pytest.mark.slow
 def test_resume_continues_a_killed_run_exactly(demo_store, tmp_path, monkeypatch):
     straight = Trainer(smoke_config(demo_store, tmp_path / "a", eval_episodes=0), tmp_path / "a", progress=False)
     straight.fit()

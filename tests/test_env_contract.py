@@ -121,6 +121,7 @@ def trained(point_mass, tmp_path_factory):
     return store, tmp / "run"
 
 
+@pytest.mark.slow
 def test_demos_record_the_env_keys_and_success(trained):
     store, _ = trained
     buffer = ReplayBuffer.open(store)
@@ -129,6 +130,7 @@ def test_demos_record_the_env_keys_and_success(trained):
     assert buffer.attrs["env"] == "point_mass" and buffer.attrs["expert_success_rate"] == 1.0
 
 
+@pytest.mark.slow
 def test_trains_and_evaluates_with_the_env_score(trained):
     _, run_dir = trained
     report = json.loads((run_dir / "eval" / "eval.json").read_text())
@@ -145,6 +147,7 @@ def test_trains_and_evaluates_with_the_env_score(trained):
     assert sorted(p.name for p in (run_dir / "eval" / "videos").iterdir())
 
 
+@pytest.mark.slow
 def test_rollouts_in_worker_processes_match_in_process(trained):
     _, run_dir = trained
     policy = load_policy(run_dir)
@@ -156,6 +159,7 @@ def test_rollouts_in_worker_processes_match_in_process(trained):
     assert all(np.array_equal(a, b) for a, b in zip(here[0].frames, apart[0].frames))
 
 
+@pytest.mark.slow
 def test_an_act_loop_and_a_rollout_give_the_same_episode(trained):
     """Evaluation runs the ``act`` a robot calls: the README's loop and ``rollout`` agree action for action."""
     _, run_dir = trained
@@ -167,6 +171,7 @@ def test_an_act_loop_and_a_rollout_give_the_same_episode(trained):
         assert episode.length == len(actions) and episode.success == bool(info["reached"])
 
 
+@pytest.mark.slow
 def test_a_policy_loads_and_acts_where_its_env_was_never_registered(trained):
     """A robot's computer imports shortcut_policy and torch, not the test suite that registered point_mass."""
     _, run_dir = trained

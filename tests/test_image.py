@@ -241,6 +241,7 @@ def test_image_parity_writes_one_table_and_reuses_finished_runs(tmp_path, capsys
     assert "reusing" not in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_dit_b_builds_and_runs_one_training_step(tmp_path):
     config = load_config({"model": {"hidden": 768, "depth": 12, "heads": 12, "patch_size": 2},
                           "train": {"batch_size": 4, "num_steps": 1}}, ImageRunConfig)

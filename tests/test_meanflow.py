@@ -171,6 +171,7 @@ def one_step_samples(name: str, train_steps: int = 2000) -> torch.Tensor:
         return objective.sample(net, torch.zeros(2000, 0), (1, 2), 1, torch.Generator().manual_seed(1))[:, 0]
 
 
+@pytest.mark.slow
 def test_one_meanflow_step_covers_every_mode_where_one_flow_matching_step_collapses_to_the_mean():
     """Measure: the share of one-step samples within ON_MODE of a mode (precision), and each mode's
     share of all samples (coverage; 0.25 each would be perfect)."""

@@ -129,6 +129,7 @@ def test_noisy_demonstrations_record_the_experts_own_actions(tmp_path):
     assert not np.allclose(clean.data["state"][1:n], states[1:n])  # the noise moved the arm
 
 
+@pytest.mark.slow
 def test_trains_on_a_two_episode_store_and_rolls_out(tmp_path, train_tiny):
     spec = get_env_spec("metaworld").configure("reach-v3")
     store = generate_demos(spec, episodes=2, seed=100_000, out=tmp_path / "demos.zarr", progress=False)

@@ -144,6 +144,7 @@ def _eef(env, state: np.ndarray | None = None) -> np.ndarray:
     return np.array(env.sim.data.site_xpos[env.robosuite_env.robots[0].eef_site_id["right"]])
 
 
+@pytest.mark.slow
 def test_import_converts_to_absolute_and_a_policy_trains_and_rolls_out(tmp_path, train_tiny):
     episodes = [record(seed=s)[0] for s in (0, 1)]
     hdf5 = write_robomimic(tmp_path / "lift.hdf5", episodes, env_args_for("lift"), masks={"train": [0, 1]})
@@ -268,6 +269,7 @@ def test_a_robosuite_1_4_controller_config_is_converted():
             check_store({"env_args": changed}, "lift", {})
 
 
+@pytest.mark.slow
 def test_both_cameras_record_train_and_roll_out(tmp_path, train_tiny, monkeypatch):
     """Lift from its two cameras and the hand's own state: the expert's demonstrations record the images
     (uint8, through the robomimic file), a policy trains on them and rolls out, rendering them."""

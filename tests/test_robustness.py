@@ -93,6 +93,7 @@ def test_a_refusal_before_any_write_leaves_no_folder(tmp_path, store):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_a_finished_run_is_not_overwritten_unless_asked(tmp_path, store):
     run(load_config(tiny(store, tmp_path / "run")), tmp_path / "run", progress=False)
     before = (tmp_path / "run" / "metrics.jsonl").read_text()
@@ -105,6 +106,7 @@ def test_a_finished_run_is_not_overwritten_unless_asked(tmp_path, store):
     assert (tmp_path / "run" / "metrics.jsonl").read_text() != before
 
 
+@pytest.mark.slow
 def test_two_trainings_started_at_once_in_one_folder(tmp_path, store):
     """One refuses with a clear error, the other completes; nothing of either is lost."""
     run_dir = tmp_path / "run"
@@ -292,6 +294,7 @@ def test_a_store_with_one_episode_warns_that_nothing_validates(tmp_path, store, 
 
 
 # -------------------------------------------------------------------------------- one-line errors
+@pytest.mark.slow
 def test_a_config_error_is_one_line_naming_the_key(tmp_path, store):
     result = command(*train_overrides(store, tmp_path / "run", "train.lr=0"))
     assert result.returncode == 1
@@ -383,6 +386,7 @@ def test_temp_files_of_killed_writes_are_removed_by_the_next_write(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == sorted([live.name, elsewhere.name, other.name])
 
 
+@pytest.mark.slow
 def test_a_run_killed_before_its_first_checkpoint_resumes_from_step_0(tmp_path, store):
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     run(load_config(tiny(store, straight)), straight, progress=False)

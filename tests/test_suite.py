@@ -84,6 +84,7 @@ def suite(tasked_env, tmp_path_factory):
     mp.undo()
 
 
+@pytest.mark.slow
 def test_each_task_gets_its_own_demonstrations(suite):
     for task in TASK_GOALS:
         buffer = ReplayBuffer.open(suite / "datasets" / f"point_mass_tasks_{task}_expert.zarr")
@@ -116,6 +117,7 @@ def test_tables_rows_and_plots_per_task_and_group(suite):
     assert phases == ["demos", "train", "evaluate"]
 
 
+@pytest.mark.slow
 def test_a_second_invocation_redoes_nothing_done(suite, capsys):
     out = suite / "out"
     runs = sorted(out.glob("*/runs/*"))
@@ -170,6 +172,7 @@ def test_runs_trained_otherwise_are_refused_not_reused(suite):
         run_suite(changed, out, progress=False)
 
 
+@pytest.mark.slow
 def test_retrain_trains_and_evaluates_anew(suite, capsys):
     out = suite / "out"
     run = out / "left" / "runs" / "shortcut_seed0"
