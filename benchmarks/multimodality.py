@@ -39,6 +39,7 @@ from tqdm import tqdm
 
 from shortcut_policy.data import ReplayBuffer, SequenceSampler
 from shortcut_policy.data.demos import default_dataset_path
+from shortcut_policy.evaluate import trained_env
 from shortcut_policy.evaluation.multimodality import chunk_distance, off_sample_distance, roughness, spread
 from shortcut_policy.objectives import check_steps
 from shortcut_policy.policy import Policy, load_policy
@@ -159,12 +160,16 @@ def main() -> None:
         except ValueError as err:
             parser.error(str(err))
 
-    dataset = Path(args.dataset) if args.dataset else Path(first.config.env.dataset or default_dataset_path(first.config.env.spec()))
+    if args.dataset:
+        dataset = Path(args.dataset)
+    else:  # the store the first policy was trained on, from its provenance
+        env = trained_env(next(iter(reports.values())), first)
+        dataset = Path(env.dataset or default_dataset_path(env.spec()))
     if not dataset.exists():
         parser.error(f"--dataset: no demonstration store at {dataset}")
     sampler = SequenceSampler(
         ReplayBuffer.open(dataset), horizon=first.horizon, n_obs_steps=first.n_obs_steps,
-        n_action_steps=first.n_action_steps, obs_keys=first.obs_keys, action_key=first.config.env.action_key,
+        n_action_steps=first.n_action_steps, obs_keys=first.obs_keys, action_key=first.contract.action_key,
     )
     if args.observations > len(sampler):
         parser.error(f"--observations: expected at most the store's {len(sampler)} windows, got {args.observations}")

@@ -34,6 +34,9 @@ def compare_weights(a: Path, b: Path) -> dict:
     wa, wb = weights(a), weights(b)
     if wa.keys() != wb.keys():
         return {"same_keys": False, "only_before": sorted(wa.keys() - wb.keys()), "only_after": sorted(wb.keys() - wa.keys())}
+    reshaped = sorted(k for k in wa if wa[k].shape != wb[k].shape)
+    if reshaped:
+        return {"same_keys": True, "tensors": len(wa), "equal_tensors": 0, "other_shapes": reshaped}
     equal = [k for k in wa if torch.equal(wa[k], wb[k])]
     largest = max((float((wa[k].double() - wb[k].double()).abs().max()) for k in wa if wa[k].numel()), default=0.0)
     return {"same_keys": True, "tensors": len(wa), "equal_tensors": len(equal), "largest_difference": largest}
@@ -45,6 +48,8 @@ def rows(path: Path) -> dict[int, dict]:
 
 def compare_rows(a: Path, b: Path) -> list[dict]:
     ra, rb = rows(a), rows(b)
+    if ra.keys() != rb.keys():
+        raise ValueError(f"{a} and {b} evaluated other step budgets: {sorted(ra)} and {sorted(rb)}")
     out = []
     for steps in sorted(ra.keys() & rb.keys()):
         ea, eb = ra[steps]["per_episode"], rb[steps]["per_episode"]

@@ -27,7 +27,9 @@ MODEL_FILE = "model.safetensors"  # the image path's trained model
 TRAIN_STATE_FILE = "train_state.safetensors"
 EVAL_DIR = "eval"  # a run's final evaluation: reports, plots, videos
 METRICS_FILE = "metrics.jsonl"  # one JSON record per logged training step
-FORMAT = "shortcut-policy/2"  # 2: the step size d is a real number (1: an integer level, a table)
+# 3: a policy file carries its contract (policy.py); 2: the step size d is a real number (1: an integer level, a table)
+FORMAT = "shortcut-policy/3"
+READABLE_FORMATS = (FORMAT, "shortcut-policy/2")  # a format-2 policy file is read through the contract's migration
 OLD_FORMATS = {"shortcut-policy/1": "its network takes the step size as an integer level (before the real-valued step input): retrain it"}
 
 
@@ -55,7 +57,7 @@ def _read(path: str | os.PathLike, device: str, with_tensors: bool) -> tuple[dic
     try:
         with safe_open(str(path), framework="pt", device=device) as f:
             metadata = f.metadata() or {}
-            if metadata.get("format") != FORMAT:
+            if metadata.get("format") not in READABLE_FORMATS:
                 why = OLD_FORMATS.get(metadata.get("format"))
                 raise ValueError(f"checkpoint {path}: expected format {FORMAT!r}, got {metadata.get('format')!r}" + (f"; {why}" if why else ""))
             tensors = {k: f.get_tensor(k) for k in f.keys()} if with_tensors else {}

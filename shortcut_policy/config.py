@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
 from .envs import DEFAULT_ENV, EnvSpec, get_env_spec
@@ -181,13 +182,27 @@ class RunConfig:
 
 
 def _compare_objectives() -> dict[str, dict[str, Any]]:
-    """Every registered objective with its own defaults (compare.yaml takes them from ``configs/objective/``)."""
-    return {name: {"name": name} for name in OBJECTIVES}
+    """Every registered objective with its options spelled out (its dataclass's defaults)."""
+    return {name: {"name": name, **dataclasses.asdict(entry.config())} for name, entry in OBJECTIVES.items()}
 
 
 def _compare_steps() -> dict[str, list[int]]:
     """Every registered objective's default sweep."""
     return {name: entry.default_steps() for name, entry in OBJECTIVES.items()}
+
+
+# The node of hydra's ConfigStore that compare.yaml and suite.yaml take their methods from, so that the
+# objective registry is the one list of objectives: no yaml names them.
+REGISTERED_METHODS = "registered_methods"
+
+
+def register_config_nodes() -> None:
+    """Store (again) the nodes made from the registries in hydra's ConfigStore: every registered objective as a
+    comparison method, with its options, its default step sweep and no given runs. Runs when this module is
+    imported; call it again after registering an objective later."""
+    node = {"methods": list(OBJECTIVES), "objectives": _compare_objectives(), "steps": _compare_steps(),
+            "checkpoints": {name: [] for name in OBJECTIVES}}
+    ConfigStore.instance().store(name=REGISTERED_METHODS, node=node)
 
 
 @dataclass
@@ -203,7 +218,7 @@ class CompareConfig:
     objectives: dict[str, dict[str, Any]] = field(default_factory=_compare_objectives)  # method -> objective config
     steps: dict[str, list[int]] = field(default_factory=_compare_steps)  # method -> step budgets (NFE); absent: all
     # method -> run folders to evaluate instead of training ([]: train)
-    checkpoints: dict[str, list[str]] = field(default_factory=lambda: {m: [] for m in _compare_objectives()})
+    checkpoints: dict[str, list[str]] = field(default_factory=lambda: {m: [] for m in OBJECTIVES})
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])  # training seeds, one run each per method
     episodes: int = 50  # test seeds seed_start .. seed_start + episodes - 1
     seed_start: int = 0
@@ -393,3 +408,6 @@ def saved_as_trained(saved: dict[str, Any], schema: type = RunConfig) -> dict[st
     """A saved config read through today's dataclasses, in JSON types: an option added since it was saved takes the
     value it was trained with (as_trained), else that option's default. Raises what ``load_config`` raises."""
     return json.loads(json.dumps(to_dict(load_config(as_trained(saved), schema))))
+
+
+register_config_nodes()

@@ -19,15 +19,19 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
+from omegaconf.errors import OmegaConfBaseException
+
 from .config import PolicyConfig, as_trained, load_config
 from .features import ObsSpec, stored_layout_type
+from .objectives import OBJECTIVES, build_objective
+from .utils.cli import describe
 
 
 @dataclass
 class PolicyContract:
     """What a policy takes and gives, and how its network and sampler are built (see the module docstring).
 
-    ``objective`` is the objective's config (``{"name": ..., options}``).
+    ``objective`` is the objective's config (``{"name": ..., options}``), stored with every option written out.
     """
 
     obs: dict[str, ObsSpec]
@@ -46,8 +50,10 @@ class PolicyContract:
             raise ValueError(f"contract.action_key: expected a non-empty name, got {self.action_key!r}")
         if isinstance(self.action_dim, bool) or not isinstance(self.action_dim, int) or self.action_dim < 1:
             raise ValueError(f"contract.action_dim: expected an integer >= 1, got {self.action_dim!r}")
-        if not isinstance(self.objective, Mapping) or not isinstance(self.objective.get("name"), str):
-            raise ValueError(f"contract.objective: expected an objective config with a name, got {self.objective!r}")
+        if not isinstance(self.policy, PolicyConfig):
+            raise ValueError(f"contract.policy: expected a PolicyConfig (the network's options), got {type(self.policy).__name__}")
+        # every option written out, so that the policy samples as trained whatever the defaults become
+        self.objective = spelled_out(self.objective)
 
     # ------------------------------------------------------------------ views
     @property
@@ -106,8 +112,7 @@ class PolicyContract:
         action = saved["action"]
         if not isinstance(action, Mapping) or set(action) != {"key", "dim"}:
             raise ValueError(f"contract.action: expected {{key, dim}}, got {action!r}")
-        policy = load_config(as_trained({"policy": saved["policy"]})["policy"], PolicyConfig)
-        return cls(features, action["key"], action["dim"], policy, dict(saved["objective"]))
+        return cls(features, action["key"], action["dim"], read_policy(saved["policy"]), saved["objective"])
 
     @classmethod
     def from_run_config(cls, run: Mapping[str, Any], obs_shapes: Mapping[str, Sequence[int]], action_dim: int) -> "PolicyContract":
@@ -119,6 +124,27 @@ class PolicyContract:
         if not keys or any(k not in obs_shapes for k in keys):
             raise ValueError(f"config.env.obs_keys: expected keys with saved shapes {sorted(obs_shapes)}, got {keys!r}")
         features = {k: ObsSpec(tuple(obs_shapes[k]), stored_layout_type(obs_shapes[k])) for k in keys}
-        policy = load_config(run.get("policy") or {}, PolicyConfig)
-        return cls(features, env.get("action_key", "action"), int(action_dim), policy, dict(run.get("objective") or {}))
+        # its objective's unsaved options take today's defaults, as that layout was loaded; spelled out from now on
+        return cls(features, env.get("action_key", "action"), int(action_dim), read_policy(run.get("policy") or {}),
+                   run.get("objective"))
+
+
+def read_policy(saved: Any) -> PolicyConfig:
+    """A saved ``PolicyConfig`` (an option added since takes the value it was trained with, else its default)."""
+    if not isinstance(saved, Mapping):
+        raise ValueError(f"contract.policy: expected the network's options, got {saved!r}")
+    try:
+        return load_config(as_trained({"policy": dict(saved)})["policy"], PolicyConfig)
+    except (ValueError, TypeError, OmegaConfBaseException) as err:
+        raise ValueError(f"contract.policy: {describe(err)}") from None
+
+
+def spelled_out(objective: Any) -> dict[str, Any]:
+    """An objective config with every option written out (its dataclass's defaults filled in), checked."""
+    if not isinstance(objective, Mapping) or objective.get("name") not in OBJECTIVES:
+        raise ValueError(f"contract.objective: expected an objective config named one of {sorted(OBJECTIVES)}, got {objective!r}")
+    try:
+        return {"name": objective["name"], **dataclasses.asdict(build_objective(objective).config)}
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"contract.objective: {err}") from None
 

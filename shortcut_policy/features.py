@@ -44,6 +44,8 @@ def stored_layout_type(shape: Sequence[int]) -> ObsType:
 
 def obs_features(shapes: Mapping[str, Sequence[int]], rgb: Iterable[str] = ()) -> dict[str, ObsSpec]:
     """Observation features from shapes: the keys in ``rgb`` are cameras, the others low-dim."""
+    if isinstance(rgb, str):
+        raise TypeError(f"rgb: expected a list of camera keys, got the string {rgb!r} (write [{rgb!r}])")
     rgb = set(rgb)
     unknown = rgb - set(shapes)
     if unknown:

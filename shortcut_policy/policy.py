@@ -14,11 +14,12 @@ config (kept in ``policy.meta`` as provenance).
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -54,6 +55,9 @@ class Policy:
         cuda_graph: bool | None = None,
         meta: Mapping[str, Any] | None = None,
     ) -> None:
+        if not isinstance(contract, PolicyContract):
+            raise TypeError(f"contract: expected a PolicyContract (contract.py: the observation features, the action, the "
+                            f"network's and objective's options), got {type(contract).__name__}")
         self.device = resolve_device(str(device))
         if cuda_graph and self.device.type != "cuda":
             raise ValueError(f"cuda_graph: CUDA graphs need a CUDA device, got device {self.device} (leave cuda_graph unset)")
@@ -105,7 +109,23 @@ class Policy:
         """Write this policy as one safetensors file (weights, normalizer, contract, provenance), atomically."""
         return save_policy(path, self.network, self.normalizer, self.contract, {**self.meta, **(extra_meta or {})})
 
+    @property
+    def config(self) -> Any:
+        raise AttributeError("Policy.config: a policy is its contract now: policy.contract (observations, action, network "
+                             "and objective options); the run config it was trained with is policy.meta['config']")
+
     # ---------------------------------------------------------------- control
+    @contextlib.contextmanager
+    def separate_control(self, seed: int) -> Iterator[None]:
+        """A control state of its own for a batch of episodes (a rollout): no row has a history or a queue and
+        the noise is seeded with ``seed``; the caller's rows and noise generator come back afterwards."""
+        rows, generator = self._rows, self._generator
+        self._rows, self._generator = {}, torch.Generator().manual_seed(seed)
+        try:
+            yield
+        finally:
+            self._rows, self._generator = rows, generator
+
     def reset(self, seed: int | None = None, rows: Sequence[int] | None = None) -> None:
         """Forget the observation history and the queued actions: of every row (call at every episode
         start), or of ``rows`` only (a batched caller whose episodes end at different ticks). ``seed``
@@ -146,7 +166,11 @@ class Policy:
                 replan.append(r)
         if replan:
             batch = {k: np.stack([np.stack([f[k] for f in self._rows[r].history]) for r in replan]) for k in self.obs_keys}
-            for r, chunk in zip(replan, self.predict_chunk(batch, steps=steps, validate=False)):  # (b, Ta, A)
+            try:
+                chunks = self.predict_chunk(batch, steps=steps, validate=False)  # (b, Ta, A)
+            except FloatingPointError as err:  # its batch rows are the replanning rows, in this order
+                raise FloatingPointError(f"{err} (batch row i is the control loop rows={replan}[i])") from None
+            for r, chunk in zip(replan, chunks):
                 self._rows[r].queue.extend(chunk)
         actions = np.stack([self._rows[r].queue.popleft() for r in rows])
         return actions if batched else actions[0]
@@ -307,9 +331,12 @@ def save_policy(
     meta: Mapping[str, Any] | None = None,
 ) -> Path:
     """Weights, normalizer statistics and the contract in one safetensors file, written atomically; ``meta``
-    (JSON: the run config under ``config``, the data, the step) rides along as provenance."""
+    (JSON: the run config under ``config``, the data, the step) rides along as provenance, with the
+    objective's name for tools that read the metadata alone."""
+    if not isinstance(contract, PolicyContract):
+        raise TypeError(f"contract: expected a PolicyContract, got {type(contract).__name__}")
     tensors = {**prefixed("net", network.state_dict()), **prefixed("normalizer", normalizer.state_dict())}
-    return save_tensors(path, tensors, {**(meta or {}), "contract": contract.to_dict()})
+    return save_tensors(path, tensors, {**(meta or {}), "objective": contract.objective["name"], "contract": contract.to_dict()})
 
 
 def load_policy(

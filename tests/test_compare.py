@@ -10,6 +10,8 @@ from omegaconf import OmegaConf
 from shortcut_policy.comparison.report import markdown, pareto_front
 from shortcut_policy.comparison.runs import aggregate
 from shortcut_policy.evaluation.stats import mean_ci95
+from shortcut_policy.objectives import OBJECTIVES
+from shortcut_policy.training.resume import with_objective_options
 
 
 def test_pareto_front_keeps_only_undominated_points():
@@ -122,7 +124,7 @@ def test_quick_comparison_trains_evaluates_and_reports(tmp_path, capsys):
         cfg = compose("compare", overrides=overrides)
     # stage 1 (e.g. on a GPU machine): train only, no report
     runs = compare(train_only, tmp_path / "out", progress=False)
-    assert [p.name for p in runs] == [f"{m}_seed0" for m in ("shortcut", "meanflow", "flow_matching", "ddpm")]
+    assert [p.name for p in runs] == [f"{m}_seed0" for m in OBJECTIVES]
     printed = capsys.readouterr().out
     assert printed.count("using demonstrations") == 4  # once per run trained here, not once more before them
     assert f"'checkpoints.ddpm=[{runs[3]}]'" in printed  # the command that evaluates these runs
@@ -379,9 +381,10 @@ def test_an_observation_the_env_lacks_is_refused_before_any_worker_starts(tmp_pa
     assert not (tmp_path / "x.zarr").exists() and not (tmp_path / "out" / "runs").exists()
 
 
-@pytest.mark.parametrize("method", ["shortcut", "meanflow", "flow_matching", "ddpm"])
+@pytest.mark.parametrize("method", list(OBJECTIVES))
 def test_each_method_is_compared_with_the_objective_config_train_uses_by_default(method):
-    """The comparison's objectives restate ``configs/objective/<method>.yaml``: a method is compared as it trains."""
+    """The comparison's objectives (from the registry) are ``configs/objective/<method>.yaml``'s, every option
+    spelled out: a method is compared as it trains."""
     from hydra import compose, initialize_config_dir
 
     from shortcut_policy.utils.paths import config_dir
@@ -389,7 +392,7 @@ def test_each_method_is_compared_with_the_objective_config_train_uses_by_default
     with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
         train = compose("train", overrides=[f"objective={method}"])
         cmp = compose("compare")
-    assert dict(cmp.objectives[method]) == dict(train.objective)
+    assert dict(cmp.objectives[method]) == with_objective_options({"objective": dict(train.objective)})["objective"]
 
 
 def test_a_run_resumes_under_other_sampling_options_but_not_other_training_options(tmp_path):
@@ -414,7 +417,7 @@ def test_the_comparison_s_embedding_scale_applies_to_every_method(tmp_path):
     from shortcut_policy.config import CompareConfig, load_config
     from shortcut_policy.objectives import build_objective
 
-    methods = ["shortcut", "meanflow", "flow_matching", "ddpm"]
+    methods = list(OBJECTIVES)
 
     def scales(policy: dict) -> dict:
         cfg = load_config({"methods": methods, "seeds": [0], "policy": policy}, CompareConfig)
@@ -423,3 +426,44 @@ def test_the_comparison_s_embedding_scale_applies_to_every_method(tmp_path):
 
     assert scales({}) == dict.fromkeys(methods, 100.0)
     assert scales({"embedding_scale": 1000.0}) == dict.fromkeys(methods, 1000.0)
+
+
+def test_a_new_objective_is_its_module_its_registry_entry_and_its_yaml(monkeypatch):
+    """Adding an objective touches no generic file: once in the registry it is a method of the comparison and
+    the suite (their yaml take the registry's node), with its options and its own step sweep, and a name every
+    config accepts. (``train objective=<name>`` reads its ``configs/objective/<name>.yaml``.)"""
+    from dataclasses import dataclass
+
+    from hydra import compose, initialize_config_dir
+
+    from shortcut_policy.config import CompareConfig, SuiteConfig, load_config, register_config_nodes
+    from shortcut_policy.objectives import ObjectiveEntry, build_objective
+    from shortcut_policy.objectives.flow_matching import FlowMatchingConfig, FlowMatchingObjective
+    from shortcut_policy.utils.paths import config_dir
+
+    @dataclass
+    class HalfwayConfig(FlowMatchingConfig):
+        halfway: float = 0.5  # an option of its own
+
+    class HalfwayObjective(FlowMatchingObjective):
+        name = "halfway"
+
+        def valid_steps(self) -> list[int]:
+            return [1, 2]
+
+    monkeypatch.setitem(OBJECTIVES, "halfway", ObjectiveEntry(HalfwayConfig, HalfwayObjective, ("clip_sample",)))
+    register_config_nodes()
+    try:
+        with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
+            cmp = load_config(compose("compare", overrides=["objectives.halfway.halfway=0.25"]), CompareConfig)
+            suite = load_config(compose("suite", overrides=["methods=[shortcut,halfway]"]), SuiteConfig)
+        assert cmp.methods[-1] == "halfway" and cmp.steps["halfway"] == [1, 2] and cmp.checkpoints["halfway"] == []
+        assert cmp.objectives["halfway"] == {"name": "halfway", **dataclasses.asdict(HalfwayConfig(halfway=0.25))}
+        assert suite.methods == ["shortcut", "halfway"] and suite.steps["halfway"] == [1, 2]
+        assert "halfway" in CompareConfig().methods
+        assert build_objective(cmp.objectives["halfway"]).config.halfway == 0.25
+    finally:
+        monkeypatch.undo()
+        register_config_nodes()
+    with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
+        assert "halfway" not in compose("compare").methods  # gone with its registry entry

@@ -4,6 +4,7 @@ instead of after the demonstrations are made or the run has trained."""
 import pytest
 
 from shortcut_policy.config import ImageRunConfig, load_config
+from shortcut_policy.models.network import BACKBONES
 
 
 @pytest.mark.parametrize(
@@ -66,7 +67,7 @@ def test_a_stored_config_from_before_eval_steps_defaulted_to_the_objective_still
     assert load_config(stored).train.eval_steps == [1, 128]
 
 
-@pytest.mark.parametrize("backbone", ["unet", "transformer"])
+@pytest.mark.parametrize("backbone", list(BACKBONES))
 def test_t_and_d_are_embedded_at_the_run_s_scale(backbone):
     """Every objective embeds at 100 by default (MeanFlow needs it); ``policy.embedding_scale`` sets both
     embedders of either backbone, so the same weights then compute another function."""

@@ -12,7 +12,8 @@ from shortcut_policy.config import load_config
 from shortcut_policy.data import ReplayBuffer
 from shortcut_policy.data.demos import generate_demos
 from shortcut_policy.evaluation.rollout import rollout
-from shortcut_policy.objectives import build_objective
+from shortcut_policy.models.network import BACKBONES
+from shortcut_policy.objectives import OBJECTIVES, build_objective
 from shortcut_policy.training.trainer import Trainer, final_eval_steps, run
 
 TINY = {"policy": {"unet": {"down_dims": [16, 32], "embed_dim": 16}}}
@@ -161,8 +162,8 @@ def test_final_evaluation_steps_are_checked_before_training(demo_store, tmp_path
     assert Trainer(config, tmp_path / "run", progress=False).eval_steps == []
 
 
-@pytest.mark.parametrize("objective", ["shortcut", "meanflow", "flow_matching", "ddpm"])
-@pytest.mark.parametrize("backbone", ["unet", "transformer", "transformer_adaln"])
+@pytest.mark.parametrize("objective", list(OBJECTIVES))
+@pytest.mark.parametrize("backbone", [*BACKBONES, "transformer_adaln"])  # transformer: cross-attention
 def test_every_objective_and_backbone_trains_and_acts(demo_store, tmp_path, objective, backbone):
     conditioning = "adaln" if backbone == "transformer_adaln" else "cross_attention"
     config = load_config(

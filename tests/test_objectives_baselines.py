@@ -8,7 +8,7 @@ import torch
 from shortcut_policy.config import load_config
 from shortcut_policy.features import obs_features
 from shortcut_policy.models.network import build_network
-from shortcut_policy.objectives import DDPMObjective, FlowMatchingObjective, ShortcutObjective, build_objective
+from shortcut_policy.objectives import OBJECTIVES, DDPMObjective, FlowMatchingObjective, ShortcutObjective, build_objective
 from shortcut_policy.objectives.ddpm import DDPMConfig, cosine_betas
 
 
@@ -49,7 +49,7 @@ def test_steps_an_objective_cannot_honour_get_a_clear_error(name, bad):
         build_objective({"name": name}).validate_steps(bad)
 
 
-@pytest.mark.parametrize("name", ["shortcut", "meanflow", "flow_matching", "ddpm"])
+@pytest.mark.parametrize("name", list(OBJECTIVES))
 @pytest.mark.parametrize("backbone", ["unet", "transformer_cross_attention", "transformer_adaln"])
 def test_each_objective_loss_decreases_on_a_tiny_fixed_batch(name, backbone):
     """Also: every backbone supports MeanFlow's forward-mode pass (its Jacobian-vector product)."""

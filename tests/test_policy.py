@@ -401,3 +401,30 @@ def test_a_contract_round_trips_and_its_bad_fields_are_named():
         edit(bad)
         with pytest.raises(ValueError, match=match):
             PolicyContract.from_dict(bad)
+
+
+def test_a_rollout_leaves_the_caller_s_control_state_as_it_was():
+    """A rollout steps its episodes through act() in a control state of its own: a robot loop's history,
+    queue and noise stream go on afterwards as if it had not run."""
+    from shortcut_policy.evaluation.rollout import rollout
+
+    looped, evaluated = make_policy(), make_policy()
+    for policy in (looped, evaluated):
+        policy.reset(seed=3)
+        policy.act(obs(1.0))
+    rollout(evaluated, "push_t", seeds=[0], steps=1, progress=False)
+    for _ in range(2 * looped.n_action_steps):
+        np.testing.assert_array_equal(looped.act(obs(2.0)), evaluated.act(obs(2.0)))
+
+
+def test_the_old_api_gets_an_error_that_says_what_replaced_it():
+    policy = make_policy()
+    with pytest.raises(AttributeError, match=r"Policy.config: .*policy.contract .*policy.meta\['config'\]"):
+        policy.config
+    config = load_config({"policy": {"unet": {"down_dims": [16, 32], "embed_dim": 16}}})
+    with pytest.raises(TypeError, match=r"contract: expected a PolicyContract .*got RunConfig"):
+        Policy(policy.network, policy.normalizer, policy.objective, config)
+    with pytest.raises(TypeError, match=r"obs\['k'\]: expected an ObsSpec .*obs_features"):
+        build_network(config.policy, {"k": (4,)}, 2)
+    with pytest.raises(TypeError, match=r"rgb: expected a list of camera keys, got the string 'img' \(write \['img'\]\)"):
+        obs_features({"img": (8, 8, 3)}, rgb="img")

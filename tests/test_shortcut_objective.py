@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from shortcut_policy.objectives import ShortcutConfig, ShortcutObjective, build_objective
+from shortcut_policy.objectives import OBJECTIVES, ShortcutConfig, ShortcutObjective, build_objective
 
 
 class ToyNet(nn.Module):
@@ -139,7 +139,7 @@ def test_config_validation_and_unknown_options():
 
 
 def test_numpy_integer_steps_are_accepted_by_every_objective():
-    for name in ("shortcut", "meanflow", "flow_matching", "ddpm"):
+    for name in OBJECTIVES:
         obj = build_objective({"name": name})
         for steps in (np.int64(4), np.int32(1)):
             obj.validate_steps(steps)  # a loop over 2 ** np.arange(8) gives NumPy integers

@@ -21,7 +21,7 @@ from pathlib import Path
 from omegaconf.errors import OmegaConfBaseException
 
 from ..config import CompareConfig, load_config, saved_as_trained
-from ..training.resume import changes
+from ..training.resume import changes, with_objective_options
 from ..utils.cli import describe
 from ..utils.io import write_json, write_text
 from .report import markdown, plot
@@ -43,10 +43,13 @@ def read_report(path: Path) -> dict:
                          "merge reports whose comparison trained its runs")
     if len(config["seeds"]) != 1 or any(r["seeds"] != 1 for r in rows):
         raise ValueError(f"reports: expected one training seed per report, got seeds {config['seeds']} in {path}")
-    # its settings as trained, so that reports from either side of a new option compare equal
+    # its settings as trained, and each method's objective with every option spelled out, so that reports from
+    # either side of a new option, or of a default written out, compare equal
     try:
         report["config"] = saved_as_trained(config, CompareConfig)
-    except (ValueError, OmegaConfBaseException) as err:
+        report["config"]["objectives"] = {m: with_objective_options({"objective": o})["objective"]
+                                          for m, o in report["config"]["objectives"].items()}
+    except (ValueError, TypeError, OmegaConfBaseException) as err:
         raise ValueError(f"reports: the settings in {path} do not read as this version's: {describe(err)}") from None
     return report
 

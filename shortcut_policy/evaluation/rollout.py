@@ -77,13 +77,12 @@ def rollout(
     environments are stepped in (0: this process; None: the env's ``rollout_workers``). The sampler's
     initial noise comes from its own generator seeded with ``noise_seed``, so a rollout's result
     depends only on (policy, seeds, steps, noise_seed, rollout_envs), not on what ran before it nor on
-    where the environments run. Each env slot is a row of ``policy.act``; the policy is reset first
-    (rows and noise generator), so its control state afterwards is the rollout's.
+    where the environments run. Each env slot is a row of ``policy.act``, in a control state of the
+    rollout's own (``policy.separate_control``): the caller's rows and noise generator are left as they were.
     """
     spec = resolve_env(env)
     check_fits_env(policy.contract, spec)
     policy.objective.validate_steps(steps)
-    policy.reset(seed=noise_seed)  # every row forgotten, the sampler's noise seeded
     n = len(seeds)
     n_videos = min(n_videos, n)
     slots = max(min(n, spec.rollout_envs or n), n_videos)  # filmed episode i runs first, in env i
@@ -104,7 +103,8 @@ def rollout(
         for j, frame in envs.render(filmed).items():
             results[episode_in[j]].frames.append(beside(frame, obs[j], cameras))
 
-    with EnvPool(spec.make, kwargs, spec.rollout_workers if workers is None else workers) as envs, \
+    with policy.separate_control(noise_seed), \
+            EnvPool(spec.make, kwargs, spec.rollout_workers if workers is None else workers) as envs, \
             tqdm(total=n, desc=f"rollout steps={steps}", unit="episode", disable=not progress, leave=False) as bar:
         start({j: j for j in range(slots)})
         waiting = iter(range(slots, n))  # episodes not started yet, in seed order

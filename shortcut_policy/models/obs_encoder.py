@@ -18,11 +18,15 @@ def check_obs_features(obs: Mapping[str, ObsSpec], vision: VisionConfig) -> None
     """Refuse a key the encoder cannot take: checked when a policy is built, and before a training run
     makes its demonstrations (from the env's declared keys)."""
     for key, spec in obs.items():
+        if not isinstance(spec, ObsSpec):
+            raise TypeError(f"obs[{key!r}]: expected an ObsSpec (shape and kind; features.obs_features(shapes, rgb=[...]) "
+                            f"makes them from shapes), got {spec!r}")
         if spec.type == "rgb":
             check_image_shape(key, spec.shape, vision)
         elif len(spec.shape) not in (1, 2):
             raise ValueError(
                 f"obs_keys: expected 1-D or 2-D low-dim observations or (H, W, 3) images, got {key!r} with shape {spec.shape}"
+                + (" declared low_dim (a camera is declared rgb)" if len(spec.shape) == 3 else "")
             )
 
 

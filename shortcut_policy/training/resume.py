@@ -125,7 +125,7 @@ def check_resume(run_dir: str | Path, config: Any) -> dict[str, tuple[Any, Any]]
     (``record_resume`` writes them once the resumed run is under way)."""
     try:
         found, refused = changes_from_saved(saved_config(run_dir), config)
-    except (ValueError, OmegaConfBaseException) as err:
+    except (ValueError, TypeError, OmegaConfBaseException) as err:
         raise ValueError(f"train.resume: {Path(run_dir) / CONFIG_FILE}: {err}") from None
     if refused:
         raise ValueError(

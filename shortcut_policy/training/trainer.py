@@ -6,7 +6,6 @@ evaluation at ``train.eval_steps`` whose table, JSON and plot land in the run fo
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -58,12 +57,6 @@ def check_encodable(config: RunConfig) -> None:
     check_obs_features({k: spec.obs[k] for k in config.env.obs_keys if k in spec.obs}, config.policy.vision)
 
 
-def objective_options(config: RunConfig, objective: Objective) -> dict:
-    """The objective with every option spelled out, as the policy's contract stores it: the checkpoint keeps
-    acting as trained whatever the defaults become."""
-    return {"name": config.objective["name"], **dataclasses.asdict(objective.config)}
-
-
 class Trainer(TrainLoop):
     """Trains a policy on demonstrations: any objective, any backbone, any registered env."""
 
@@ -87,8 +80,7 @@ class Trainer(TrainLoop):
         self.normalizer = self.demos.normalizer.to(self.device)
 
         # what the policy takes and gives; refused now, not after training, if its rollouts cannot run
-        self.contract = PolicyContract(self.demos.obs, env.action_key, self.demos.action_dim, policy,
-                                       objective_options(config, objective))
+        self.contract = PolicyContract(self.demos.obs, env.action_key, self.demos.action_dim, policy, config.objective)
         if self.eval_steps or tc.eval_every:
             self.check_rollouts()
 
