@@ -12,6 +12,7 @@ import functools
 import importlib.util
 import inspect
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
 import gymnasium as gym
@@ -31,6 +32,23 @@ class Expert(Protocol):
     def reset(self, seed: int | None = None) -> None: ...
 
     def act(self, obs: Mapping[str, np.ndarray], env: gym.Env) -> np.ndarray: ...
+
+
+class DemoRecorder(Protocol):
+    """How an env's expert demonstrations reach their store when not written straight into it (robosuite:
+    through a robomimic file, as a user's would). ``generate_demos`` makes the expert's env with
+    ``make_options``, adds ``step_data(env)`` to each recorded step, and hands the kept episodes (dicts of
+    per-step arrays: the observation keys, ``action`` and the step data) to ``finish``, which returns the
+    store's contents; ``files(out)`` are what ``finish`` writes beside the store ``out``."""
+
+    make_options: Mapping[str, Any]
+
+    def step_data(self, env: gym.Env) -> Mapping[str, np.ndarray]: ...
+
+    def files(self, out: Path) -> list[Path]: ...
+
+    def finish(self, spec: "EnvSpec", env: gym.Env, episodes: list[dict[str, np.ndarray]], out: Path, keys: list[str],
+               overwrite: bool, progress: bool) -> Any: ...
 
 
 def success_flag(key: str) -> Callable[[Mapping[str, Any]], bool]:
@@ -90,11 +108,8 @@ class EnvSpec:
     # the actions the options ask for (robosuite: absolute ones, its controller computes them), or None when
     # they are the recorded ones; import_robomimic's abs_action and the expert's demonstrations use it
     make_action_converter: Callable[[Mapping[str, Any], Mapping[str, Any]], Callable[[np.ndarray, np.ndarray], np.ndarray] | None] | None = None
-    # "robomimic": the expert's demonstrations are written as a robomimic HDF5 file beside the store, with
-    # the simulator states (the env's ``flat_state()``) and its ``env_args``, then imported from it; the
-    # expert acts in an env made with ``demo_options``
-    demo_file: str = ""
-    demo_options: Mapping[str, Any] = field(default_factory=dict)
+    # how the expert's demonstrations reach their store when not written straight into it; None: directly
+    demo_recorder: DemoRecorder | None = None
     # (a store's attributes, task, env options) -> raises ValueError naming the field when the store was
     # recorded in a setup this env cannot reproduce (robosuite: another task, robot, controller or rate)
     check_store: Callable[[Mapping[str, Any], str | None, Mapping[str, Any]], None] | None = None
@@ -116,8 +131,6 @@ class EnvSpec:
         low, high = self.score_range
         if not low < high:
             raise ValueError(f"EnvSpec({self.name}).score_range: expected (low, high) with low < high, got {self.score_range}")
-        if self.demo_file not in ("", "robomimic"):
-            raise ValueError(f"EnvSpec({self.name}).demo_file: expected '' or 'robomimic', got {self.demo_file!r}")
         if self.tasks and self.default_task not in self.tasks:
             raise ValueError(f"EnvSpec({self.name}).default_task: expected one of its tasks, got {self.default_task!r}")
         for group, members in self.task_groups.items():

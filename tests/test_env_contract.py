@@ -308,3 +308,47 @@ def test_generic_code_names_no_environment():
             if any(name in text.lower() for name in ENV_NAMES) or text == "512":
                 offenders.append(f"{path.relative_to(ROOT)}:{line}: {text}")
     assert not offenders, "\n".join(offenders)
+
+
+class LoggingRecorder:
+    """A toy ``demo_recorder``: records the point's position at each step beside the observations, and writes
+    how many episodes it was handed into a file next to the store before making the store itself."""
+
+    make_options: dict = {}
+
+    def __init__(self, fail: bool = False) -> None:
+        self.fail = fail
+
+    def step_data(self, env) -> dict:
+        return {"true_pos": env.unwrapped.pos.astype(np.float64)}
+
+    def files(self, out: Path) -> list[Path]:
+        return [Path(out).with_suffix(".log")]
+
+    def finish(self, spec, env, episodes, out, keys, overwrite, progress):
+        self.files(out)[0].write_text(f"{len(episodes)} episodes")
+        if self.fail:
+            raise RuntimeError("the recorder failed")
+        assert all(e["true_pos"].dtype == np.float64 and np.allclose(e["true_pos"], e["pos"]) for e in episodes)
+        buffer = ReplayBuffer()
+        for episode in episodes:
+            buffer.add_episode({k: episode[k] for k in [*keys, "action"]})
+        return buffer
+
+
+def test_an_env_s_own_way_into_the_store_is_one_hook_of_its_spec(point_mass, tmp_path):
+    """Generic demonstration code knows nothing of robosuite's robomimic file: an env's ``demo_recorder`` adds
+    per-step data, writes its files beside the store and makes the store; a failure leaves nothing behind."""
+    spec = dataclasses.replace(point_mass, demo_recorder=LoggingRecorder())
+    store = generate_demos(spec, episodes=3, seed=1_000, out=tmp_path / "demos.zarr", progress=False)
+    assert (tmp_path / "demos.log").read_text() == "3 episodes"
+    buffer = ReplayBuffer.open(store)
+    assert buffer.n_episodes == 3 and set(buffer.data) == {"pos", "goal", "action"} and buffer.attrs["env"] == "point_mass"
+    (tmp_path / "mine.log").write_text("a file of the user's")
+    with pytest.raises(FileExistsError, match=r"out: .*mine.log already exists"):  # refused before any episode
+        generate_demos(spec, episodes=3, seed=1_000, out=tmp_path / "mine.zarr", progress=False)
+    assert (tmp_path / "mine.log").read_text() == "a file of the user's"
+    failing = dataclasses.replace(point_mass, demo_recorder=LoggingRecorder(fail=True))
+    with pytest.raises(RuntimeError, match="the recorder failed"):
+        generate_demos(failing, episodes=2, seed=1_000, out=tmp_path / "other.zarr", progress=False)
+    assert not (tmp_path / "other.zarr").exists() and not (tmp_path / "other.log").exists()

@@ -205,11 +205,12 @@ def test_expert_demonstrations_go_through_a_robomimic_file(tmp_path):
 def test_a_failed_import_of_the_demonstrations_leaves_no_file(tmp_path, monkeypatch):
     """The expert's file is removed again when reading it back fails, so the next run starts clean."""
     from shortcut_policy.data import demos
+    from shortcut_policy.envs.robosuite import recording
 
     def fail(*args, **kwargs):
         raise RuntimeError("interrupted")
 
-    monkeypatch.setattr(demos, "read_robomimic", fail)
+    monkeypatch.setattr(recording, "read_robomimic", fail)
     spec = get_env_spec("robosuite").configure("lift")
     with pytest.raises(RuntimeError, match="interrupted"):
         demos.generate_demos(spec, episodes=1, seed=100_000, out=tmp_path / "lift.zarr", progress=False)

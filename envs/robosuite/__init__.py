@@ -26,6 +26,7 @@ from .env import (
     image_key,
     make_robosuite,
 )
+from .recording import RobomimicFileRecorder
 
 
 def observations(task: str) -> dict[str, ObsSpec]:
@@ -74,8 +75,7 @@ SPEC = register_env(
         demo_keys=("object", "robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos"),
         # demonstrations go through a robomimic file (as a user's would), recorded with delta actions; an
         # absolute-action store is converted on import
-        demo_file="robomimic",
-        demo_options={"absolute_actions": False},
+        demo_recorder=RobomimicFileRecorder(),
         rollout_workers=2,  # rollouts step faster in 2 worker processes than in-process (docs/results/robosuite.md)
         rollout_envs=16,  # an env with cameras holds a renderer per camera: too much memory for 50 at once
         tasks=tuple(TASKS),

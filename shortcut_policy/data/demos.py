@@ -5,7 +5,8 @@ default), and writes the env's demonstration keys (``EnvSpec.record_keys``: its 
 observations, plus rgb ones when asked) and ``action`` under ``data/``, with ``meta/episode_ends``. The
 store's attributes record the expert's success rate, the seeds and the time taken. The store is
 written under a temporary name and renamed at the end, so an interrupted run never leaves a
-half-written store under the final name.
+half-written store under the final name. An env whose demonstrations take another way into the store
+(robosuite's: through a robomimic file) gives its spec a ``demo_recorder``; nothing here knows which.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import tempfile
 import time
 from pathlib import Path
+from typing import Any, Callable, Mapping
 
 import numpy as np
 from tqdm import tqdm
@@ -21,7 +23,6 @@ from ..config import DEMO_ATTEMPTS_PER_EPISODE, EnvConfig
 from ..envs import EnvSpec, Expert, get_env_spec
 from ..utils.paths import datasets_dir, options_suffix
 from .replay_buffer import ReplayBuffer, read_store_meta
-from .robomimic import read_robomimic, write_robomimic
 
 GENERATOR = "shortcut_policy.generate_demos"  # recorded in every store written here
 
@@ -112,27 +113,29 @@ def check_writable(path: Path) -> None:
 
 
 def run_expert_episode(
-    spec: EnvSpec, env, expert: Expert, seed: int, keys: list[str], noise: float = 0.0, states: bool = False
+    spec: EnvSpec, env, expert: Expert, seed: int, keys: list[str], noise: float = 0.0,
+    step_data: Callable[[Any], Mapping[str, np.ndarray]] | None = None,
 ) -> tuple[dict[str, np.ndarray], bool]:
     """One expert episode from ``env.reset(seed=seed)``: (per-step arrays of ``keys`` and ``action``, success).
 
     With ``noise`` > 0 the env executes the expert's action plus Gaussian noise of that standard deviation
     (clipped to the action space), and the store records the expert's own action: the demonstrations then
     visit states off the expert's path, labelled with how the expert recovers (DART, Laskey et al. 2017).
-    The noise is drawn from ``seed``, so the episode stays reproducible. ``states``: also the simulator state
-    before each step (``states``, from the env's ``flat_state()``), as robomimic's files hold it."""
+    The noise is drawn from ``seed``, so the episode stays reproducible. ``step_data(env)``: more arrays to
+    record before each step, kept in their own dtype (the env's ``DemoRecorder``: robosuite's simulator state)."""
     obs, _ = env.reset(seed=seed)
     expert.reset(seed=seed)
     rng = np.random.default_rng(seed)
-    frames: dict[str, list] = {k: [] for k in keys + ["action"] + (["states"] if states else [])}
+    frames: dict[str, list] = {k: [] for k in keys + ["action"]}
+    extra: dict[str, list] = {}
     success = False
     while True:
         action = np.asarray(expert.act(obs, env), dtype=np.float64)
         for k in keys:
             frames[k].append(obs[k])
         frames["action"].append(action)
-        if states:
-            frames["states"].append(env.unwrapped.flat_state())
+        for k, value in (step_data(env) if step_data else {}).items():
+            extra.setdefault(k, []).append(value)
         executed = action
         if noise:
             box = env.action_space
@@ -142,21 +145,8 @@ def run_expert_episode(
         if terminated or truncated:
             break
     dtypes = {k: np.uint8 if spec.obs[k].type == "rgb" else np.float32 for k in keys}
-    dtypes["states"] = np.float64
     episode = {k: np.stack(v).astype(dtypes.get(k, np.float32)) for k, v in frames.items()}
-    return episode, success
-
-
-def _through_robomimic_file(spec: EnvSpec, env_args: dict, recorded: list[dict], hdf5: Path, keys: list[str],
-                            overwrite: bool, progress: bool) -> ReplayBuffer:
-    """Write the episodes as a robomimic file, then read the store from it (converting the actions when
-    the env's options ask), as a user's file would be."""
-    write_robomimic(hdf5, recorded, env_args, masks={"train": range(len(recorded))}, overwrite=overwrite)
-    convert = spec.make_action_converter
-    make_converter = (lambda args: convert(args, spec.options)) if convert else None  # noqa: E731
-    buffer = read_robomimic(hdf5, keys, make_converter=make_converter, progress=progress)
-    print(f"wrote {hdf5} (robomimic's layout; the store is imported from it)")
-    return buffer
+    return {**episode, **{k: np.stack(v) for k, v in extra.items()}}, success
 
 
 def generate_demos(
@@ -180,15 +170,16 @@ def generate_demos(
     if spec.make_expert is None:
         raise ValueError(f"env {spec.id!r} has no scripted expert")
     out = Path(out)
-    hdf5 = out.with_suffix(".hdf5") if spec.demo_file == "robomimic" else None
-    for path in (out, hdf5):
-        if path is not None and path.exists() and not overwrite:
+    recorder = spec.demo_recorder  # None: episodes go straight into the store
+    beside = recorder.files(out) if recorder else []  # what the recorder writes next to the store
+    for path in (out, *beside):
+        if path.exists() and not overwrite:
             raise FileExistsError(f"out: {path} already exists; pass overwrite=true to replace it (or remove it)")
     check_writable(out)
     keys = spec.record_keys(spec.rgb_keys(spec.obs) if image else [])
-    sim = spec.make(obs_keys=keys, **spec.demo_options)
-    recorded = []  # robomimic episodes, when the env's demonstrations go through a file
-    created_hdf5 = hdf5 is not None and not hdf5.exists()
+    sim = spec.make(obs_keys=keys, **(recorder.make_options if recorder else {}))
+    recorded = []  # the kept episodes, when a recorder writes them
+    created = [path for path in beside if not path.exists()]
     expert = spec.make_expert(seed)
     if noise:
         print(f"expert actions executed with Gaussian noise, std {noise} (the expert's own actions are recorded)")
@@ -204,23 +195,17 @@ def generate_demos(
                 if attempts >= DEMO_ATTEMPTS_PER_EPISODE * episodes:
                     raise RuntimeError(f"expert kept only {len(lengths)}/{episodes} episodes in {attempts} attempts")
                 episode_seed = seed + attempts
-                episode, success = run_expert_episode(spec, sim, expert, episode_seed, keys, noise, states=hdf5 is not None)
+                episode, success = run_expert_episode(spec, sim, expert, episode_seed, keys, noise,
+                                                      recorder.step_data if recorder else None)
                 (success_seeds if success else failed_seeds).append(episode_seed)
                 if success or keep_failed:
                     lengths.append(len(episode["action"]))
-                    if hdf5 is not None:
-                        recorded.append({"actions": episode.pop("action"), "states": episode.pop("states"), "obs": episode})
-                    else:
-                        buffer.add_episode(episode)
+                    (recorded.append if recorder else buffer.add_episode)(episode)
                     bar.update(1)
                 bar.set_postfix(expert_success=f"{len(success_seeds) / (attempts + 1):.1%}")
-        env_args = sim.unwrapped.env_args if hdf5 is not None else None
-    finally:
-        sim.close()
-    attempts = len(success_seeds) + len(failed_seeds)
-    try:
-        if hdf5 is not None:
-            buffer = _through_robomimic_file(spec, env_args, recorded, hdf5, keys, overwrite, progress)
+        attempts = len(success_seeds) + len(failed_seeds)
+        if recorder:  # while its env is open: it may read it (robosuite: the env_args its file keeps)
+            buffer = recorder.finish(spec, sim, recorded, out, keys, overwrite, progress)
         elapsed = time.perf_counter() - start
         buffer.attrs.update(
             {
@@ -243,9 +228,11 @@ def generate_demos(
         )
         path = buffer.save(out, overwrite=overwrite)
     except BaseException:
-        if created_hdf5:  # no store, no file of ours: the next run starts clean
-            hdf5.unlink(missing_ok=True)
+        for made in created:  # no store, no file of ours: the next run starts clean
+            made.unlink(missing_ok=True)
         raise
+    finally:
+        sim.close()
     print(
         f"expert success {len(success_seeds)}/{attempts} ({len(success_seeds) / attempts:.1%}); "
         f"kept {buffer.n_episodes} episodes, "
