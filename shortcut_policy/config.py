@@ -22,7 +22,7 @@ from .models.network import backbone_options, get_backbone
 from .models.transformer import TransformerConfig
 from .models.unet1d import UNetConfig
 from .models.vision import VisionConfig
-from .objectives import OBJECTIVES
+from .objectives import OBJECTIVES, objective_options
 from .utils.checks import at_least, check_ema, check_workers
 from .utils.workers import check_jobs
 
@@ -183,7 +183,7 @@ class RunConfig:
 
 def _compare_objectives() -> dict[str, dict[str, Any]]:
     """Every registered objective with its options spelled out (its dataclass's defaults)."""
-    return {name: {"name": name, **dataclasses.asdict(entry.config())} for name, entry in OBJECTIVES.items()}
+    return {name: objective_options({"name": name}) for name in OBJECTIVES}
 
 
 def _compare_steps() -> dict[str, list[int]]:

@@ -23,7 +23,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from .config import PolicyConfig, as_trained, load_config
 from .features import ObsSpec, stored_layout_type
-from .objectives import OBJECTIVES, build_objective
+from .objectives import OBJECTIVES, objective_options
 from .utils.cli import describe
 
 
@@ -144,7 +144,7 @@ def spelled_out(objective: Any) -> dict[str, Any]:
     if not isinstance(objective, Mapping) or objective.get("name") not in OBJECTIVES:
         raise ValueError(f"contract.objective: expected an objective config named one of {sorted(OBJECTIVES)}, got {objective!r}")
     try:
-        return {"name": objective["name"], **dataclasses.asdict(build_objective(objective).config)}
+        return objective_options(objective)
     except (ValueError, TypeError) as err:
         raise ValueError(f"contract.objective: {err}") from None
 

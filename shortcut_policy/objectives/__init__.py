@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
@@ -82,6 +83,13 @@ def build_objective(config: Mapping[str, Any]) -> Objective:
     if unknown:
         raise ValueError(f"objective ({name}): unknown options {unknown}; expected a subset of {sorted(known)}")
     return objective_cls(config_cls(**options))
+
+
+def objective_options(config: Mapping[str, Any]) -> dict[str, Any]:
+    """``config`` with every option of its objective written out (its dataclass's defaults filled in), in JSON
+    types: how checkpoints, saved-settings checks and the comparison's defaults state an objective."""
+    options = json.loads(json.dumps(dataclasses.asdict(build_objective(config).config)))
+    return {"name": config["name"], **options}
 
 
 def check_steps(field: str, budgets: Iterable[int], objective: Objective) -> None:

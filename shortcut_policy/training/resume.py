@@ -9,7 +9,6 @@ would silently mix two trainings.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 from pathlib import Path
@@ -20,7 +19,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from ..checkpoint import METRICS_FILE, MODEL_FILE, POLICY_FILE, TRAIN_STATE_FILE
 from ..config import RunConfig, as_trained, load_config, saved_as_trained, to_dict
-from ..objectives import build_objective, sampling_options
+from ..objectives import objective_options, sampling_options
 from ..utils.io import complete_lines, write_text
 
 CONFIG_FILE = "config.json"  # the run's config, written when it starts
@@ -115,9 +114,7 @@ def with_objective_options(config: dict[str, Any]) -> dict[str, Any]:
     """A config (JSON) whose ``objective`` lists every option of its objective, defaults included."""
     if not isinstance(config.get("objective"), dict):
         return config
-    objective = config["objective"]
-    options = json.loads(json.dumps(dataclasses.asdict(build_objective(objective).config)))
-    return {**config, "objective": {"name": objective.get("name"), **options}}
+    return {**config, "objective": objective_options(config["objective"])}
 
 
 def check_resume(run_dir: str | Path, config: Any) -> dict[str, tuple[Any, Any]]:
