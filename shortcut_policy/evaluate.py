@@ -1,6 +1,7 @@
 """Rollout evaluation of a checkpoint at several step budgets, on fixed test seeds.
 
     python -m shortcut_policy.evaluate checkpoint=outputs/.../policy.safetensors steps=[1,2,4,8,16,32,64,128] episodes=50
+    python -m shortcut_policy.evaluate checkpoint=... deadline_ms=[2,5,10,20,50]   # the policy picks its budget
 
 Writes ``eval.json``, ``eval.md`` and ``eval.png`` beside the checkpoint (or into ``out``), plus a
 few rollout videos.
@@ -16,14 +17,15 @@ from omegaconf import DictConfig, OmegaConf
 
 from .checkpoint import EVAL_DIR
 from .config import EnvConfig, as_trained, load_config
-from .evaluation.report import markdown_table, write_report
-from .evaluation.sweep import evaluate_policy
+from .evaluation.report import deadline_table, markdown_table, write_report
+from .evaluation.sweep import evaluate_deadlines, evaluate_policy
 from .utils.cli import one_line_errors
 from .utils.paths import config_dir
 
 
 def load_for_evaluation(cfg: DictConfig):
-    """(checkpoint file, policy with the ``sampling.*`` options given, step budgets), all checked."""
+    """(checkpoint file, policy with the ``sampling.*`` options given, step budgets, deadlines), all checked: with
+    deadlines and no steps named, only the deadlines are evaluated."""
     from .checkpoint import resolve_checkpoint
     from .objectives import check_steps
     from .policy import load_policy
@@ -33,9 +35,14 @@ def load_for_evaluation(cfg: DictConfig):
     file = resolve_checkpoint(cfg.checkpoint)
     sampling = {k: v for k, v in OmegaConf.to_container(cfg.sampling).items() if v is not None}
     policy = load_policy(file, device=cfg.device, sampling=sampling)
-    steps_list = list(cfg.steps) if cfg.steps else policy.objective.valid_steps()
+    from .deadline import check_deadline
+
+    deadlines = list(cfg.get("deadline_ms") or [])
+    for deadline in deadlines:
+        check_deadline(deadline)
+    steps_list = list(cfg.steps) if cfg.steps else ([] if deadlines else policy.objective.valid_steps())
     check_steps("steps", steps_list, policy.objective)
-    return file, policy, steps_list
+    return file, policy, steps_list, deadlines
 
 
 def trained_env(file: str | Path, policy) -> EnvConfig:
@@ -50,17 +57,19 @@ def trained_env(file: str | Path, policy) -> EnvConfig:
 @hydra.main(config_path=str(config_dir()), config_name="evaluate", version_base=None)
 @one_line_errors
 def main(cfg: DictConfig) -> None:
-    file, policy, steps_list = load_for_evaluation(cfg)
+    file, policy, steps_list, deadlines = load_for_evaluation(cfg)
     spec = trained_env(file, policy).spec()  # the task and episode length the policy was trained for
     if cfg.rollout_envs is not None:  # like rollout_workers, this machine's choice
         spec = dataclasses.replace(spec, rollout_envs=cfg.rollout_envs)
     env_name = spec.id
     out_dir = Path(cfg.out) if cfg.out else file.parent / EVAL_DIR
-    print(f"evaluating {file} on {env_name}: steps {steps_list}, {cfg.episodes} episodes; outputs -> {out_dir}")
+    print(f"evaluating {file} on {env_name}: steps {steps_list}, deadlines (ms) {deadlines}, {cfg.episodes} episodes; "
+          f"outputs -> {out_dir}")
     rows = evaluate_policy(  # rollout_workers: this machine's choice, not the one the run was trained with
         policy, spec, steps_list, cfg.episodes, cfg.seed_start, cfg.latency_calls, cfg.videos, out_dir / "videos",
         workers=cfg.rollout_workers,
-    )
+    ) if steps_list else []
+    deadline_rows = evaluate_deadlines(policy, spec, deadlines, cfg.episodes, cfg.seed_start, workers=cfg.rollout_workers)
     paths = write_report(
         out_dir,
         rows,
@@ -68,8 +77,12 @@ def main(cfg: DictConfig) -> None:
          "objective_options": dataclasses.asdict(policy.objective.config)},  # what sampled, defaults included
         spec,
         title=f"{spec.label} · {policy.contract.objective['name']}",
+        deadline_rows=deadline_rows,
     )
-    print(markdown_table(rows))
+    if rows:
+        print(markdown_table(rows))
+    if deadline_rows:
+        print(deadline_table(deadline_rows))
     for name, path in paths.items():
         print(f"wrote {name}: {path}")
     if cfg.videos:

@@ -29,6 +29,7 @@ from .checkpoint import POLICY_FILE, check_finite, load_tensors, mismatch_detail
 from .contract import PolicyContract
 from .cuda_graph import GraphedSampler
 from .data.normalizer import MinMaxNormalizer
+from .deadline import BudgetPicker, check_deadline
 from .models.network import ChunkDenoiser, build_network
 from .objectives import Objective, build_objective, with_sampling
 from .utils.device import resolve_device
@@ -77,6 +78,9 @@ class Policy:
         self.n_action_steps = contract.n_action_steps
         self._rows: dict[int, _Row] = {}
         self._generator: torch.Generator | None = None
+        # act(deadline_ms=...) picks among the objective's budgets by measured replanning time (deadline.py)
+        self.budget = BudgetPicker(objective.valid_steps())
+        self.last_steps: int | None = None  # the step budget of the last replanning call
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -145,15 +149,34 @@ class Policy:
         row = self._rows.get(0)
         return row is None or not row.queue
 
-    def act(self, obs: Mapping[str, Any] | np.ndarray, steps: int = 1, rows: Sequence[int] | None = None) -> np.ndarray:
+    def act(
+        self,
+        obs: Mapping[str, Any] | np.ndarray,
+        steps: int | None = None,
+        rows: Sequence[int] | None = None,
+        deadline_ms: float | None = None,
+    ) -> np.ndarray:
         """The next action for a raw environment observation, replanning when the queue is empty.
 
         One observation (each key at its per-frame shape, or a bare array for a one-key policy) gives
         one action (action_dim,). A batch (each key (B, *shape)) gives (B, action_dim), one per control
         loop: row i of the batch is loop ``rows[i]`` (default: i), with its own history and queue; the
         rows whose queue is empty replan together, in the order given, in one network call.
+
+        ``steps`` fixes the number of sampling steps (default 1). ``deadline_ms`` instead lets the policy
+        pick, at each replanning call, the largest budget whose recent replanning time (p95, measured on
+        this machine at this batch size) fits the deadline, 1 step when none does (``self.budget``,
+        deadline.py); the first call measures the budgets it may use, so make it before the control loop
+        starts. ``last_steps`` says what the last replanning call used.
         """
-        self.objective.validate_steps(steps)
+        if deadline_ms is not None:
+            if steps is not None:
+                raise ValueError(f"steps, deadline_ms: give one of them (steps fixes the budget, deadline_ms lets the policy "
+                                 f"pick it), got steps={steps!r} and deadline_ms={deadline_ms!r}")
+            check_deadline(deadline_ms)
+        else:
+            steps = 1 if steps is None else steps
+            self.objective.validate_steps(steps)
         frames, batched = self._validate_obs(obs)  # key -> (B, *shape), this call's own copy
         n = len(frames[self.obs_keys[0]])
         rows = list(range(n)) if rows is None else _check_rows(rows, n)
@@ -167,9 +190,16 @@ class Policy:
         if replan:
             batch = {k: np.stack([np.stack([f[k] for f in self._rows[r].history]) for r in replan]) for k in self.obs_keys}
             try:
+                if deadline_ms is not None:  # measuring a budget draws its own noise, not the rows'
+                    measuring = torch.Generator().manual_seed(0)
+                    steps = self.budget.choose(deadline_ms, len(replan), lambda k: self.predict_chunk(
+                        batch, steps=k, generator=measuring, validate=False))
+                start = self.budget.clock()
                 chunks = self.predict_chunk(batch, steps=steps, validate=False)  # (b, Ta, A)
             except FloatingPointError as err:  # its batch rows are the replanning rows, in this order
                 raise FloatingPointError(f"{err} (batch row i is the control loop rows={replan}[i])") from None
+            self.budget.record(steps, len(replan), (self.budget.clock() - start) * 1e3)  # every replan keeps the timings current
+            self.last_steps = steps
             for r, chunk in zip(replan, chunks):
                 self._rows[r].queue.extend(chunk)
         actions = np.stack([self._rows[r].queue.popleft() for r in rows])

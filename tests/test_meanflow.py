@@ -83,6 +83,59 @@ def test_time_sampling_follows_the_paper_in_this_library_convention():
     assert abs((t_u + d_u).mean().item() - 2 / 3) < 0.01  # 1 - min of two uniforms has mean 2/3
 
 
+@pytest.mark.parametrize("flow_time, near_data", [("later_of_two", (0.0, 0.003)), ("one_draw", (0.03, 0.042)), ("uniform", (0.09, 0.11))])
+def test_the_flow_rows_time_is_drawn_as_asked_and_the_interval_rows_are_untouched(flow_time, near_data):
+    """The share of d = 0 rows in the path's last tenth (t > 0.9): about 0.1% for the later of two logit-normal
+    draws, P(logit-normal(-0.4, 1) < 0.1) = 3.6% for one draw, 10% uniform. The interval rows do not move."""
+    obj = MeanFlowObjective(MeanFlowConfig(flow_time=flow_time))
+    t, d = obj.sample_times(40_000, torch.Generator().manual_seed(0))
+    t_ref, d_ref = MeanFlowObjective().sample_times(40_000, torch.Generator().manual_seed(0))
+    n = obj.split(40_000)
+    assert torch.equal(t[:n], t_ref[:n]) and torch.equal(d[:n], d_ref[:n]) and (d[n:] == 0).all()
+    share = (t[n:] > 0.9).double().mean().item()
+    assert near_data[0] <= share <= near_data[1], share
+    assert ((t >= 0) & (t <= 1)).all()
+
+
+def test_a_chunk_predicting_network_gives_its_chunk_in_one_step_and_the_velocity_toward_it():
+    """prediction=chunk: u = (x̂ - x_t) / max(1 - t, gap), so one step from noise is x̂ itself (clipped)."""
+    x_hat = torch.linspace(-1.5, 1.5, 8).reshape(1, 4, 2).expand(3, 4, 2)
+
+    class Chunk(nn.Module):
+        def encode(self, c):
+            return c
+
+        def forward(self, x, t, d, cond):
+            return x_hat + 0 * x
+
+    obj = MeanFlowObjective(MeanFlowConfig(prediction="chunk", clip_sample=False))
+    torch.testing.assert_close(obj.sample(Chunk(), torch.zeros(3, 1), (4, 2), 1, torch.Generator().manual_seed(1)), x_hat)
+    clipped = MeanFlowObjective(MeanFlowConfig(prediction="chunk")).sample(Chunk(), torch.zeros(3, 1), (4, 2), 1)
+    torch.testing.assert_close(clipped, x_hat.clamp(-1, 1))
+    x = torch.randn(3, 4, 2)
+    u = obj.velocity(Chunk())(x, torch.tensor([0.0, 0.5, 0.99]), torch.full((3,), 0.01), None)
+    torch.testing.assert_close(u, (x_hat - x) / torch.tensor([1.0, 0.5, 0.05])[:, None, None])
+
+
+def test_the_jvp_target_of_a_chunk_predicting_network_is_its_velocitys_derivative():
+    """The target differentiates u = (x̂ - x_t) / (1 - t), the division included, not the network's raw output."""
+    torch.manual_seed(0)
+    net = tiny_network("unet").double().eval()
+    obj = MeanFlowObjective(MeanFlowConfig(prediction="chunk"))
+    b = 4
+    x_t, v = torch.randn(b, 8, 2, dtype=torch.float64), torch.randn(b, 8, 2, dtype=torch.float64)
+    t = torch.tensor([0.1, 0.3, 0.6, 0.0], dtype=torch.float64)
+    d = torch.tensor([0.5, 0.3, 0.2, 1.0], dtype=torch.float64)
+    cond = net.encode({"k": torch.randn(b, 2, 4, dtype=torch.float64)})
+    u = obj.velocity(net)
+    eps = 1e-7
+    with torch.no_grad():
+        du_dt = (u(x_t + eps * v, t + eps, d - eps, cond) - u(x_t - eps * v, t - eps, d + eps, cond)) / (2 * eps)
+    target = obj.interval_target(net, x_t, t, d, v, cond)
+    torch.testing.assert_close(target, v + d[:, None, None] * du_dt, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(target, MeanFlowObjective().interval_target(net, x_t, t, d, v, cond))
+
+
 @pytest.mark.parametrize("steps", [1, 2, 3, 8])
 def test_k_step_sampling_tells_the_network_d_equal_1_over_k(steps):
     calls = []
@@ -112,6 +165,9 @@ def test_k_step_sampling_tells_the_network_d_equal_1_over_k(steps):
         ({"time_std": 0.0}, "objective.time_std"),
         ({"adaptive_p": -1.0}, "objective.adaptive_p"),
         ({"adaptive_c": 0.0}, "objective.adaptive_c"),
+        ({"flow_time": "max"}, "objective.flow_time: expected one of \\['later_of_two', 'one_draw', 'uniform'\\], got 'max'"),
+        ({"prediction": "x"}, "objective.prediction: expected one of \\['velocity', 'chunk'\\]"),
+        ({"chunk_gap": 0.0}, "objective.chunk_gap: expected a value in \\(0, 1\\], got 0.0"),
         ({"max_steps": 8}, "unknown options \\['max_steps'\\]"),
     ],
 )

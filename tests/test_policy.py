@@ -278,11 +278,17 @@ def test_evaluate_command_replaces_a_sampling_option_from_the_command_line(tmp_p
         default = compose("evaluate", overrides=[f"checkpoint={tmp_path}"])
         leading = compose("evaluate", overrides=[f"checkpoint={tmp_path}", "sampling.timestep_spacing=leading"])
         bad = compose("evaluate", overrides=[f"checkpoint={tmp_path}", "steps=[1,128]"])
-    _, policy, steps = load_for_evaluation(default)
+        deadline_only = compose("evaluate", overrides=[f"checkpoint={tmp_path}", "deadline_ms=[5,20]"])
+        bad_deadline = compose("evaluate", overrides=[f"checkpoint={tmp_path}", "deadline_ms=[5,-1]"])
+    _, policy, steps, deadlines = load_for_evaluation(default)
+    assert deadlines == []
     assert policy.objective.ddim_timesteps(2) == [99, 49] and steps == [1, 2, 4, 8, 16, 100]  # DDPM's own sweep
     assert load_for_evaluation(leading)[1].objective.ddim_timesteps(2) == [50, 0]
     with pytest.raises(ValueError, match="steps: expected an integer from 1 to 100"):
         load_for_evaluation(bad)
+    assert load_for_evaluation(deadline_only)[2:] == ([], [5, 20])  # deadlines alone: no step sweep
+    with pytest.raises(ValueError, match="deadline_ms: expected a positive number of milliseconds .*, got -1"):
+        load_for_evaluation(bad_deadline)
 
 
 def test_evaluate_command_runs_from_the_command_line(tmp_path):
@@ -295,12 +301,15 @@ def test_evaluate_command_runs_from_the_command_line(tmp_path):
     out = tmp_path / "eval"
     result = subprocess.run(
         [sys.executable, "-m", "shortcut_policy.evaluate", f"checkpoint={tmp_path / 'run'}", "steps=[1]", "episodes=1",
-         "latency_calls=0", "videos=0", f"out={out}", "sampling.clip_sample=false"],
+         "latency_calls=0", "videos=0", f"out={out}", "sampling.clip_sample=false", "deadline_ms=[1000]"],
         capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads((out / "eval.json").read_text())
     assert [r["steps"] for r in report["rows"]] == [1] and report["objective_options"]["clip_sample"] is False
+    (deadline,) = report["deadline_rows"]  # a generous deadline: the largest budget, at every replan
+    assert deadline["deadline_ms"] == 1000 and deadline["steps"] == 128 and set(deadline["steps_chosen"]) == {"128"}
+    assert "| deadline (ms) |" in (out / "eval.md").read_text()
 
 
 def test_batched_act_keeps_a_history_and_a_queue_per_row_and_resets_chosen_rows():

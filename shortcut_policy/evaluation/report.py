@@ -10,17 +10,33 @@ from ..utils.io import atomic_write, write_json, write_text
 
 def markdown_table(rows: list[dict]) -> str:
     lines = [
-        "| steps (NFE) | score | success (95% CI) | mean length | act median / p95 (ms) | replan median / p95 (ms) |",
-        "|---:|---:|---|---:|---:|---:|",
+        "| steps (NFE) | score | success (95% CI) | mean length | jerk | act median / p95 (ms) | replan median / p95 (ms) |",
+        "|---:|---:|---|---:|---:|---:|---:|",
     ]
     for r in rows:
         low, high = r["success_ci95"]
         lat = f"{r['act_median_ms']:.2f} / {r['act_p95_ms']:.2f}" if "act_median_ms" in r else "-"
         rep = f"{r['replan_median_ms']:.2f} / {r['replan_p95_ms']:.2f}" if "replan_median_ms" in r else "-"
+        jerk = f"{r['jerk']:.2f}" if r.get("jerk") is not None else "-"
         lines.append(
             f"| {r['steps']} | {r['score']:.3f} | {r['success_rate']:.0%} ({low:.0%}-{high:.0%}) | "
-            f"{r['mean_length']:.0f} | {lat} | {rep} |"
+            f"{r['mean_length']:.0f} | {jerk} | {lat} | {rep} |"
         )
+    return "\n".join(lines) + "\n"
+
+
+def deadline_table(rows: list[dict]) -> str:
+    """The rows of ``evaluate_deadlines``: what each deadline picked, and how it scored."""
+    lines = [
+        "| deadline (ms) | budgets picked (replans) | replan p95 (ms) | score | success (95% CI) | jerk |",
+        "|---:|---|---|---:|---|---:|",
+    ]
+    for r in rows:
+        low, high = r["success_ci95"]
+        picked = ", ".join(f"{k}: {v}" for k, v in r["steps_chosen"].items())
+        p95 = ", ".join(f"{k}: {v:.2f}" for k, v in r["replan_p95_ms"].items())
+        jerk = f"{r['jerk']:.2f}" if r.get("jerk") is not None else "-"
+        lines.append(f"| {r['deadline_ms']:g} | {picked} | {p95} | {r['score']:.3f} | {r['success_rate']:.0%} ({low:.0%}-{high:.0%}) | {jerk} |")
     return "\n".join(lines) + "\n"
 
 
@@ -55,12 +71,15 @@ def plot_rows(path: str | Path, rows: list[dict], title: str, spec: EnvSpec) -> 
     return out
 
 
-def write_report(out_dir: str | Path, rows: list[dict], meta: dict, spec: EnvSpec, title: str = "") -> dict[str, Path]:
-    """Write eval.json, eval.md and eval.png into ``out_dir``; ``spec``: the env the rows were rolled out in."""
+def write_report(
+    out_dir: str | Path, rows: list[dict], meta: dict, spec: EnvSpec, title: str = "", deadline_rows: list[dict] | None = None
+) -> dict[str, Path]:
+    """Write eval.json, eval.md and eval.png (when there are step rows) into ``out_dir``; ``spec``: the env the rows
+    were rolled out in; ``deadline_rows``: those of ``evaluate_deadlines``, in the JSON and as a second table."""
     out_dir = Path(out_dir)
-    paths = {
-        "json": write_json(out_dir / "eval.json", {**meta, "rows": rows}),
-        "markdown": write_text(out_dir / "eval.md", markdown_table(rows)),
-        "plot": plot_rows(out_dir / "eval.png", rows, title, spec),
-    }
+    report = {**meta, "rows": rows, **({"deadline_rows": deadline_rows} if deadline_rows else {})}
+    tables = (markdown_table(rows) if rows else "") + ("\n" + deadline_table(deadline_rows) if deadline_rows else "")
+    paths = {"json": write_json(out_dir / "eval.json", report), "markdown": write_text(out_dir / "eval.md", tables)}
+    if rows:
+        paths["plot"] = plot_rows(out_dir / "eval.png", rows, title, spec)
     return paths

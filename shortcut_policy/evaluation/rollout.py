@@ -61,12 +61,13 @@ def rollout(
     policy,
     env: str | EnvSpec,
     seeds: Sequence[int],
-    steps: int,
+    steps: int | None,
     n_videos: int = 0,
     video_size: int = 256,
     progress: bool = True,
     noise_seed: int = 0,
     workers: int | None = None,
+    deadline_ms: float | None = None,
 ) -> list[EpisodeResult]:
     """Run one episode per seed, side by side; the first ``n_videos`` episodes keep RGB frames.
 
@@ -79,13 +80,23 @@ def rollout(
     depends only on (policy, seeds, steps, noise_seed, rollout_envs), not on what ran before it nor on
     where the environments run. Each env slot is a row of ``policy.act``, in a control state of the
     rollout's own (``policy.separate_control``): the caller's rows and noise generator are left as they were.
+
+    ``deadline_ms`` (instead of ``steps``): the policy picks each replan's budget (``act(deadline_ms=...)``)
+    from its replanning times on this machine. The episodes then run one at a time, so that every replan
+    is one robot's (batch 1); which budget is picked depends on the wall clock, so such a rollout is not
+    reproducible call for call.
     """
     spec = resolve_env(env)
     check_fits_env(policy.contract, spec)
-    policy.objective.validate_steps(steps)
+    if deadline_ms is None:
+        policy.objective.validate_steps(steps)
+    elif steps is not None:
+        raise ValueError(f"steps, deadline_ms: give one of them, got steps={steps!r} and deadline_ms={deadline_ms!r}")
     n = len(seeds)
     n_videos = min(n_videos, n)
     slots = max(min(n, spec.rollout_envs or n), n_videos)  # filmed episode i runs first, in env i
+    if deadline_ms is not None:
+        n_videos, slots = min(n_videos, 1), 1
     kwargs = [{"obs_keys": list(policy.obs_keys), **({"render_size": video_size} if j < n_videos else {})} for j in range(slots)]
     results = [EpisodeResult(seed=int(s), score=-math.inf, success=False, length=0) for s in seeds]
     cameras = policy.contract.cameras  # what the policy sees, filmed beside the env
@@ -105,13 +116,14 @@ def rollout(
 
     with policy.separate_control(noise_seed), \
             EnvPool(spec.make, kwargs, spec.rollout_workers if workers is None else workers) as envs, \
-            tqdm(total=n, desc=f"rollout steps={steps}", unit="episode", disable=not progress, leave=False) as bar:
+            tqdm(total=n, desc=f"rollout steps={steps}" if deadline_ms is None else f"rollout deadline={deadline_ms}ms",
+                 unit="episode", disable=not progress, leave=False) as bar:
         start({j: j for j in range(slots)})
         waiting = iter(range(slots, n))  # episodes not started yet, in seed order
         while episode_in:
             live = list(episode_in)  # in the order the slots' episodes started: the replanning rows' noise order
             obs = {k: np.stack([current[j][k] for j in live]) for k in policy.obs_keys}  # (b, *shape)
-            actions = policy.act(obs, steps=steps, rows=live)  # (b, A)
+            actions = policy.act(obs, steps=steps, rows=live, deadline_ms=deadline_ms)  # (b, A)
             stepped = envs.step(dict(zip(live, actions)))
             film({j: out[0] for j, out in stepped.items()}, [j for j, i in episode_in.items() if i < n_videos])
             freed = []

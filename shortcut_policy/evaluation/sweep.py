@@ -1,7 +1,8 @@
 """A policy rolled out at several step budgets on fixed test seeds: one row per budget.
 
 For each step budget: the score (mean over episodes of the env's episode score; for Push-T the max
-coverage reward, Diffusion Policy's metric), the success rate with a 95% Wilson interval, the mean episode length, and ``act()``
+coverage reward, Diffusion Policy's metric), the success rate with a 95% Wilson interval, the mean episode length,
+the jerk of the executed actions (``smoothness.py``), and ``act()``
 latency at batch 1 (median / p95 per call, and per replanning call). ``report.py``
 writes the rows as ``eval.json``, ``eval.md`` and ``eval.png``.
 """
@@ -16,6 +17,7 @@ import numpy as np
 
 from ..envs import EnvSpec
 from .rollout import measure_act_latency, rollout, save_video
+from .smoothness import action_jerk, mean_jerk
 from .stats import wilson_interval
 
 
@@ -46,6 +48,7 @@ def evaluate_policy(
         rollout_s = time.perf_counter() - start
         n_success = sum(r.success for r in results)
         low, high = wilson_interval(n_success, len(results))
+        jerks = [action_jerk(r.actions) if r.actions else None for r in results]
         row = {
             "steps": steps,
             "episodes": len(results),
@@ -53,8 +56,10 @@ def evaluate_policy(
             "success_rate": n_success / len(results),
             "success_ci95": [low, high],
             "mean_length": float(np.mean([r.length for r in results])),
+            "jerk": mean_jerk(jerks),  # action units; None when no episode has 3 actions
             "rollout_seconds": rollout_s,
-            "per_episode": [{"seed": r.seed, "score": r.score, "success": r.success, "length": r.length} for r in results],
+            "per_episode": [{"seed": r.seed, "score": r.score, "success": r.success, "length": r.length, "jerk": j}
+                            for r, j in zip(results, jerks)],
         }
         if latency_calls:
             row.update(measure_act_latency(policy, env, steps, n_calls=latency_calls, seed=seed_start))
@@ -67,12 +72,64 @@ def evaluate_policy(
     return rows
 
 
+def evaluate_deadlines(
+    policy,
+    env: str | EnvSpec,
+    deadlines_ms: Sequence[float],
+    episodes: int = 50,
+    seed_start: int = 0,
+    progress: bool = True,
+    workers: int | None = None,
+) -> list[dict]:
+    """One row per deadline: the policy picks each replan's step budget (``act(deadline_ms=...)``) from
+    replanning times measured afresh on this machine, one robot at a time (batch 1). The row says which
+    budgets were picked (how many replans each) and their replanning time (p95, ms), beside the score,
+    success and jerk."""
+    from ..deadline import check_deadline
+
+    if episodes < 1:
+        raise ValueError(f"episodes: expected >= 1, got {episodes}")
+    deadlines = [check_deadline(d) for d in deadlines_ms]
+    seeds = list(range(seed_start, seed_start + episodes))
+    rows = []
+    for deadline in deadlines:
+        policy.budget.forget()  # measured afresh for each deadline, as a robot measures at start-up
+        start = time.perf_counter()
+        results = rollout(policy, env, seeds, None, progress=progress, workers=workers, deadline_ms=deadline)
+        rollout_s = time.perf_counter() - start
+        n_success = sum(r.success for r in results)
+        low, high = wilson_interval(n_success, len(results))
+        jerks = [action_jerk(r.actions) if r.actions else None for r in results]
+        chosen = dict(sorted(policy.budget.chosen.items()))
+        row = {
+            "deadline_ms": deadline,
+            "steps_chosen": {str(k): v for k, v in chosen.items()},  # budget -> replanning calls that used it
+            "steps": max(chosen, key=lambda k: (chosen[k], k)),  # the budget used most
+            "replan_p95_ms": {str(k): policy.budget.p95(k, 1) for k in chosen},  # recent p95 of each budget used
+            "episodes": len(results),
+            "score": float(np.mean([r.score for r in results])),
+            "success_rate": n_success / len(results),
+            "success_ci95": [low, high],
+            "mean_length": float(np.mean([r.length for r in results])),
+            "jerk": mean_jerk(jerks),
+            "rollout_seconds": rollout_s,
+            "per_episode": [{"seed": r.seed, "score": r.score, "success": r.success, "length": r.length, "jerk": j}
+                            for r, j in zip(results, jerks)],
+        }
+        rows.append(row)
+        if progress:
+            print(f"deadline={deadline:g}ms  chose {row['steps_chosen']}  " + format_row(row).split("  ", 1)[1])
+    return rows
+
+
 def format_row(row: dict) -> str:
     low, high = row["success_ci95"]
     text = (
         f"steps={row['steps']:>3}  score={row['score']:.3f}  success={row['success_rate']:.0%} "
         f"[{low:.0%}, {high:.0%}]  len={row['mean_length']:.0f}"
     )
+    if row.get("jerk") is not None:
+        text += f"  jerk={row['jerk']:.2f}"
     if "act_median_ms" in row:
         text += f"  act={row['act_median_ms']:.2f}/{row['act_p95_ms']:.2f}ms  replan={row['replan_median_ms']:.2f}/{row['replan_p95_ms']:.2f}ms"
     return text

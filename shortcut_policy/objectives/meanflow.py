@@ -34,9 +34,11 @@ import torch
 from torch.func import jvp
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from .base import SWEEP_STEPS, Denoiser, broadcast_to, euler_sample, eval_mode, validate_any_steps
+from .base import SWEEP_STEPS, ChunkPredicting, Denoiser, broadcast_to, euler_sample, eval_mode, validate_any_steps
 
 TIME_SAMPLERS = ("logit_normal", "uniform")
+FLOW_TIMES = ("later_of_two", "one_draw", "uniform")
+PREDICTIONS = ("velocity", "chunk")
 
 
 @dataclass
@@ -49,6 +51,11 @@ class MeanFlowConfig:
     time_std: float = 1.0  # logit-normal standard deviation
     adaptive_p: float = 1.0  # loss weight 1 / (||err||^2 + c)^p; 0 = plain squared error
     adaptive_c: float = 1e-3
+    # the d = 0 rows' time: the later (noisier) of the two draws, as the paper's code draws it, which leaves the
+    # path's last tenth almost untrained; one draw of time_sampler; or uniform over the whole path
+    flow_time: str = "later_of_two"
+    prediction: str = "velocity"  # the network's output: the average velocity u, or the chunk x̂ (ChunkPredicting)
+    chunk_gap: float = 0.05  # prediction=chunk: u = (x̂ - x_t) / max(1 - t, chunk_gap)
     clip_sample: bool = True  # clamp the final sample to the normalized data range [-1, 1]
 
     def __post_init__(self) -> None:
@@ -64,6 +71,12 @@ class MeanFlowConfig:
             raise ValueError(f"objective.adaptive_p: expected a value in [0, 2] (1: the paper's), got {self.adaptive_p}")
         if not 0.0 < self.adaptive_c < 1e6:
             raise ValueError(f"objective.adaptive_c: expected a small positive number (the paper's 1e-3), got {self.adaptive_c}")
+        if self.flow_time not in FLOW_TIMES:
+            raise ValueError(f"objective.flow_time: expected one of {list(FLOW_TIMES)}, got {self.flow_time!r}")
+        if self.prediction not in PREDICTIONS:
+            raise ValueError(f"objective.prediction: expected one of {list(PREDICTIONS)}, got {self.prediction!r}")
+        if not 0.0 < self.chunk_gap <= 1.0:
+            raise ValueError(f"objective.chunk_gap: expected a value in (0, 1], got {self.chunk_gap}")
 
 
 class MeanFlowObjective:
@@ -89,12 +102,21 @@ class MeanFlowObjective:
 
     def sample_times(self, batch_size: int, generator: torch.Generator | None = None, device=None) -> tuple[torch.Tensor, torch.Tensor]:
         """(t, d), each (B,), in this library's convention: the first ``split(B)`` rows have d = t_p - r_p
-        > 0 from two ordered draws (t_p = max, r_p = min, in the paper's time), the rest d = 0."""
+        > 0 from two ordered draws (t_p = max, r_p = min, in the paper's time), the rest d = 0 at the
+        time ``flow_time`` says."""
         a, b = self._paper_times(batch_size, generator), self._paper_times(batch_size, generator)
         t_paper, r_paper = torch.maximum(a, b), torch.minimum(a, b)
         n_interval = self.split(batch_size)
+        if self.config.flow_time == "one_draw":
+            t_paper[n_interval:] = a[n_interval:]
+        elif self.config.flow_time == "uniform":
+            t_paper[n_interval:] = torch.rand(batch_size - n_interval, generator=generator)
         r_paper[n_interval:] = t_paper[n_interval:]  # the flow rows: r = t
         return (1.0 - t_paper).to(device), (t_paper - r_paper).to(device)
+
+    def velocity(self, net: Denoiser) -> Denoiser:
+        """``net`` as the average velocity u(x_t, t, d) that the loss, the target and the sampler read."""
+        return ChunkPredicting(net, self.config.chunk_gap) if self.config.prediction == "chunk" else net
 
     @torch.no_grad()
     def interval_target(
@@ -105,8 +127,10 @@ class MeanFlowObjective:
         the tangents (v, 1, -1) for (x, t, d). Forward-mode derivatives are unaffected by no_grad. The
         pass runs without dropout, as shortcut's targets do: the target is the network's own derivative."""
 
+        u_of = self.velocity(net)
+
         def average_velocity(x: torch.Tensor, t_: torch.Tensor, d_: torch.Tensor) -> torch.Tensor:
-            return net(x, t_, d_, cond)
+            return u_of(x, t_, d_, cond)
 
         ones = torch.ones_like(t)
         # the fused attention kernels, and nn.Transformer*'s inference fast path (eval mode without
@@ -140,7 +164,7 @@ class MeanFlowObjective:
         target = v.clone()  # d = 0 rows: flow matching's target, the conditional velocity
         if n:  # interval rows (the first n): the MeanFlow target from one forward-mode pass
             target[:n] = self.interval_target(net, x_t[:n], t[:n], d[:n], v[:n], cond[:n].detach())
-        u = net(x_t, t, d, cond)  # (B, *shape) one forward over every row, the only graph
+        u = self.velocity(net)(x_t, t, d, cond)  # (B, *shape) one forward over every row, the only graph
         err = (u - target).pow(2).flatten(1).sum(1)  # (B,) per-row sum of squares, as the paper's loss
         weight = 1.0 / (err.detach() + self.config.adaptive_c) ** self.config.adaptive_p  # sg(w)
         loss = (weight * err).mean()
@@ -170,4 +194,4 @@ class MeanFlowObjective:
     ) -> torch.Tensor:
         """``steps`` steps of size d = 1/steps from noise (t = 0): x_{t+d} = x_t + d u(x_t, t, d)."""
         self.validate_steps(steps)
-        return euler_sample(net, cond, shape, steps, 1.0 / steps, self.config.clip_sample, generator)
+        return euler_sample(self.velocity(net), cond, shape, steps, 1.0 / steps, self.config.clip_sample, generator)
