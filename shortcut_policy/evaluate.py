@@ -37,7 +37,10 @@ def load_for_evaluation(cfg: DictConfig):
     policy = load_policy(file, device=cfg.device, sampling=sampling)
     from .deadline import check_deadline
 
-    deadlines = list(cfg.get("deadline_ms") or [])
+    deadlines = cfg.get("deadline_ms") or []
+    if not OmegaConf.is_list(deadlines) and not isinstance(deadlines, list):
+        deadlines = [deadlines]  # deadline_ms=20: one deadline
+    deadlines = list(deadlines)
     for deadline in deadlines:
         check_deadline(deadline)
     steps_list = list(cfg.steps) if cfg.steps else ([] if deadlines else policy.objective.valid_steps())

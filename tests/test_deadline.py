@@ -37,6 +37,7 @@ def test_the_largest_budget_that_fits_the_deadline_is_chosen_and_reported(deadli
     # each budget tried was measured (a warm-up, then a few timed calls), up to the first that does not fit
     assert sorted(steps for steps, _ in policy.budget.timings) == measured
     assert all(len(policy.budget.timings[s, 1]) == CALIBRATION_CALLS + (s == expected) for s in measured)
+    assert policy.budget.warm == {(s, 1) for s in measured}
     assert policy.budget.p95(expected, 1) == pytest.approx(expected)
 
 
@@ -64,10 +65,55 @@ def test_the_choice_follows_real_calls_and_drops_to_a_smaller_budget_when_the_ma
     assert policy.budget.p95(8, 1) > 10.0
 
 
+def test_with_probing_the_choice_climbs_back_when_the_machine_is_free_again():
+    policy = make_policy()
+    clock = NetworkClock(policy)
+    policy.budget.probe_every = 10
+    policy.act(obs(), deadline_ms=10.0)
+    clock.ms_per_call = 2.0
+    for i in range(WINDOW * policy.n_action_steps):
+        policy.act(obs(i), deadline_ms=10.0)
+    assert policy.last_steps == 4
+    clock.ms_per_call = 1.0  # free again: the next probe of 8 fits, and 8 is kept
+    seen = []
+    for i in range(30 * policy.n_action_steps):
+        policy.act(obs(i), deadline_ms=10.0)
+        seen.append(policy.last_steps)
+    assert seen[-1] == 8 and policy.budget.p95(8, 1) == pytest.approx(8.0)
+    # without probing it stays where the slow period left it (forget() measures again)
+    unprobed = make_policy()
+    clock = NetworkClock(unprobed)
+    unprobed.act(obs(), deadline_ms=10.0)
+    clock.ms_per_call = 2.0
+    for i in range(WINDOW * unprobed.n_action_steps):
+        unprobed.act(obs(i), deadline_ms=10.0)
+    clock.ms_per_call = 1.0
+    for i in range(30 * unprobed.n_action_steps):
+        unprobed.act(obs(i), deadline_ms=10.0)
+    assert unprobed.last_steps == 4
+    unprobed.budget.forget()
+    unprobed.reset()
+    unprobed.act(obs(), deadline_ms=10.0)
+    assert unprobed.last_steps == 8
+
+
+def test_the_first_call_of_a_budget_is_a_warm_up_and_is_not_counted():
+    """A slow first call (allocations, a CUDA graph's capture) at fixed steps must not lock that budget out."""
+    policy = make_policy()
+    clock = NetworkClock(policy)
+    slow_first = policy.network.denoiser.register_forward_hook(lambda *a: setattr(clock, "now", clock.now + 0.5))
+    policy.act(obs(), steps=8)  # 8 network calls, each 500 ms late
+    slow_first.remove()
+    assert policy.budget.p95(8, 1) is None and (8, 1) in policy.budget.warm
+    policy.reset()
+    policy.act(obs(), deadline_ms=10.0)
+    assert policy.last_steps == 8
+
+
 def test_a_budget_that_does_not_fit_ends_the_search_and_nothing_is_picked_above_it():
     picker = BudgetPicker([1, 2, 4, 8], clock=lambda: 0.0)
     for steps, ms in [(1, 1.0), (2, 2.0), (4, 50.0), (8, 3.0)]:  # 8 timed fast once (noise), 4 does not fit
-        for _ in range(CALIBRATION_CALLS):
+        for _ in range(CALIBRATION_CALLS + 1):  # the first is the warm-up
             picker.record(steps, 1, ms)
     assert picker.choose(10.0, 1, replan=lambda steps: pytest.fail("every budget is measured")) == 2
     assert picker.choose(0.1, 1, replan=lambda steps: None) == 1  # nothing fits: the smallest budget, not a refusal
@@ -83,17 +129,25 @@ def test_timings_are_kept_per_batch_size():
     policy.act(obs(), deadline_ms=10.0)
     assert {b for _, b in policy.budget.timings} == {1, 3}
     policy.budget.forget()
-    assert not policy.budget.timings and not policy.budget.chosen
+    assert not policy.budget.timings and not policy.budget.chosen and not policy.budget.measured
 
 
 def test_fixed_steps_are_recorded_too_and_default_to_one():
     policy = make_policy()
     NetworkClock(policy)
-    policy.act(obs())
+    for _ in range(2 * policy.n_action_steps):  # two replans: the warm-up, then one timed
+        policy.act(obs())
     assert policy.last_steps == 1 and policy.budget.p95(1, 1) == pytest.approx(1.0)
     policy.reset()
     policy.act(obs(), steps=4)
+    policy.reset()
+    policy.act(obs(), steps=4)
     assert policy.last_steps == 4 and policy.budget.p95(4, 1) == pytest.approx(4.0)
+
+
+def test_a_bad_probe_setting_is_named():
+    with pytest.raises(ValueError, match=r"probe_every: expected a number of replans >= 1 or None \(never probe\), got 0"):
+        BudgetPicker([1, 2], probe_every=0)
 
 
 @pytest.mark.parametrize("bad", [0, -5.0, float("nan"), float("inf"), "10", True, None])
@@ -114,6 +168,10 @@ def test_on_a_gpu_each_budget_it_may_choose_gets_its_own_graph():
     from shortcut_policy.policy import Policy
 
     policy = Policy(cpu.network, cpu.normalizer, cpu.objective, cpu.contract, "cuda", cuda_graph=True)
-    policy.act(obs(), deadline_ms=1e6)  # everything fits: every budget measured, each through its graph
+    policy.reset(seed=3)
+    fixed = Policy(cpu.network, cpu.normalizer, cpu.objective, cpu.contract, "cuda", cuda_graph=True)
+    fixed.reset(seed=3)
+    # everything fits: every budget measured, each through its own graph, and the actions are 128 steps'
+    np.testing.assert_allclose(policy.act(obs(), deadline_ms=1e6), fixed.act(obs(), steps=128), rtol=1e-5, atol=1e-4)
     assert policy.last_steps == 128
     assert sorted(policy._graphs) == [(s, 1) for s in [1, 2, 4, 8, 16, 32, 64, 128]]

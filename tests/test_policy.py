@@ -307,8 +307,8 @@ def test_evaluate_command_runs_from_the_command_line(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads((out / "eval.json").read_text())
     assert [r["steps"] for r in report["rows"]] == [1] and report["objective_options"]["clip_sample"] is False
-    (deadline,) = report["deadline_rows"]  # a generous deadline: the largest budget, at every replan
-    assert deadline["deadline_ms"] == 1000 and deadline["steps"] == 128 and set(deadline["steps_chosen"]) == {"128"}
+    (deadline,) = report["deadline_rows"]  # which budgets fit depends on this machine's clock (test_deadline.py fixes it)
+    assert deadline["deadline_ms"] == 1000 and deadline["episodes"] == 1 and sum(deadline["steps_chosen"].values()) >= 1
     assert "| deadline (ms) |" in (out / "eval.md").read_text()
 
 

@@ -18,6 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..contract import PolicyContract
+from ..deadline import check_deadline
 from ..envs import EnvSpec, resolve_env
 from .env_pool import EnvPool
 
@@ -92,6 +93,8 @@ def rollout(
         policy.objective.validate_steps(steps)
     elif steps is not None:
         raise ValueError(f"steps, deadline_ms: give one of them, got steps={steps!r} and deadline_ms={deadline_ms!r}")
+    else:
+        check_deadline(deadline_ms)
     n = len(seeds)
     n_videos = min(n_videos, n)
     slots = max(min(n, spec.rollout_envs or n), n_videos)  # filmed episode i runs first, in env i

@@ -1,7 +1,10 @@
 """How smooth the executed actions are: the jerk of an episode's action sequence.
 
 Jerk here is the mean norm of the second difference of the actions the env was given,
-||a[k+1] - 2 a[k] + a[k-1]||, in the env's action units (Push-T: pixels). A policy whose chunks carry
+||a[k+1] - 2 a[k] + a[k-1]||, in the env's action units (Push-T: pixels). Where actions are target
+positions (Push-T, robosuite's absolute mode) this is the change of the commanded velocity per tick,
+an acceleration in the strict sense; the name follows how robot-learning evaluations report it.
+A policy whose chunks carry
 its sampling noise is rough inside every chunk; one that is smooth inside chunks but disagrees with
 itself from one chunk to the next is rough at their boundaries. Both show in this number, which a
 score can hide: a noisy arm still reaches the block.

@@ -118,14 +118,16 @@ def evaluate_deadlines(
         }
         rows.append(row)
         if progress:
-            print(f"deadline={deadline:g}ms  chose {row['steps_chosen']}  " + format_row(row).split("  ", 1)[1])
+            print(format_row(row, head=f"deadline={deadline:g}ms  chose {row['steps_chosen']}"))
     return rows
 
 
-def format_row(row: dict) -> str:
+def format_row(row: dict, head: str | None = None) -> str:
+    """One evaluation row as a line; ``head`` replaces the leading ``steps=k``."""
     low, high = row["success_ci95"]
+    head = f"steps={row['steps']:>3}" if head is None else head
     text = (
-        f"steps={row['steps']:>3}  score={row['score']:.3f}  success={row['success_rate']:.0%} "
+        f"{head}  score={row['score']:.3f}  success={row['success_rate']:.0%} "
         f"[{low:.0%}, {high:.0%}]  len={row['mean_length']:.0f}"
     )
     if row.get("jerk") is not None:

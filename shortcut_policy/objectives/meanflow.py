@@ -17,8 +17,11 @@ The paper's training target is u_tgt = v + d sg(du/dt) with the conditional velo
 the loss ||u - sg(u_tgt)||^2 (paper eq. 9-10), no gradient through the target.
 
 Paper defaults, kept here: (t, r) drawn as two logit-normal(-0.4, 1) samples ordered so that the
-interval runs toward the data; a quarter of the rows with r != t (d > 0), the rest d = 0; adaptive
-loss weight w = 1 / (||err||^2 + c)^p with p = 1, c = 1e-3, on the per-row sum of squares.
+interval runs toward the data; a quarter of the rows with r != t (d > 0), the rest d = 0, whose time is
+the later (noisier) of the two draws as in the paper's code; adaptive loss weight
+w = 1 / (||err||^2 + c)^p with p = 1, c = 1e-3, on the per-row sum of squares. The later of two draws
+reaches the path's last tenth (t > 0.9 here) in about 0.1% of the rows, where a many-step sampler
+makes its last refinements: ``flow_time`` draws the d = 0 rows' time otherwise.
 
 Only the interval rows (d > 0) need the forward-mode pass (d sg(du/dt) is 0 at d = 0). The target
 is detached, so that pass runs without recording a graph; the prediction u then comes from one plain
@@ -47,7 +50,7 @@ class MeanFlowConfig:
 
     interval_fraction: float = 0.25  # share of each batch with r != t (an interval d > 0); the paper's 25%
     time_sampler: str = "logit_normal"  # "logit_normal" (the paper's) or "uniform", for both ends of the interval
-    time_mean: float = -0.4  # logit-normal mean, over the paper's time (noise at 1): -0.4 leans toward the data
+    time_mean: float = -0.4  # logit-normal mean, over the paper's time (noise at 1): one draw leans toward the data
     time_std: float = 1.0  # logit-normal standard deviation
     adaptive_p: float = 1.0  # loss weight 1 / (||err||^2 + c)^p; 0 = plain squared error
     adaptive_c: float = 1e-3
