@@ -310,6 +310,7 @@ def test_evaluate_command_runs_from_the_command_line(tmp_path):
     (deadline,) = report["deadline_rows"]  # which budgets fit depends on this machine's clock (test_deadline.py fixes it)
     assert deadline["deadline_ms"] == 1000 and deadline["episodes"] == 1 and sum(deadline["steps_chosen"].values()) >= 1
     assert "| deadline (ms) |" in (out / "eval.md").read_text()
+    assert (out / "eval_deadline.png").is_file()
 
 
 def test_batched_act_keeps_a_history_and_a_queue_per_row_and_resets_chosen_rows():

@@ -71,15 +71,41 @@ def plot_rows(path: str | Path, rows: list[dict], title: str, spec: EnvSpec) -> 
     return out
 
 
+def plot_deadlines(path: str | Path, rows: list[dict], title: str, spec: EnvSpec) -> Path:
+    """Score and success against the deadline, each point labelled with the budget used most."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    deadlines = [r["deadline_ms"] for r in rows]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(deadlines, [r["score"] for r in rows], "o-", label="score (mean over episodes)")
+    ax.plot(deadlines, [r["success_rate"] for r in rows], "s--", label="success rate")
+    for r in rows:
+        ax.annotate(f"{r['steps']} step{'s' if r['steps'] > 1 else ''}", (r["deadline_ms"], r["score"]),
+                    textcoords="offset points", xytext=(0, 8), ha="center", fontsize=8)
+    ax.set(xscale="log", xlabel="replanning deadline (ms)", title=title, **score_axis(spec))
+    ax.set_xticks(deadlines, [f"{d:g}" for d in deadlines])
+    ax.legend()
+    fig.tight_layout()
+    out = atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
+    plt.close(fig)
+    return out
+
+
 def write_report(
     out_dir: str | Path, rows: list[dict], meta: dict, spec: EnvSpec, title: str = "", deadline_rows: list[dict] | None = None
 ) -> dict[str, Path]:
     """Write eval.json, eval.md and eval.png (when there are step rows) into ``out_dir``; ``spec``: the env the rows
-    were rolled out in; ``deadline_rows``: those of ``evaluate_deadlines``, in the JSON and as a second table."""
+    were rolled out in; ``deadline_rows``: those of ``evaluate_deadlines``, in the JSON, as a second table and
+    as eval_deadline.png."""
     out_dir = Path(out_dir)
     report = {**meta, "rows": rows, **({"deadline_rows": deadline_rows} if deadline_rows else {})}
     tables = (markdown_table(rows) if rows else "") + ("\n" + deadline_table(deadline_rows) if deadline_rows else "")
     paths = {"json": write_json(out_dir / "eval.json", report), "markdown": write_text(out_dir / "eval.md", tables)}
     if rows:
         paths["plot"] = plot_rows(out_dir / "eval.png", rows, title, spec)
+    if deadline_rows:
+        paths["deadline plot"] = plot_deadlines(out_dir / "eval_deadline.png", deadline_rows, title, spec)
     return paths
