@@ -97,6 +97,15 @@ def test_the_flow_rows_time_is_drawn_as_asked_and_the_interval_rows_are_untouche
     assert ((t >= 0) & (t <= 1)).all()
 
 
+def test_corner_rows_are_the_one_step_map_and_the_rest_are_untouched():
+    obj = MeanFlowObjective(MeanFlowConfig(corner_fraction=0.5))
+    t, d = obj.sample_times(64, torch.Generator().manual_seed(0))
+    t_ref, d_ref = MeanFlowObjective().sample_times(64, torch.Generator().manual_seed(0))
+    n = obj.split(64)  # 16 interval rows, the first 8 at (0, 1)
+    assert (t[:8] == 0).all() and (d[:8] == 1).all()
+    assert torch.equal(t[8:], t_ref[8:]) and torch.equal(d[8:], d_ref[8:]) and (d[8:n] < 1).all()
+
+
 def test_a_chunk_predicting_network_gives_its_chunk_in_one_step_and_the_velocity_toward_it():
     """prediction=chunk: u = (x̂ - x_t) / max(1 - t, gap), so one step from noise is x̂ itself (clipped)."""
     x_hat = torch.linspace(-1.5, 1.5, 8).reshape(1, 4, 2).expand(3, 4, 2)
@@ -167,6 +176,7 @@ def test_k_step_sampling_tells_the_network_d_equal_1_over_k(steps):
         ({"adaptive_c": 0.0}, "objective.adaptive_c"),
         ({"flow_time": "max"}, "objective.flow_time: expected one of \\['later_of_two', 'one_draw', 'uniform'\\], got 'max'"),
         ({"prediction": "x"}, "objective.prediction: expected one of \\['velocity', 'chunk'\\]"),
+        ({"corner_fraction": 1.5}, "objective.corner_fraction: expected a value in \\[0, 1\\], got 1.5"),
         ({"chunk_gap": 0.0}, "objective.chunk_gap: expected a value in \\(0, 1\\], got 0.0"),
         ({"max_steps": 8}, "unknown options \\['max_steps'\\]"),
     ],

@@ -57,6 +57,7 @@ class MeanFlowConfig:
     # the d = 0 rows' time: the later (noisier) of the two draws, as the paper's code draws it, which leaves the
     # path's last tenth almost untrained; one draw of time_sampler; or uniform over the whole path
     flow_time: str = "later_of_two"
+    corner_fraction: float = 0.0  # share of the interval rows set to the one-step map itself: t = 0, d = 1
     prediction: str = "velocity"  # the network's output: the average velocity u, or the chunk x̂ (ChunkPredicting)
     chunk_gap: float = 0.05  # prediction=chunk: u = (x̂ - x_t) / max(1 - t, chunk_gap)
     clip_sample: bool = True  # clamp the final sample to the normalized data range [-1, 1]
@@ -74,6 +75,8 @@ class MeanFlowConfig:
             raise ValueError(f"objective.adaptive_p: expected a value in [0, 2] (1: the paper's), got {self.adaptive_p}")
         if not 0.0 < self.adaptive_c < 1e6:
             raise ValueError(f"objective.adaptive_c: expected a small positive number (the paper's 1e-3), got {self.adaptive_c}")
+        if not 0.0 <= self.corner_fraction <= 1.0:
+            raise ValueError(f"objective.corner_fraction: expected a value in [0, 1], got {self.corner_fraction}")
         if self.flow_time not in FLOW_TIMES:
             raise ValueError(f"objective.flow_time: expected one of {list(FLOW_TIMES)}, got {self.flow_time!r}")
         if self.prediction not in PREDICTIONS:
@@ -106,7 +109,8 @@ class MeanFlowObjective:
     def sample_times(self, batch_size: int, generator: torch.Generator | None = None, device=None) -> tuple[torch.Tensor, torch.Tensor]:
         """(t, d), each (B,), in this library's convention: the first ``split(B)`` rows have d = t_p - r_p
         > 0 from two ordered draws (t_p = max, r_p = min, in the paper's time), the rest d = 0 at the
-        time ``flow_time`` says."""
+        time ``flow_time`` says; the first ``corner_fraction`` of the interval rows are the one-step map's
+        (t, d) = (0, 1), which two draws almost never reach."""
         a, b = self._paper_times(batch_size, generator), self._paper_times(batch_size, generator)
         t_paper, r_paper = torch.maximum(a, b), torch.minimum(a, b)
         n_interval = self.split(batch_size)
@@ -115,6 +119,8 @@ class MeanFlowObjective:
         elif self.config.flow_time == "uniform":
             t_paper[n_interval:] = torch.rand(batch_size - n_interval, generator=generator)
         r_paper[n_interval:] = t_paper[n_interval:]  # the flow rows: r = t
+        n_corner = int(round(self.config.corner_fraction * n_interval))
+        t_paper[:n_corner], r_paper[:n_corner] = 1.0, 0.0  # from the noise to the data in one interval
         return (1.0 - t_paper).to(device), (t_paper - r_paper).to(device)
 
     def velocity(self, net: Denoiser) -> Denoiser:
