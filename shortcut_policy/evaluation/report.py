@@ -102,7 +102,7 @@ def write_report(
     as eval_deadline.png."""
     out_dir = Path(out_dir)
     report = {**meta, "rows": rows, **({"deadline_rows": deadline_rows} if deadline_rows else {})}
-    tables = (markdown_table(rows) if rows else "") + ("\n" + deadline_table(deadline_rows) if deadline_rows else "")
+    tables = "\n".join(([markdown_table(rows)] if rows else []) + ([deadline_table(deadline_rows)] if deadline_rows else []))
     paths = {"json": write_json(out_dir / "eval.json", report), "markdown": write_text(out_dir / "eval.md", tables)}
     if rows:
         paths["plot"] = plot_rows(out_dir / "eval.png", rows, title, spec)
