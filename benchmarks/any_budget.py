@@ -62,6 +62,17 @@ def evaluate_run(run: Path, steps: list[int], episodes: int) -> dict:
     return saved
 
 
+def cpu_model() -> str:
+    """The CPU's model name (Linux), else what ``platform`` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def summarize(variant: dict[str, dict], steps: list[int]) -> dict:
     """Per budget: the seeds' scores, mean and interval; success pooled; jerk mean over seeds."""
     out = {}
@@ -114,11 +125,12 @@ def update_records(path: Path, task: str, result: dict, default: str | None) -> 
     for name, v in result["variants"].items():
         runs = list(v["runs"].values())
         seen = {r["step"] * r["batch_size"] for r in runs if r.get("step") and r.get("batch_size")}
+        samples_seen = seen.pop() if len(seen) == 1 else None  # None where the runs differ
         for k, row in v["by_steps"].items():
             new.append({"task": task, "objective": name, "objective_options": runs[0]["objective"], "steps": int(k),
                         "score": row["score"], "score_ci95": row["score_ci95"], "success": row["success_rate"],
                         "jerk": row["jerk"], "seeds": len(runs), "episodes": row["episodes"],
-                        "samples_seen": seen.pop() if len(seen) == 1 else None, "device": result["machine"],
+                        "samples_seen": samples_seen, "device": result["machine"],
                         "date": result["date"], "commit": result["commit"], "page": result.get("page"),
                         **({"default": True} if name == default else {})})
     keys = {(r["task"], r["objective"], r["steps"]) for r in new}
@@ -133,15 +145,19 @@ def plot(path: Path, summaries: dict[str, dict], steps: list[int], title: str) -
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-    for name, summary in summaries.items():
-        score = [summary[k]["score"] for k in steps]
-        ci = [summary[k]["score_ci95"] or 0.0 for k in steps]
-        axes[0].errorbar(steps, score, yerr=ci, marker="o", capsize=3, label=name)
-        axes[1].plot(steps, [summary[k]["success_rate"] for k in steps], "s-", label=name)
-        axes[2].plot(steps, [summary[k]["jerk"] for k in steps], "^-", label=name)
-    for ax, label in zip(axes, ["score (mean over seeds, 95% t)", "success rate (pooled)", "jerk of executed actions"]):
+    for i, (name, summary) in enumerate(summaries.items()):
+        colour = f"C{i}"
+        axes[0].plot(steps, [summary[k]["score"] for k in steps], "o-", color=colour, label=name)
+        for k in steps:  # each training seed's score, so that two seeds' spread is seen rather than a t interval
+            axes[0].plot([k] * len(summary[k]["scores"]), summary[k]["scores"], ".", color=colour, alpha=0.4)
+        axes[1].plot(steps, [summary[k]["success_rate"] for k in steps], "s-", color=colour, label=name)
+        axes[2].plot(steps, [summary[k]["jerk"] for k in steps], "^-", color=colour, label=name)
+    for ax, label in zip(axes, ["score (mean over seeds; dots: each seed)", "success rate (pooled over seeds)",
+                                "jerk of executed actions (action units)"]):
         ax.set(xscale="log", xlabel="sampling steps (NFE)", ylabel=label)
         ax.set_xticks(steps, [str(s) for s in steps])
+    axes[0].set_ylim(0, 1.02)
+    axes[1].set_ylim(0, 1.02)
     axes[2].set_yscale("log")
     axes[0].set_title(title)
     axes[0].legend(fontsize=8)
@@ -180,7 +196,7 @@ def main() -> None:
         parser.error(f"--steps: the criteria compare every budget with 1 step, and 1 step's jerk with 8 steps'; got {args.steps}")
     variants: dict[str, dict[str, dict]] = {}
     for spec in args.variant:
-        name, _, runs = spec.partition("=")
+        name, _, runs = spec.rpartition("=")  # the name may hold "=" (an option), the run paths not
         paths = [Path(r) for r in runs.split(",") if r]
         if not name or not paths:
             parser.error(f"--variant: expected NAME=RUN[,RUN...], got {spec!r}")
@@ -203,8 +219,8 @@ def main() -> None:
         "command": "python benchmarks/any_budget.py " + " ".join(f"--variant '{v}'" for v in args.variant),
         "date": datetime.date.today().isoformat(),
         "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip(),
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-                   f"{torch.get_num_threads()} threads",
+        "machine": f"{cpu_model()}, {os.cpu_count()} cores, no GPU, torch {torch.__version__} (evaluated at "
+                   f"{torch.get_num_threads()} threads)",
         "episodes": args.episodes, "steps": args.steps, "baseline": baseline, "targets": TARGETS,
         "variants": {
             name: {"runs": {run: {"step": v["step"], "batch_size": v.get("batch_size"), "objective": v["objective"], "rows": [
