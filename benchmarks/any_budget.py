@@ -25,7 +25,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import subprocess
 from pathlib import Path
 
@@ -37,6 +36,7 @@ from shortcut_policy.evaluate import trained_env
 from shortcut_policy.evaluation.stats import mean_ci95
 from shortcut_policy.evaluation.sweep import evaluate_policy
 from shortcut_policy.policy import load_policy
+from shortcut_policy.utils.device import cpu_model
 from shortcut_policy.utils.io import atomic_write, write_json
 
 CACHE = "eval_any_budget.json"
@@ -60,17 +60,6 @@ def evaluate_run(run: Path, steps: list[int], episodes: int) -> dict:
              "batch_size": train.get("batch_size"), "objective": policy.contract.objective, "rows": rows}
     write_json(cache, saved)
     return saved
-
-
-def cpu_model() -> str:
-    """The CPU's model name (Linux), else what ``platform`` knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def summarize(variant: dict[str, dict], steps: list[int]) -> dict:

@@ -16,9 +16,27 @@ from typing import Sequence
 import numpy as np
 
 from ..envs import EnvSpec
-from .rollout import measure_act_latency, rollout, save_video
+from .rollout import EpisodeResult, measure_act_latency, rollout, save_video
 from .smoothness import action_jerk, mean_jerk
 from .stats import wilson_interval
+
+
+def outcomes(results: Sequence[EpisodeResult], rollout_seconds: float) -> dict:
+    """What a row says of its episodes: score, success with its Wilson interval, length, jerk, each episode."""
+    n_success = sum(r.success for r in results)
+    low, high = wilson_interval(n_success, len(results))
+    jerks = [action_jerk(r.actions) if r.actions else None for r in results]
+    return {
+        "episodes": len(results),
+        "score": float(np.mean([r.score for r in results])),
+        "success_rate": n_success / len(results),
+        "success_ci95": [low, high],
+        "mean_length": float(np.mean([r.length for r in results])),
+        "jerk": mean_jerk(jerks),  # action units; None when no episode has 3 actions
+        "rollout_seconds": rollout_seconds,
+        "per_episode": [{"seed": r.seed, "score": r.score, "success": r.success, "length": r.length, "jerk": j}
+                        for r, j in zip(results, jerks)],
+    }
 
 
 def evaluate_policy(
@@ -46,21 +64,7 @@ def evaluate_policy(
         results = rollout(policy, env, seeds, steps, n_videos=n_videos if video_dir else 0, progress=progress,
                           workers=workers)
         rollout_s = time.perf_counter() - start
-        n_success = sum(r.success for r in results)
-        low, high = wilson_interval(n_success, len(results))
-        jerks = [action_jerk(r.actions) if r.actions else None for r in results]
-        row = {
-            "steps": steps,
-            "episodes": len(results),
-            "score": float(np.mean([r.score for r in results])),
-            "success_rate": n_success / len(results),
-            "success_ci95": [low, high],
-            "mean_length": float(np.mean([r.length for r in results])),
-            "jerk": mean_jerk(jerks),  # action units; None when no episode has 3 actions
-            "rollout_seconds": rollout_s,
-            "per_episode": [{"seed": r.seed, "score": r.score, "success": r.success, "length": r.length, "jerk": j}
-                            for r, j in zip(results, jerks)],
-        }
+        row = {"steps": steps, **outcomes(results, rollout_s)}
         if latency_calls:
             row.update(measure_act_latency(policy, env, steps, n_calls=latency_calls, seed=seed_start))
         if video_dir:
@@ -97,24 +101,13 @@ def evaluate_deadlines(
         start = time.perf_counter()
         results = rollout(policy, env, seeds, None, progress=progress, workers=workers, deadline_ms=deadline)
         rollout_s = time.perf_counter() - start
-        n_success = sum(r.success for r in results)
-        low, high = wilson_interval(n_success, len(results))
-        jerks = [action_jerk(r.actions) if r.actions else None for r in results]
         chosen = dict(sorted(policy.budget.chosen.items()))
         row = {
             "deadline_ms": deadline,
             "steps_chosen": {str(k): v for k, v in chosen.items()},  # budget -> replanning calls that used it
             "steps": max(chosen, key=lambda k: (chosen[k], k)),  # the budget used most
             "replan_p95_ms": {str(k): policy.budget.p95(k, 1) for k in chosen},  # recent p95 of each budget used
-            "episodes": len(results),
-            "score": float(np.mean([r.score for r in results])),
-            "success_rate": n_success / len(results),
-            "success_ci95": [low, high],
-            "mean_length": float(np.mean([r.length for r in results])),
-            "jerk": mean_jerk(jerks),
-            "rollout_seconds": rollout_s,
-            "per_episode": [{"seed": r.seed, "score": r.score, "success": r.success, "length": r.length, "jerk": j}
-                            for r, j in zip(results, jerks)],
+            **outcomes(results, rollout_s),
         }
         rows.append(row)
         if progress:
