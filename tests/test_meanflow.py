@@ -106,6 +106,40 @@ def test_corner_rows_are_the_one_step_map_and_the_rest_are_untouched():
     assert torch.equal(t[8:], t_ref[8:]) and torch.equal(d[8:], d_ref[8:]) and (d[8:n] < 1).all()
 
 
+@pytest.mark.parametrize("prediction", ["velocity", "chunk"])
+def test_corner_rows_with_a_k_step_target_learn_where_k_steps_take_their_own_noise(prediction):
+    """corner_steps=4: the corner rows (t, d) = (0, 1) are asked for u = x_4 - x0, x_4 the network's own
+    4-step sample (clipped) from the row's noise; the other interval rows keep the identity's target."""
+    torch.manual_seed(0)
+    net = tiny_network("unet")
+    obj = MeanFlowObjective(MeanFlowConfig(corner_fraction=0.5, corner_steps=4, prediction=prediction))
+    x0, cond = torch.randn(5, 8, 2), net.encode({"k": torch.randn(5, 2, 4)})
+    u, x = obj.velocity(net), x0
+    with torch.no_grad():
+        for i in range(4):
+            x = x + u(x, torch.full((5,), i / 4), torch.full((5,), 0.25), cond) / 4
+    torch.testing.assert_close(obj.corner_target(net, x0, cond), x.clamp(-1, 1))
+
+    seen = {}
+    corner, interval = obj.corner_target, obj.interval_target
+
+    def corner_rows(n, x_t, c):
+        seen["corner"] = x_t
+        return corner(n, x_t, c)
+
+    def interval_rows(n, x_t, t, d, v, c):
+        seen["interval"] = (t, d)
+        return interval(n, x_t, t, d, v, c)
+
+    obj.corner_target, obj.interval_target = corner_rows, interval_rows
+    loss, _ = obj.loss(net, torch.rand(64, 8, 2) * 2 - 1, {"k": torch.randn(64, 2, 4)}, generator=torch.Generator().manual_seed(0))
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert seen["corner"].shape[0] == 8  # 16 interval rows, half of them corners
+    t, d = seen["interval"]
+    assert t.shape[0] == 8 and (d < 1).all() and (t > 0).all()  # the rest, at their drawn (t, d)
+
+
 def test_a_chunk_predicting_network_gives_its_chunk_in_one_step_and_the_velocity_toward_it():
     """prediction=chunk: u = (x̂ - x_t) / max(1 - t, gap), so one step from noise is x̂ itself (clipped)."""
     x_hat = torch.linspace(-1.5, 1.5, 8).reshape(1, 4, 2).expand(3, 4, 2)
@@ -177,6 +211,8 @@ def test_k_step_sampling_tells_the_network_d_equal_1_over_k(steps):
         ({"flow_time": "max"}, "objective.flow_time: expected one of \\['later_of_two', 'one_draw', 'uniform'\\], got 'max'"),
         ({"prediction": "x"}, "objective.prediction: expected one of \\['velocity', 'chunk'\\]"),
         ({"corner_fraction": 1.5}, "objective.corner_fraction: expected a value in \\[0, 1\\], got 1.5"),
+        ({"corner_steps": 1, "corner_fraction": 0.25}, "objective.corner_steps: expected 0 \\(the MeanFlow target\\) or a step count in \\[2, 128\\], got 1"),
+        ({"corner_steps": 8}, "objective.corner_steps: 8 steps' target is for the corner rows, and objective.corner_fraction is 0"),
         ({"chunk_gap": 0.0}, "objective.chunk_gap: expected a value in \\(0, 1\\], got 0.0"),
         ({"max_steps": 8}, "unknown options \\['max_steps'\\]"),
     ],

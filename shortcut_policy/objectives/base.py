@@ -197,13 +197,15 @@ def euler_sample(
     d: float,
     clip: bool,
     generator: torch.Generator | None = None,
+    noise: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Integrate x' = net(x, t, d) from noise at t = 0 to data at t = 1 in ``steps`` Euler steps of
-    1/steps; ``d`` is the step size the network is told (1/steps, or 0 where it ignores the step)."""
+    1/steps; ``d`` is the step size the network is told (1/steps, or 0 where it ignores the step).
+    ``noise`` (B, *shape): the start, where the caller has one; else it is drawn."""
     b = cond.shape[0]
-    x = draw_noise((b, *shape), generator, cond.device)
-    step_size = torch.full((b,), float(d), device=cond.device)
+    x = draw_noise((b, *shape), generator, cond.device) if noise is None else noise
+    step_size = torch.full((b,), float(d), dtype=x.dtype, device=cond.device)
     for i in range(steps):
-        t = torch.full((b,), i / steps, device=cond.device)
+        t = torch.full((b,), i / steps, dtype=x.dtype, device=cond.device)
         x = x + net(x, t, step_size, cond) / steps
     return x.clamp(-1.0, 1.0) if clip else x

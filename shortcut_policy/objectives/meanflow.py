@@ -21,7 +21,9 @@ interval runs toward the data; a quarter of the rows with r != t (d > 0), the re
 the later (noisier) of the two draws as in the paper's code; adaptive loss weight
 w = 1 / (||err||^2 + c)^p with p = 1, c = 1e-3, on the per-row sum of squares. The later of two draws
 reaches the path's last tenth (t > 0.9 here) in about 0.1% of the rows, where a many-step sampler
-makes its last refinements: ``flow_time`` draws the d = 0 rows' time otherwise.
+makes its last refinements: ``flow_time`` draws the d = 0 rows' time otherwise. ``corner_fraction``
+puts a share of the interval rows at the one-step map, (t, d) = (0, 1), and ``corner_steps`` gives those
+rows the network's own k-step sample from the same noise as their target instead of the identity's.
 
 Only the interval rows (d > 0) need the forward-mode pass (d sg(du/dt) is 0 at d = 0). The target
 is detached, so that pass runs without recording a graph; the prediction u then comes from one plain
@@ -58,6 +60,9 @@ class MeanFlowConfig:
     # path's last tenth almost untrained; one draw of time_sampler; or uniform over the whole path
     flow_time: str = "later_of_two"
     corner_fraction: float = 0.0  # share of the interval rows set to the one-step map itself: t = 0, d = 1
+    # the corner rows' target: 0, the MeanFlow identity's (as every interval row); k >= 2, the network's own
+    # k-step sample from the same noise, so the one-step map learns where k steps take that noise
+    corner_steps: int = 0
     prediction: str = "velocity"  # the network's output: the average velocity u, or the chunk x̂ (ChunkPredicting)
     chunk_gap: float = 0.05  # prediction=chunk: u = (x̂ - x_t) / max(1 - t, chunk_gap)
     clip_sample: bool = True  # clamp the final sample to the normalized data range [-1, 1]
@@ -77,6 +82,11 @@ class MeanFlowConfig:
             raise ValueError(f"objective.adaptive_c: expected a small positive number (the paper's 1e-3), got {self.adaptive_c}")
         if not 0.0 <= self.corner_fraction <= 1.0:
             raise ValueError(f"objective.corner_fraction: expected a value in [0, 1], got {self.corner_fraction}")
+        if self.corner_steps != 0 and not 2 <= self.corner_steps <= 128:
+            raise ValueError(f"objective.corner_steps: expected 0 (the MeanFlow target) or a step count in [2, 128], got {self.corner_steps}")
+        if self.corner_steps and not self.corner_fraction:
+            raise ValueError(f"objective.corner_steps: {self.corner_steps} steps' target is for the corner rows, and "
+                             "objective.corner_fraction is 0; set it above 0 or corner_steps to 0")
         if self.flow_time not in FLOW_TIMES:
             raise ValueError(f"objective.flow_time: expected one of {list(FLOW_TIMES)}, got {self.flow_time!r}")
         if self.prediction not in PREDICTIONS:
@@ -100,6 +110,10 @@ class MeanFlowObjective:
         n = int(round(self.config.interval_fraction * batch_size))
         return max(n, 1) if self.config.interval_fraction > 0 else n
 
+    def corners(self, n_interval: int) -> int:
+        """Number of corner rows, (t, d) = (0, 1), among ``n_interval`` interval rows; they come first."""
+        return int(round(self.config.corner_fraction * n_interval))
+
     def _paper_times(self, n: int, generator: torch.Generator | None) -> torch.Tensor:
         """n draws of the paper's time (noise at 1) from the configured distribution."""
         if self.config.time_sampler == "uniform":
@@ -119,7 +133,7 @@ class MeanFlowObjective:
         elif self.config.flow_time == "uniform":
             t_paper[n_interval:] = torch.rand(batch_size - n_interval, generator=generator)
         r_paper[n_interval:] = t_paper[n_interval:]  # the flow rows: r = t
-        n_corner = int(round(self.config.corner_fraction * n_interval))
+        n_corner = self.corners(n_interval)
         t_paper[:n_corner], r_paper[:n_corner] = 1.0, 0.0  # from the noise to the data in one interval
         return (1.0 - t_paper).to(device), (t_paper - r_paper).to(device)
 
@@ -153,6 +167,15 @@ class MeanFlowObjective:
             torch.backends.mha.set_fastpath_enabled(fastpath)
         return v + broadcast_to(d, x_t) * du_dt  # u_tgt = v + d sg(du/dt)
 
+    @torch.no_grad()
+    def corner_target(self, net: Denoiser, x0: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """The network's own ``corner_steps``-step sample from the noise x0 (B, *shape), as the sampler would
+        draw it (clipped where it clips), without a graph and without dropout: a self-distillation of the
+        many-step map into the one-step map, noise by noise, so the modes the many steps reach are kept."""
+        steps = self.config.corner_steps
+        with eval_mode(net):
+            return euler_sample(self.velocity(net), cond, tuple(x0.shape[1:]), steps, 1.0 / steps, self.config.clip_sample, noise=x0)
+
     # -------------------------------------------------------------------- train
     def loss(
         self,
@@ -171,8 +194,11 @@ class MeanFlowObjective:
         n = self.split(b)
 
         target = v.clone()  # d = 0 rows: flow matching's target, the conditional velocity
-        if n:  # interval rows (the first n): the MeanFlow target from one forward-mode pass
-            target[:n] = self.interval_target(net, x_t[:n], t[:n], d[:n], v[:n], cond[:n].detach())
+        k = self.corners(n) if self.config.corner_steps else 0  # corner rows with a k-step target come first
+        if k:  # x_t = x0 there (t = 0, d = 1): u(x0, 0, 1) should reach where corner_steps steps reach
+            target[:k] = self.corner_target(net, x_t[:k], cond[:k].detach()) - x_t[:k]
+        if n > k:  # interval rows: the MeanFlow target from one forward-mode pass
+            target[k:n] = self.interval_target(net, x_t[k:n], t[k:n], d[k:n], v[k:n], cond[k:n].detach())
         u = self.velocity(net)(x_t, t, d, cond)  # (B, *shape) one forward over every row, the only graph
         err = (u - target).pow(2).flatten(1).sum(1)  # (B,) per-row sum of squares, as the paper's loss
         weight = 1.0 / (err.detach() + self.config.adaptive_c) ** self.config.adaptive_p  # sg(w)
