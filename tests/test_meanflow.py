@@ -106,6 +106,18 @@ def test_corner_rows_are_the_one_step_map_and_the_rest_are_untouched():
     assert torch.equal(t[8:], t_ref[8:]) and torch.equal(d[8:], d_ref[8:]) and (d[8:n] < 1).all()
 
 
+def test_endpoint_rows_end_at_the_data_from_a_uniform_time_after_the_corners():
+    obj = MeanFlowObjective(MeanFlowConfig(corner_fraction=0.25, endpoint_fraction=0.5))
+    t, d = obj.sample_times(4096, torch.Generator().manual_seed(0))
+    n = obj.split(4096)  # 1024 interval rows: 256 corners, then 512 ending at the data
+    assert (t[:256] == 0).all() and (d[:256] == 1).all()
+    end_t, end_d = t[256:768], d[256:768]
+    torch.testing.assert_close(end_t + end_d, torch.ones(512))
+    assert ((end_t >= 0) & (end_t < 1)).all() and (end_d > 0).all()
+    assert abs(end_t.mean().item() - 0.5) < 0.05 and (end_t < 0.1).any() and (end_t > 0.9).any()  # the whole path
+    assert ((t[768:n] + d[768:n]) < 1).all() and (d[n:] == 0).all()  # the other interval rows and the flow rows
+
+
 @pytest.mark.parametrize("prediction", ["velocity", "chunk"])
 def test_corner_rows_with_a_k_step_target_learn_where_k_steps_take_their_own_noise(prediction):
     """corner_steps=4: the corner rows (t, d) = (0, 1) are asked for u = x_4 - x0, x_4 the network's own
@@ -211,6 +223,8 @@ def test_k_step_sampling_tells_the_network_d_equal_1_over_k(steps):
         ({"flow_time": "max"}, "objective.flow_time: expected one of \\['later_of_two', 'one_draw', 'uniform'\\], got 'max'"),
         ({"prediction": "x"}, "objective.prediction: expected one of \\['velocity', 'chunk'\\]"),
         ({"corner_fraction": 1.5}, "objective.corner_fraction: expected a value in \\[0, 1\\], got 1.5"),
+        ({"corner_fraction": 0.5, "endpoint_fraction": 0.75},
+         "objective.endpoint_fraction: expected a value in \\[0, 1 - corner_fraction\\] = \\[0, 0.5\\], got 0.75"),
         ({"corner_steps": 1, "corner_fraction": 0.25}, "objective.corner_steps: expected 0 \\(the MeanFlow target\\) or a step count in \\[2, 128\\], got 1"),
         ({"corner_steps": 8}, "objective.corner_steps: 8 steps' target is for the corner rows, and objective.corner_fraction is 0"),
         ({"chunk_gap": 0.0}, "objective.chunk_gap: expected a value in \\(0, 1\\], got 0.0"),

@@ -24,6 +24,11 @@ reaches the path's last tenth (t > 0.9 here) in about 0.1% of the rows, where a 
 makes its last refinements: ``flow_time`` draws the d = 0 rows' time otherwise. ``corner_fraction``
 puts a share of the interval rows at the one-step map, (t, d) = (0, 1), and ``corner_steps`` gives those
 rows the network's own k-step sample from the same noise as their target instead of the identity's.
+``endpoint_fraction`` puts a share at intervals that end at the data, t uniform and d = 1 - t: the family
+the one-step map belongs to. On that family the identity's target reads u + dE/dt, E = x_t + (1 - t) u the
+interval's end, so the loss pulls each row's end toward the end seen a moment later along the path; it is
+anchored where t reaches 1 (E = x there), and only a family that spans the whole path carries that anchor
+down to t = 0. Corner rows alone are one point of that family, with no rows between them and the anchor.
 
 Only the interval rows (d > 0) need the forward-mode pass (d sg(du/dt) is 0 at d = 0). The target
 is detached, so that pass runs without recording a graph; the prediction u then comes from one plain
@@ -63,6 +68,8 @@ class MeanFlowConfig:
     # the corner rows' target: 0, the MeanFlow identity's (as every interval row); k >= 2, the network's own
     # k-step sample from the same noise, so the one-step map learns where k steps take that noise
     corner_steps: int = 0
+    # share of the interval rows (after the corner rows) that end at the data: t uniform in [0, 1), d = 1 - t
+    endpoint_fraction: float = 0.0
     prediction: str = "velocity"  # the network's output: the average velocity u, or the chunk x̂ (ChunkPredicting)
     chunk_gap: float = 0.05  # prediction=chunk: u = (x̂ - x_t) / max(1 - t, chunk_gap)
     clip_sample: bool = True  # clamp the final sample to the normalized data range [-1, 1]
@@ -87,6 +94,9 @@ class MeanFlowConfig:
         if self.corner_steps and not self.corner_fraction:
             raise ValueError(f"objective.corner_steps: {self.corner_steps} steps' target is for the corner rows, and "
                              "objective.corner_fraction is 0; set it above 0 or corner_steps to 0")
+        if not 0.0 <= self.endpoint_fraction <= 1.0 - self.corner_fraction:
+            raise ValueError(f"objective.endpoint_fraction: expected a value in [0, 1 - corner_fraction] = "
+                             f"[0, {1.0 - self.corner_fraction:g}], got {self.endpoint_fraction}")
         if self.flow_time not in FLOW_TIMES:
             raise ValueError(f"objective.flow_time: expected one of {list(FLOW_TIMES)}, got {self.flow_time!r}")
         if self.prediction not in PREDICTIONS:
@@ -114,6 +124,10 @@ class MeanFlowObjective:
         """Number of corner rows, (t, d) = (0, 1), among ``n_interval`` interval rows; they come first."""
         return int(round(self.config.corner_fraction * n_interval))
 
+    def endpoints(self, n_interval: int) -> int:
+        """Number of rows ending at the data (t uniform, d = 1 - t) among ``n_interval``; after the corners."""
+        return min(int(round(self.config.endpoint_fraction * n_interval)), n_interval - self.corners(n_interval))
+
     def _paper_times(self, n: int, generator: torch.Generator | None) -> torch.Tensor:
         """n draws of the paper's time (noise at 1) from the configured distribution."""
         if self.config.time_sampler == "uniform":
@@ -124,7 +138,8 @@ class MeanFlowObjective:
         """(t, d), each (B,), in this library's convention: the first ``split(B)`` rows have d = t_p - r_p
         > 0 from two ordered draws (t_p = max, r_p = min, in the paper's time), the rest d = 0 at the
         time ``flow_time`` says; the first ``corner_fraction`` of the interval rows are the one-step map's
-        (t, d) = (0, 1), which two draws almost never reach."""
+        (t, d) = (0, 1), which two draws almost never reach, and the next ``endpoint_fraction`` end at the
+        data (t uniform, d = 1 - t)."""
         a, b = self._paper_times(batch_size, generator), self._paper_times(batch_size, generator)
         t_paper, r_paper = torch.maximum(a, b), torch.minimum(a, b)
         n_interval = self.split(batch_size)
@@ -135,6 +150,10 @@ class MeanFlowObjective:
         r_paper[n_interval:] = t_paper[n_interval:]  # the flow rows: r = t
         n_corner = self.corners(n_interval)
         t_paper[:n_corner], r_paper[:n_corner] = 1.0, 0.0  # from the noise to the data in one interval
+        n_end = n_corner + self.endpoints(n_interval)
+        if n_end > n_corner:  # from a uniform time to the data: r_p = 0, t_p in (0, 1]
+            t_paper[n_corner:n_end] = 1.0 - torch.rand(n_end - n_corner, generator=generator)
+            r_paper[n_corner:n_end] = 0.0
         return (1.0 - t_paper).to(device), (t_paper - r_paper).to(device)
 
     def velocity(self, net: Denoiser) -> Denoiser:
