@@ -140,12 +140,14 @@ class TrainConfig:
     log_every: int = 50
     val_every: int = 500
     checkpoint_every: int = 500
-    eval_every: int = 0  # periodic rollout evaluation (steps); 0 = only the final evaluation
+    eval_every: int = 0  # periodic rollout evaluation every k steps and at the last (the learning curve); 0 = none
     eval_episodes: int = 50  # final evaluation episodes (test seeds 0..eval_episodes-1)
     # step budgets of the final evaluation; None: the objective's fewest and most (1 and 128 for shortcut
     # and flow matching, 1 (DDIM) and 100 (DDPM) for ddpm)
     eval_steps: Optional[list[int]] = None  # Optional, not `| None`: omegaconf reads the annotation
-    periodic_eval_episodes: int = 10
+    periodic_eval_episodes: int = 10  # the rollout budget of each periodic evaluation (test seeds 0..n-1)
+    periodic_eval_steps: list[int] = field(default_factory=lambda: [1])  # its step budgets
+    curve_last_k: int = 5  # the learning curve's second summary: the mean of the last k periodic evaluations
     resume: bool = False  # continue from run_dir's train_state.safetensors, with the run's saved config
     overwrite: bool = False  # a new run may replace the run already in run_dir (else that is refused)
 
@@ -163,6 +165,9 @@ class TrainConfig:
         check_ema(self.ema_power, self.ema_max_decay)
         if self.eval_every and self.periodic_eval_episodes < 1:
             raise ValueError(f"train.periodic_eval_episodes: expected >= 1 with eval_every={self.eval_every}, got {self.periodic_eval_episodes}")
+        if self.eval_every and not self.periodic_eval_steps:
+            raise ValueError(f"train.periodic_eval_steps: expected at least one step budget with eval_every={self.eval_every}, got []")
+        at_least("train", self, 1, "curve_last_k")
         if self.eval_steps is not None and any(k < 1 for k in self.eval_steps):
             raise ValueError(f"train.eval_steps: expected step counts >= 1 (or null: the objective's), got {self.eval_steps}")
 

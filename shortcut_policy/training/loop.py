@@ -120,6 +120,9 @@ class TrainLoop:
         """Metrics to log every ``train.eval_every`` steps (None: nothing)."""
         return None
 
+    def after_periodic_eval(self, log_path: Path) -> None:
+        """Called once a periodic evaluation is in ``log_path`` (the learning curve is redrawn here)."""
+
     def model_name(self) -> str:
         return type(self.network).__name__
 
@@ -244,13 +247,15 @@ class TrainLoop:
         self.stop_if_not_finite("validation loss (EMA weights)", value)
         return value
 
-    def start_metrics_log(self, path: Path) -> None:
+    def start_metrics_log(self, path: Path) -> float:
         """Keep the records up to the step training starts from: none for a new run, so a retrained
         run_dir holds only this run's records; for a resumed run, those up to its checkpoint, dropping
-        the ones logged after it before a stop (they are logged again as training repeats them)."""
+        the ones logged after it before a stop (they are logged again as training repeats them).
+        Returns the training time those records reach, from which ``elapsed_s`` goes on counting."""
         kept = [line + "\n" for line in (complete_lines(path) if self.step else [])
                 if (step := metrics_step(line)) is not None and step <= self.step]
         write_text(path, "".join(kept))
+        return max((json.loads(line).get("elapsed_s", 0.0) for line in kept), default=0.0)
 
     def fit(self) -> Path:
         tc: TrainConfig = self.config.train
@@ -265,9 +270,10 @@ class TrainLoop:
             for name in (TRAIN_STATE_FILE, self.artifact_file, RESUMES_FILE):
                 (self.run_dir / name).unlink(missing_ok=True)
             shutil.rmtree(self.run_dir / EVAL_DIR, ignore_errors=True)
-        self.start_metrics_log(log_path)
+        trained_s = self.start_metrics_log(log_path)
         bar = tqdm(total=tc.num_steps, initial=self.step, desc="train", unit="step", disable=not self.progress)
         start = time.perf_counter()
+        samples_per_step = tc.batch_size * self.ranks.world_size
         with open(log_path, "a") as log:
             while self.step < tc.num_steps:
                 metrics = self.train_step()
@@ -279,14 +285,20 @@ class TrainLoop:
                     val = self.validation_loss()
                     if val is not None:
                         record = {**(record or {"step": self.step}), "val_loss": val}
-                if tc.eval_every and self.step % tc.eval_every == 0 and self.step < tc.num_steps:
+                evaluated = None
+                if tc.eval_every and (self.step % tc.eval_every == 0 or self.step == tc.num_steps):  # the last is on the curve
                     evaluated = self.periodic_eval()
                     if evaluated:
                         record = {**(record or {"step": self.step}), **evaluated}
                 if record is not None:
-                    record["elapsed_s"] = time.perf_counter() - start
+                    # samples seen and the training time kept across resumes (the time between a stop and
+                    # the checkpoint it resumed from is redone, and counted once)
+                    record["samples"] = self.step * samples_per_step
+                    record["elapsed_s"] = trained_s + time.perf_counter() - start
                     log.write(json.dumps(record, allow_nan=False) + "\n")  # strict JSON: no NaN or Infinity
                     log.flush()
+                if evaluated:
+                    self.after_periodic_eval(log_path)
                 if self.step % tc.checkpoint_every == 0 or self.step == tc.num_steps:
                     self.save()
                 bar.update(1)
@@ -321,7 +333,8 @@ def train_and_evaluate(make_trainer: Callable[[], TrainLoop], config: Any, run_d
         folder.refuse_existing_run(RUN_FILES, tc.resume, tc.overwrite)
         changed = check_resume(run_dir, config) if tc.resume else {}
         trainer = make_trainer()
-        record_resume(run_dir, changed)
+        if tc.resume:
+            record_resume(run_dir, changed, trainer.step, tc.num_steps)
         write_json(run_dir / CONFIG_FILE, dataclasses.asdict(config))
         paths = {"checkpoint": trainer.fit(), "train_state": run_dir / TRAIN_STATE_FILE, "metrics": run_dir / METRICS_FILE}
         paths.update(trainer.final_evaluation())

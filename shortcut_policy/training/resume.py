@@ -23,14 +23,14 @@ from ..objectives import objective_options, sampling_options
 from ..utils.io import complete_lines, write_text
 
 CONFIG_FILE = "config.json"  # the run's config, written when it starts
-RESUMES_FILE = "resumes.jsonl"  # one record per resume that changed an option
+RESUMES_FILE = "resumes.jsonl"  # one record per resume: the step it went on from, what it changed
 # a folder holding any of these holds a run
 RUN_FILES = (CONFIG_FILE, TRAIN_STATE_FILE, METRICS_FILE, POLICY_FILE, MODEL_FILE, RESUMES_FILE)
 
 RESUMABLE = {
     "run_dir", "train.resume", "train.overwrite", "train.device", "train.num_steps", "train.log_every",
     "train.val_every", "train.checkpoint_every", "train.eval_every", "train.eval_episodes", "train.eval_steps",
-    "train.periodic_eval_episodes", "env.rollout_workers", "env.rollout_envs",
+    "train.periodic_eval_episodes", "train.periodic_eval_steps", "train.curve_last_k", "env.rollout_workers", "env.rollout_envs",
 }
 RESUMABLE_SECTIONS = ("eval.",)  # the image path's evaluation settings
 
@@ -133,12 +133,27 @@ def check_resume(run_dir: str | Path, config: Any) -> dict[str, tuple[Any, Any]]
     return {k: v for k, v in found.items() if k not in ("train.resume", "train.overwrite", "run_dir")}
 
 
-def record_resume(run_dir: str | Path, changed: dict[str, tuple[Any, Any]]) -> None:
-    """Append what a resume changed to ``resumes.jsonl`` (nothing when it changed nothing)."""
-    if not changed:
+def record_resume(run_dir: str | Path, changed: dict[str, tuple[Any, Any]], step: int, num_steps: int) -> None:
+    """Append to ``resumes.jsonl`` the step a resume goes on from and what it changed, so the learning
+    curve can mark where the run was resumed. A finished run resumed only to be read (as a comparison
+    reuses its runs) trains nothing and is recorded only if it changed an option."""
+    if changed:
+        note = " (the learning-rate schedule stretches to the new end)" if "train.num_steps" in changed else ""
+        print(f"resuming {run_dir} with {', '.join(f'{k}: {a!r} -> {b!r}' for k, (a, b) in changed.items())}{note}")
+    elif step >= num_steps:
         return
-    note = " (the learning-rate schedule stretches to the new end)" if "train.num_steps" in changed else ""
-    print(f"resuming {run_dir} with {', '.join(f'{k}: {a!r} -> {b!r}' for k, (a, b) in changed.items())}{note}")
-    record = json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "changed": {k: list(v) for k, v in changed.items()}})
+    record = json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "step": step,
+                         "changed": {k: list(v) for k, v in changed.items()}})
     path = Path(run_dir) / RESUMES_FILE
     write_text(path, "".join(line + "\n" for line in complete_lines(path)) + record + "\n")
+
+
+def resumed_steps(run_dir: str | Path) -> list[int]:
+    """The steps a run was resumed from, in order (records written before steps were recorded are skipped)."""
+    steps = []
+    for line in complete_lines(Path(run_dir) / RESUMES_FILE):
+        try:
+            steps.append(int(json.loads(line)["step"]))
+        except (ValueError, KeyError, TypeError):
+            continue
+    return steps

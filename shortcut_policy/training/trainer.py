@@ -6,19 +6,21 @@ evaluation at ``train.eval_steps`` whose table, JSON and plot land in the run fo
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..checkpoint import EVAL_DIR, POLICY_FILE
+from ..checkpoint import EVAL_DIR, METRICS_FILE, POLICY_FILE
 from ..config import RunConfig, to_dict
 from ..contract import PolicyContract
 from ..data import MinMaxNormalizer
 from ..data.demonstrations import Demonstrations
 from ..data.demos import ensure_dataset
 from ..envs import get_env_spec
+from ..evaluation.curve import eval_record, read_jsonl, summary_lines, write_curve
 from ..evaluation.report import markdown_table, write_report
 from ..evaluation.rollout import check_fits_env
 from ..evaluation.sweep import evaluate_policy, format_row
@@ -26,9 +28,10 @@ from ..models.network import build_network
 from ..models.obs_encoder import check_obs_features
 from ..objectives import Objective, build_objective, check_steps
 from ..policy import Policy, save_policy
-from ..utils.device import resolve_device
+from ..utils.device import cpu_model, describe_device, resolve_device
 from . import distributed
 from .loop import TrainLoop, train_and_evaluate
+from .resume import resumed_steps
 
 
 def to_batch(sample: dict, normalizer: MinMaxNormalizer, action_key: str, device: torch.device):
@@ -67,6 +70,8 @@ class Trainer(TrainLoop):
         # checked before anything is made on disk; a run that evaluates nothing (eval_episodes=0, as
         # compare trains) has no budgets to check
         self.eval_steps = final_eval_steps(config.train.eval_steps, objective) if config.train.eval_episodes else []
+        if config.train.eval_every:
+            check_steps("train.periodic_eval_steps", config.train.periodic_eval_steps, objective)
         check_encodable(config)
         super().__init__(config, run_dir, progress)
         env, policy, tc = config.env, config.policy, config.train
@@ -129,17 +134,47 @@ class Trainer(TrainLoop):
         return self.demos.summary()
 
     def periodic_eval(self) -> dict:
+        """Roll out the EMA policy at ``train.periodic_eval_steps`` on ``periodic_eval_episodes`` test seeds."""
+        tc = self.config.train
         rows = evaluate_policy(
-            self.policy(), self.config.env.spec(), [1], self.config.train.periodic_eval_episodes,
+            self.policy(), self.config.env.spec(), tc.periodic_eval_steps, tc.periodic_eval_episodes,
             latency_calls=0, progress=False, workers=self.config.env.rollout_workers,
         )
-        tqdm.write(f"step {self.step}: " + format_row(rows[0]))
-        return {"eval_score_1step": rows[0]["score"]}
+        record = {}
+        for row in rows:
+            tqdm.write(f"step {self.step}: " + format_row(row))
+            record.update(eval_record(row))
+        return record
+
+    def budget(self, log_path: Path) -> dict:
+        """What the run has spent so far, as its figures state it."""
+        tc, records = self.config.train, read_jsonl(log_path)
+        samples = self.step * tc.batch_size * self.ranks.world_size
+        windows = len(self.demos.samplers["train"])
+        return {"steps": self.step, "num_steps": tc.num_steps, "batch_size": tc.batch_size, "world_size": self.ranks.world_size,
+                "samples": samples, "windows": windows, "epochs": samples / windows,
+                "wall_s": records[-1].get("elapsed_s", 0.0) if records else 0.0,
+                "device_kind": "GPU" if self.device.type == "cuda" else "CPU",
+                "device": describe_device(self.device) if self.device.type == "cuda" else f"{cpu_model()}, threads: {torch.get_num_threads()}"}
+
+    def write_curve(self, log_path: Path) -> dict[str, Path]:
+        tc = self.config.train
+        title = (f"{self.config.env.spec().label} · {self.config.objective['name']} · seed {tc.seed} · "
+                 f"test seeds 0-{tc.periodic_eval_episodes - 1} per evaluation")
+        return write_curve(self.run_dir / EVAL_DIR, read_jsonl(log_path), tc.periodic_eval_steps, tc.curve_last_k,
+                           resumed_steps(self.run_dir), title, self.budget(log_path))
+
+    def after_periodic_eval(self, log_path: Path) -> None:
+        self.write_curve(log_path)
 
     def final_evaluation(self) -> dict[str, Path]:
         tc = self.config.train
+        curve = self.write_curve(self.run_dir / METRICS_FILE) if tc.eval_every else {}
+        if curve:
+            summaries = json.loads(curve["curve_json"].read_text())["summaries"]
+            print("learning curve: " + "\n  ".join(["", *summary_lines(summaries)]))
         if not tc.eval_episodes or not self.eval_steps:
-            return {}
+            return curve
         print(f"evaluating at steps {self.eval_steps} on {tc.eval_episodes} test seeds")
         spec = self.config.env.spec()
         rows = evaluate_policy(
@@ -156,7 +191,7 @@ class Trainer(TrainLoop):
             title=f"{spec.label} · {self.config.objective['name']} · step {self.step}",
         )
         print(markdown_table(rows))
-        return paths
+        return {**curve, **paths}
 
 
 def run(config: RunConfig, run_dir: str | Path, progress: bool = True) -> dict[str, Path]:
