@@ -56,14 +56,17 @@ def plot_rows(path: str | Path, rows: list[dict], title: str, spec: EnvSpec) -> 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
     ax1.plot(steps, [r["score"] for r in rows], "o-", label="score (mean over episodes)")
     ax1.plot(steps, [r["success_rate"] for r in rows], "s--", label="success rate")
-    ax1.set(xscale="log", xlabel="sampling steps (NFE)", title=title, **score_axis(spec))
+    ax1.set(xscale="log", xlabel="sampling steps (NFE)", **score_axis(spec))
+    fig.suptitle(title, fontsize=9)  # a line of budget may follow the name, too long for one axis
     ax1.set_xticks(steps, [str(s) for s in steps])
+    ax1.minorticks_off()
     ax1.legend()
     if "replan_median_ms" in rows[0]:
         ax2.plot(steps, [r["replan_median_ms"] for r in rows], "o-", label="replanning act() median")
         ax2.plot(steps, [r["act_median_ms"] for r in rows], "s--", label="act() median, all calls")
         ax2.set(xscale="log", yscale="log", xlabel="sampling steps (NFE)", ylabel="latency (ms, batch 1)")
         ax2.set_xticks(steps, [str(s) for s in steps])
+        ax2.xaxis.set_tick_params(which="minor", labelbottom=False)
         ax2.legend()
     fig.tight_layout()
     out = atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))

@@ -20,7 +20,7 @@ from ..data import MinMaxNormalizer
 from ..data.demonstrations import Demonstrations
 from ..data.demos import ensure_dataset
 from ..envs import get_env_spec
-from ..evaluation.curve import eval_record, read_jsonl, summary_lines, write_curve
+from ..evaluation.curve import budget_line, eval_record, read_jsonl, summary_lines, write_curve
 from ..evaluation.report import markdown_table, write_report
 from ..evaluation.rollout import check_fits_env
 from ..evaluation.sweep import evaluate_policy, format_row
@@ -182,13 +182,14 @@ class Trainer(TrainLoop):
             n_videos=2, video_dir=self.run_dir / EVAL_DIR / "videos", progress=self.progress,
             workers=self.config.env.rollout_workers,
         )
+        budget = self.budget(self.run_dir / METRICS_FILE)
         paths = write_report(
             self.run_dir / EVAL_DIR,
             rows,
             {"checkpoint": str(self.run_dir / POLICY_FILE), "env": spec.id, "step": self.step,
-             "config": to_dict(self.config)},
+             "budget": {**budget, "line": budget_line(budget)}, "config": to_dict(self.config)},
             spec,
-            title=f"{spec.label} · {self.config.objective['name']} · step {self.step}",
+            title=f"{spec.label} · {self.config.objective['name']} · seed {tc.seed}\n{budget_line(budget)}",
         )
         print(markdown_table(rows))
         return {**curve, **paths}
