@@ -30,7 +30,8 @@ interval's end, so the loss pulls each row's end toward the end seen a moment la
 anchored where t reaches 1 (E = x there), and only a family that spans the whole path carries that anchor
 down to t = 0. Corner rows alone are one point of that family, with no rows between them and the anchor.
 
-Only the interval rows (d > 0) need the forward-mode pass (d sg(du/dt) is 0 at d = 0). The target
+``target_pass=difference`` takes du/dt as a central difference instead, two plain forwards. Only the
+interval rows (d > 0) need the forward-mode pass (d sg(du/dt) is 0 at d = 0). The target
 is detached, so that pass runs without recording a graph; the prediction u then comes from one plain
 forward over the whole batch, whose backward is the only one taken.
 """
@@ -47,6 +48,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from .base import SWEEP_STEPS, ChunkPredicting, Denoiser, broadcast_to, euler_sample, eval_mode, validate_any_steps
 
 TIME_SAMPLERS = ("logit_normal", "uniform")
+TARGET_PASSES = ("jvp", "difference")
 FLOW_TIMES = ("later_of_two", "one_draw", "uniform")
 PREDICTIONS = ("velocity", "chunk")
 
@@ -70,6 +72,10 @@ class MeanFlowConfig:
     corner_steps: int = 0
     # share of the interval rows (after the corner rows) that end at the data: t uniform in [0, 1), d = 1 - t
     endpoint_fraction: float = 0.0
+    # how du/dt is taken: forward-mode (exact), or a central difference along the path, two plain forwards
+    # without a graph (cheaper where forward mode is slow; its error is the step's square)
+    target_pass: str = "jvp"
+    difference_step: float = 1e-3  # target_pass=difference: the step s along (x, t, d) += s (v, 1, -1)
     prediction: str = "velocity"  # the network's output: the average velocity u, or the chunk x̂ (ChunkPredicting)
     chunk_gap: float = 0.05  # prediction=chunk: u = (x̂ - x_t) / max(1 - t, chunk_gap)
     clip_sample: bool = True  # clamp the final sample to the normalized data range [-1, 1]
@@ -99,6 +105,11 @@ class MeanFlowConfig:
                              f"[0, {1.0 - self.corner_fraction:g}], got {self.endpoint_fraction}")
         if self.flow_time not in FLOW_TIMES:
             raise ValueError(f"objective.flow_time: expected one of {list(FLOW_TIMES)}, got {self.flow_time!r}")
+        if self.target_pass not in TARGET_PASSES:
+            raise ValueError(f"objective.target_pass: expected one of {list(TARGET_PASSES)}, got {self.target_pass!r}")
+        if not 1e-5 <= self.difference_step <= 0.05:
+            raise ValueError(f"objective.difference_step: expected a step in [1e-05, 0.05] (float32 rounding below, "
+                             f"the time embedding's curvature above), got {self.difference_step}")
         if self.prediction not in PREDICTIONS:
             raise ValueError(f"objective.prediction: expected one of {list(PREDICTIONS)}, got {self.prediction!r}")
         if not 0.0 < self.chunk_gap <= 1.0:
@@ -173,6 +184,13 @@ class MeanFlowObjective:
 
         def average_velocity(x: torch.Tensor, t_: torch.Tensor, d_: torch.Tensor) -> torch.Tensor:
             return u_of(x, t_, d_, cond)
+
+        if self.config.target_pass == "difference":  # du/dt ~ (u(+s) - u(-s)) / 2s along (v, 1, -1)
+            h = self.config.difference_step
+            with eval_mode(net):
+                ahead = average_velocity(x_t + h * v, t + h, d - h)
+                behind = average_velocity(x_t - h * v, t - h, d + h)
+            return v + broadcast_to(d, x_t) * (ahead - behind) / (2 * h)  # u_tgt = v + d sg(du/dt)
 
         ones = torch.ones_like(t)
         # the fused attention kernels, and nn.Transformer*'s inference fast path (eval mode without
