@@ -9,6 +9,8 @@ machine's speed falls on all of them:
   * threads: torch's CPU threads, 2 (all cores, the default) and 1;
   * batch: 32, 64 (the default) and 128: samples/s rises with the batch, steps/s falls;
   * width: policy=unet (the default) and policy=unet_wide;
+  * target pass (MeanFlow): ``objective.target_pass=difference``, du/dt by a central difference (two
+    plain forwards) instead of forward mode, at batch 64 and 128;
   * compile: ``torch.compile`` of the denoiser (inductor, the default mode), with dynamo's caches
     reset first; the first calls compile, and that time is reported apart from the step time. Where
     dynamo gives up and runs eagerly (MeanFlow's ``torch.func.jvp`` of a compiled module is not
@@ -54,6 +56,7 @@ class Variant:
     batch_size: int = BATCH
     threads: int = 2
     compile: bool = False
+    target_pass: str | None = None  # MeanFlow's objective.target_pass (other objectives skip the variant)
 
 
 VARIANTS = [
@@ -63,6 +66,8 @@ VARIANTS = [
     Variant("batch 128", batch_size=128),
     Variant("policy=unet_wide", policy="unet_wide"),
     Variant("torch.compile", compile=True),
+    Variant("target_pass=difference", target_pass="difference"),
+    Variant("batch 128, target_pass=difference", batch_size=128, target_pass="difference"),
 ]
 
 
@@ -82,7 +87,7 @@ def make_step(objective_name: str, variant: Variant) -> tuple[Callable[[], None]
     ema = EMA(net)
     model = torch.compile(net) if variant.compile else net  # encode() reaches the module itself; forward is compiled
     opt = torch.optim.AdamW(net.parameters(), lr=1e-4)
-    objective = build_objective({"name": objective_name})
+    objective = build_objective({"name": objective_name, **({"target_pass": variant.target_pass} if variant.target_pass else {})})
 
     def step() -> None:
         loss, _ = objective.loss(model, x1, obs, target_net=ema.model, generator=gen)
@@ -97,6 +102,8 @@ def make_step(objective_name: str, variant: Variant) -> tuple[Callable[[], None]
 def measure(objective_name: str, steps: int, repeats: int) -> list[dict]:
     rows, works = [], []
     for variant in VARIANTS:
+        if variant.target_pass and objective_name != "meanflow":
+            continue
         torch.set_num_threads(variant.threads)
         row = {"variant": variant.name, **variant.__dict__}
         if variant.compile:
