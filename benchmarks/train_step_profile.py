@@ -137,17 +137,14 @@ def main() -> None:
     for _ in range(args.repeats):
         for variant in variants:
             for name, call in variant["named"].items():
-                start = time.perf_counter()
+                spent = 0.0  # one mean per round for every phase
                 for _ in range(args.steps):
                     if name == "backward":
                         variant["named"]["forward (graph)"]()  # not timed: backward needs a fresh graph
-                        start_one = time.perf_counter()
-                        call()
-                        variant["rounds_ms"][name].append(1e3 * (time.perf_counter() - start_one))
-                    else:
-                        call()
-                if name != "backward":
-                    variant["rounds_ms"][name].append(1e3 * (time.perf_counter() - start) / args.steps)
+                    start = time.perf_counter()
+                    call()
+                    spent += time.perf_counter() - start
+                variant["rounds_ms"][name].append(1e3 * spent / args.steps)
 
     rows = []
     print(f"meanflow, {args.threads} threads, {cpu_model()}; peak float32 matmul {peak / 1e9:.0f} GFLOP/s")

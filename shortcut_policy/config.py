@@ -167,6 +167,8 @@ class TrainConfig:
             raise ValueError(f"train.periodic_eval_episodes: expected >= 1 with eval_every={self.eval_every}, got {self.periodic_eval_episodes}")
         if self.eval_every and not self.periodic_eval_steps:
             raise ValueError(f"train.periodic_eval_steps: expected at least one step budget with eval_every={self.eval_every}, got []")
+        if len(set(self.periodic_eval_steps)) != len(self.periodic_eval_steps):
+            raise ValueError(f"train.periodic_eval_steps: expected each step budget once, got {list(self.periodic_eval_steps)}")
         at_least("train", self, 1, "curve_last_k")
         if self.eval_steps is not None and any(k < 1 for k in self.eval_steps):
             raise ValueError(f"train.eval_steps: expected step counts >= 1 (or null: the objective's), got {self.eval_steps}")

@@ -17,6 +17,7 @@ from shortcut_policy.models.network import BACKBONES
         ({"train": {"eval_episodes": -1}}, r"train.eval_episodes: expected >= 0, got -1"),
         ({"train": {"eval_every": 100, "periodic_eval_episodes": 0}}, r"train.periodic_eval_episodes: expected >= 1"),
         ({"train": {"eval_every": 100, "periodic_eval_steps": []}}, r"train.periodic_eval_steps: expected at least one step budget with eval_every=100, got \[\]"),
+        ({"train": {"periodic_eval_steps": [1, 8, 1]}}, r"train.periodic_eval_steps: expected each step budget once, got \[1, 8, 1\]"),
         ({"train": {"curve_last_k": 0}}, r"train.curve_last_k: expected >= 1"),
         ({"train": {"eval_steps": [1, 0]}}, r"train.eval_steps: expected step counts >= 1"),
         ({"train": {"grad_clip": -1.0}}, r"train.grad_clip: expected >= 0"),

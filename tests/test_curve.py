@@ -8,6 +8,7 @@ import pytest
 from shortcut_policy.config import load_config
 from shortcut_policy.data.demos import generate_demos
 from shortcut_policy.evaluation.curve import eval_key, summarize, write_curve
+from shortcut_policy.training.resume import record_resume, resumed_steps
 from shortcut_policy.training.trainer import Trainer, run
 
 TINY = {"policy": {"unet": {"down_dims": [16, 32], "embed_dim": 16}}}
@@ -30,6 +31,26 @@ def test_the_summaries_are_the_best_evaluation_and_the_mean_of_the_last_k():
     fewer = summarize(records, 1, last_k=10)["last_k"]
     assert (fewer["k"], fewer["asked_k"], fewer["from_step"]) == (5, 10, 10)  # fewer made than asked: said
     assert summarize(records, 2, last_k=3) is None  # nothing evaluated at 2 steps
+
+
+def test_records_of_a_run_from_before_success_was_logged_still_draw(tmp_path):
+    """A run resumed from older code logged only the score: its curve still draws (no success there)."""
+    budget = {"steps": 30, "batch_size": 8, "samples": 240, "windows": 100, "epochs": 2.4, "wall_s": 3.0,
+              "device_kind": "CPU", "device": "cpu"}
+    records = [{"step": 10, eval_key("score", 1): 0.4}, {"step": 20, eval_key("score", 1): 0.5}, evaluation(30, 0.6, 0.2)]
+    paths = write_curve(tmp_path, records, [1], 5, [20], "t", budget)
+    curve = json.loads(paths["curve_json"].read_text())
+    assert [e["step"] for e in curve["evaluations"]] == [10, 20, 30] and paths["curve_plot"].stat().st_size > 0
+    assert curve["summaries"][0]["last_k"]["success"] is None  # not every evaluation has one: no mean is made up
+
+
+def test_a_finished_run_read_again_marks_no_resume(tmp_path):
+    record_resume(tmp_path, {}, 100, 100)  # a comparison reusing a finished run: nothing trained, nothing recorded
+    assert not (tmp_path / "resumes.jsonl").exists()
+    record_resume(tmp_path, {"train.eval_episodes": (50, 20)}, 100, 100)  # the change is recorded ...
+    record_resume(tmp_path, {"train.num_steps": (100, 200)}, 100, 200)
+    assert len((tmp_path / "resumes.jsonl").read_text().splitlines()) == 2
+    assert resumed_steps(tmp_path) == [100]  # ... but only the resume that trained on is a mark on the curve
 
 
 def test_a_non_finite_evaluation_is_refused_and_nothing_is_written(tmp_path):
@@ -56,6 +77,7 @@ def test_a_run_stopped_and_resumed_keeps_one_curve_with_its_budget_and_the_resum
     run(config(20), run_dir, progress=False)
     first = json.loads((run_dir / "eval" / "curve.json").read_text())
     assert [e["step"] for e in first["evaluations"]] == [10, 20] and first["resumed_at_steps"] == []
+    spent_at_stop = first["budget"]["wall_s"]
     paths = run(config(40, resume=True), run_dir, progress=False)  # more steps: resumed from step 20
 
     curve = json.loads(paths["curve_json"].read_text())
@@ -64,7 +86,9 @@ def test_a_run_stopped_and_resumed_keeps_one_curve_with_its_budget_and_the_resum
     assert [e["step"] for e in evaluations] == [10, 20, 30, 40]  # every eval_every, and the last step
     assert [e["samples"] for e in evaluations] == [160, 320, 480, 640]
     times = [e["elapsed_s"] for e in evaluations]
-    assert times == sorted(times) and times[2] > times[1]  # the training time goes on counting across the resume
+    assert times[:2] == [e["elapsed_s"] for e in first["evaluations"]]  # the records before the resume are kept
+    assert times[1] <= spent_at_stop < times[2] < times[3]  # and the time goes on from the checkpoint's
+    assert 0 < evaluations[-1]["eval_s"] < times[-1]  # the rollouts' share of it
     assert curve["resumed_at_steps"] == [20]
     for e in evaluations:
         assert 0 <= e[eval_key("score", 1)] <= 1 and e[eval_key("success", 2)] in (0.0, 1.0)

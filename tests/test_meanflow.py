@@ -52,17 +52,20 @@ def test_the_difference_target_matches_the_jvp_target_in_float32():
     """target_pass=difference: the central difference along the path, at the default step in float32, is
     the forward-mode target to within the step's truncation and float32 rounding."""
     torch.manual_seed(0)
-    net = tiny_network("unet").eval()
     b = 16
     x_t, v = torch.randn(b, 8, 2), torch.randn(b, 8, 2)
     t, d = torch.rand(b) * 0.5, torch.rand(b) * 0.5
-    cond = net.encode({"k": torch.randn(b, 2, 4)})
-    exact = MeanFlowObjective().interval_target(net, x_t, t, d, v, cond)
-    differenced = MeanFlowObjective(MeanFlowConfig(target_pass="difference")).interval_target(net, x_t, t, d, v, cond)
-    derivative = (exact - v).abs().mean()
-    assert derivative > 1e-2  # not vacuous: d du/dt is a visible part of the target
-    assert (differenced - exact).abs().mean() < 0.01 * derivative
-    assert not differenced.requires_grad
+    t[:3], d[:3] = 0.0, torch.tensor([1.0, 1e-4, 0.5])  # the one-step corner, d below the step, t at the noise
+    for backbone, prediction in (("unet", "velocity"), ("unet", "chunk"), ("transformer", "velocity")):
+        net = tiny_network(backbone).eval()
+        cond = net.encode({"k": torch.randn(b, 2, 4)})
+        exact = MeanFlowObjective(MeanFlowConfig(prediction=prediction)).interval_target(net, x_t, t, d, v, cond)
+        differenced = MeanFlowObjective(MeanFlowConfig(target_pass="difference", prediction=prediction)).interval_target(
+            net, x_t, t, d, v, cond)
+        derivative = (exact - v).abs().mean()
+        assert derivative > 1e-2, backbone  # not vacuous: d du/dt is a visible part of the target
+        assert (differenced - exact).abs().mean() < 0.01 * derivative, (backbone, prediction)
+        assert not differenced.requires_grad
 
 
 def test_jvp_target_of_a_known_flow_is_the_true_average_velocity():
@@ -240,7 +243,7 @@ def test_k_step_sampling_tells_the_network_d_equal_1_over_k(steps):
         ({"flow_time": "max"}, "objective.flow_time: expected one of \\['later_of_two', 'one_draw', 'uniform'\\], got 'max'"),
         ({"prediction": "x"}, "objective.prediction: expected one of \\['velocity', 'chunk'\\]"),
         ({"target_pass": "fd"}, "objective.target_pass: expected one of \\['jvp', 'difference'\\], got 'fd'"),
-        ({"difference_step": 0.5}, "objective.difference_step: expected a step in \\[1e-05, 0.05\\]"),
+        ({"difference_step": 0.01}, "objective.difference_step: expected a step in \\[1e-05, 0.002\\]"),
         ({"corner_fraction": 1.5}, "objective.corner_fraction: expected a value in \\[0, 1\\], got 1.5"),
         ({"corner_fraction": 0.5, "endpoint_fraction": 0.75},
          "objective.endpoint_fraction: expected a value in \\[0, 1 - corner_fraction\\] = \\[0, 0.5\\], got 0.75"),

@@ -76,10 +76,13 @@ def summarize(records: Sequence[dict[str, Any]], steps: int, last_k: int) -> dic
 
 
 def budget_line(budget: dict[str, Any]) -> str:
-    """The training budget in one line, as every figure of a run states it."""
+    """The training budget in one line, as every figure of a run states it: steps, batch, samples and epochs,
+    and the run's wall time (training, its evaluations and checkpoints) with the evaluations' share."""
     hours = budget["wall_s"] / 3600
     text = (f"{budget['steps']} steps x batch {budget['batch_size']} = {budget['samples']:,} samples "
             f"({budget['epochs']:.1f} epochs of {budget['windows']:,} windows), {hours:.2f} {budget['device_kind']}-hours")
+    if budget.get("eval_s"):
+        text += f" ({budget['eval_s'] / 3600:.2f} of them rolling out)"
     return text + f" on {budget['device']}"
 
 
@@ -94,14 +97,18 @@ def plot_curve(path: Path, records: Sequence[dict[str, Any]], steps_list: Sequen
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     per_step = budget["batch_size"] * budget.get("world_size", 1)
+    logged = sorted((r["step"], r["samples"]) for r in records if "samples" in r)
     for k in steps_list:
         rows = evaluations(records, k)
         x = [r.get("samples", r["step"] * per_step) for r in rows]
         axes[0].plot(x, [r[eval_key("score", k)] for r in rows], marker="o", ms=3, label=f"{k} step{'s' * (k > 1)}")
-        axes[1].plot(x, [100 * r[eval_key("success", k)] for r in rows], marker="o", ms=3, label=f"{k} step{'s' * (k > 1)}")
+        with_success = [(xi, r[eval_key("success", k)]) for xi, r in zip(x, rows) if eval_key("success", k) in r]
+        axes[1].plot([xi for xi, _ in with_success], [100 * y for _, y in with_success], marker="o", ms=3,
+                     label=f"{k} step{'s' * (k > 1)}")
     for ax, label in zip(axes, ("score", "success (%)")):
         for step in resumed_at:
-            ax.axvline(step * per_step, color="grey", ls="--", lw=0.8)
+            at = np.interp(step, *zip(*logged)) if logged else step * per_step  # the samples seen at that step
+            ax.axvline(at, color="grey", ls="--", lw=0.8)
         ax.set_xlabel("samples seen")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)

@@ -107,8 +107,8 @@ class MeanFlowConfig:
             raise ValueError(f"objective.flow_time: expected one of {list(FLOW_TIMES)}, got {self.flow_time!r}")
         if self.target_pass not in TARGET_PASSES:
             raise ValueError(f"objective.target_pass: expected one of {list(TARGET_PASSES)}, got {self.target_pass!r}")
-        if not 1e-5 <= self.difference_step <= 0.05:
-            raise ValueError(f"objective.difference_step: expected a step in [1e-05, 0.05] (float32 rounding below, "
+        if not 1e-5 <= self.difference_step <= 2e-3:  # the embedding's sinusoids reach 100 rad per unit of t
+            raise ValueError(f"objective.difference_step: expected a step in [1e-05, 0.002] (float32 rounding below, "
                              f"the time embedding's curvature above), got {self.difference_step}")
         if self.prediction not in PREDICTIONS:
             raise ValueError(f"objective.prediction: expected one of {list(PREDICTIONS)}, got {self.prediction!r}")

@@ -87,6 +87,10 @@ class TrainLoop:
             self.network.parameters(), lr=tc.lr, betas=(0.95, 0.999), weight_decay=tc.weight_decay
         )
         self.step = 0
+        # what the run has spent, kept in the train state so that a resume counts on from its checkpoint:
+        # samples drawn (over all ranks), wall seconds (training, evaluations, checkpoints), of which
+        # periodic evaluations
+        self.samples, self.wall_s, self.eval_s = 0, 0.0, 0.0
         # the loss as one module call: inside DistributedDataParallel under torchrun
         self.loss_module = distributed.wrap(objective, self.network, self.ranks, self.device)
         if tc.resume and (self.run_dir / TRAIN_STATE_FILE).is_file():
@@ -158,6 +162,7 @@ class TrainLoop:
             "ema_step": self.ema.step,
             "optimizer": optim_meta,
             "numpy_rng": self.rng.bit_generator.state,
+            "spent": {"samples": self.samples, "wall_s": self.wall_s, "eval_s": self.eval_s},
             "config": dataclasses.asdict(self.config),
         }
         save_tensors(self.run_dir / TRAIN_STATE_FILE, tensors, train_meta)
@@ -182,6 +187,10 @@ class TrainLoop:
             self.generator.set_state(tensors["rng.generator"])
             self.rng.bit_generator.state = meta["numpy_rng"]
             self.step = meta["step"]
+            # a state saved before the run kept its spending: the samples its steps drew at today's ranks
+            # and the wall time its metrics reach (``fit``)
+            spent = meta.get("spent", {"samples": self.step * self.config.train.batch_size * self.ranks.world_size})
+            self.samples, self.wall_s, self.eval_s = int(spent["samples"]), spent.get("wall_s"), float(spent.get("eval_s", 0.0))
         except (KeyError, RuntimeError, ValueError, TypeError) as err:  # an edited or foreign file
             raise ValueError(f"train.resume: {path} does not fit this run's network and optimizer "
                              f"({mismatch_detail(err)})") from err
@@ -218,6 +227,7 @@ class TrainLoop:
         self.optimizer.step()
         self.ema.update(self.network)
         self.step += 1
+        self.samples += tc.batch_size * self.ranks.world_size
         return metrics
 
     def stop_if_not_finite(self, what: str, value: float) -> None:
@@ -251,13 +261,14 @@ class TrainLoop:
         """Keep the records up to the step training starts from: none for a new run, so a retrained
         run_dir holds only this run's records; for a resumed run, those up to its checkpoint, dropping
         the ones logged after it before a stop (they are logged again as training repeats them).
-        Returns the training time those records reach, from which ``elapsed_s`` goes on counting."""
+        Returns the wall time those records reach (what a train state saved without it goes on from)."""
         kept = [line + "\n" for line in (complete_lines(path) if self.step else [])
                 if (step := metrics_step(line)) is not None and step <= self.step]
         write_text(path, "".join(kept))
         return max((json.loads(line).get("elapsed_s", 0.0) for line in kept), default=0.0)
 
-    def fit(self) -> Path:
+    def fit(self, on_start: Callable[[], None] | None = None) -> Path:
+        """Train to ``train.num_steps``; ``on_start`` is called once training is about to begin."""
         tc: TrainConfig = self.config.train
         if not self.ranks.main:  # the other ranks only take steps (each one an all-reduce with rank 0's)
             while self.step < tc.num_steps:
@@ -270,10 +281,13 @@ class TrainLoop:
             for name in (TRAIN_STATE_FILE, self.artifact_file, RESUMES_FILE):
                 (self.run_dir / name).unlink(missing_ok=True)
             shutil.rmtree(self.run_dir / EVAL_DIR, ignore_errors=True)
-        trained_s = self.start_metrics_log(log_path)
+        logged_s = self.start_metrics_log(log_path)
+        if self.wall_s is None:
+            self.wall_s = logged_s
+        if on_start is not None:
+            on_start()
         bar = tqdm(total=tc.num_steps, initial=self.step, desc="train", unit="step", disable=not self.progress)
-        start = time.perf_counter()
-        samples_per_step = tc.batch_size * self.ranks.world_size
+        start, wall_at_start = time.perf_counter(), self.wall_s
         with open(log_path, "a") as log:
             while self.step < tc.num_steps:
                 metrics = self.train_step()
@@ -287,14 +301,16 @@ class TrainLoop:
                         record = {**(record or {"step": self.step}), "val_loss": val}
                 evaluated = None
                 if tc.eval_every and (self.step % tc.eval_every == 0 or self.step == tc.num_steps):  # the last is on the curve
+                    began = time.perf_counter()
                     evaluated = self.periodic_eval()
+                    self.eval_s += time.perf_counter() - began
                     if evaluated:
                         record = {**(record or {"step": self.step}), **evaluated}
+                self.wall_s = wall_at_start + time.perf_counter() - start
                 if record is not None:
-                    # samples seen and the training time kept across resumes (the time between a stop and
-                    # the checkpoint it resumed from is redone, and counted once)
-                    record["samples"] = self.step * samples_per_step
-                    record["elapsed_s"] = trained_s + time.perf_counter() - start
+                    # what the run has spent, counted on across resumes from the checkpoint's figures (the
+                    # time between a checkpoint and a stop is spent again, and counted once)
+                    record.update(samples=self.samples, elapsed_s=self.wall_s, **({"eval_s": self.eval_s} if tc.eval_every else {}))
                     log.write(json.dumps(record, allow_nan=False) + "\n")  # strict JSON: no NaN or Infinity
                     log.flush()
                 if evaluated:
@@ -333,10 +349,9 @@ def train_and_evaluate(make_trainer: Callable[[], TrainLoop], config: Any, run_d
         folder.refuse_existing_run(RUN_FILES, tc.resume, tc.overwrite)
         changed = check_resume(run_dir, config) if tc.resume else {}
         trainer = make_trainer()
-        if tc.resume:
-            record_resume(run_dir, changed, trainer.step, tc.num_steps)
         write_json(run_dir / CONFIG_FILE, dataclasses.asdict(config))
-        paths = {"checkpoint": trainer.fit(), "train_state": run_dir / TRAIN_STATE_FILE, "metrics": run_dir / METRICS_FILE}
+        resumed = (lambda: record_resume(run_dir, changed, trainer.step, tc.num_steps)) if tc.resume else None
+        paths = {"checkpoint": trainer.fit(on_start=resumed), "train_state": run_dir / TRAIN_STATE_FILE, "metrics": run_dir / METRICS_FILE}
         paths.update(trainer.final_evaluation())
     print(f"run folder: {run_dir.resolve()}")
     for name, path in paths.items():

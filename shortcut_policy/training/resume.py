@@ -134,26 +134,30 @@ def check_resume(run_dir: str | Path, config: Any) -> dict[str, tuple[Any, Any]]
 
 
 def record_resume(run_dir: str | Path, changed: dict[str, tuple[Any, Any]], step: int, num_steps: int) -> None:
-    """Append to ``resumes.jsonl`` the step a resume goes on from and what it changed, so the learning
-    curve can mark where the run was resumed. A finished run resumed only to be read (as a comparison
-    reuses its runs) trains nothing and is recorded only if it changed an option."""
+    """Append to ``resumes.jsonl`` the step a resume goes on from and what it changed, once training is about
+    to go on, so the learning curve can mark where the run was resumed. A finished run resumed only to be
+    read (as a comparison reuses its runs) trains nothing: it is recorded only if it changed an option,
+    and the curve marks no resume there."""
     if changed:
         note = " (the learning-rate schedule stretches to the new end)" if "train.num_steps" in changed else ""
         print(f"resuming {run_dir} with {', '.join(f'{k}: {a!r} -> {b!r}' for k, (a, b) in changed.items())}{note}")
     elif step >= num_steps:
         return
-    record = json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "step": step,
+    record = json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "step": step, "num_steps": num_steps,
                          "changed": {k: list(v) for k, v in changed.items()}})
     path = Path(run_dir) / RESUMES_FILE
     write_text(path, "".join(line + "\n" for line in complete_lines(path)) + record + "\n")
 
 
 def resumed_steps(run_dir: str | Path) -> list[int]:
-    """The steps a run was resumed from, in order (records written before steps were recorded are skipped)."""
+    """The steps a run was resumed from and trained on, in order (a finished run's record, and those written
+    before steps were recorded, are skipped)."""
     steps = []
     for line in complete_lines(Path(run_dir) / RESUMES_FILE):
         try:
-            steps.append(int(json.loads(line)["step"]))
+            record = json.loads(line)
+            if int(record["step"]) < int(record["num_steps"]):
+                steps.append(int(record["step"]))
         except (ValueError, KeyError, TypeError):
             continue
     return steps

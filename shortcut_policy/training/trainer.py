@@ -146,23 +146,30 @@ class Trainer(TrainLoop):
             record.update(eval_record(row))
         return record
 
-    def budget(self, log_path: Path) -> dict:
+    def budget(self) -> dict:
         """What the run has spent so far, as its figures state it."""
-        tc, records = self.config.train, read_jsonl(log_path)
-        samples = self.step * tc.batch_size * self.ranks.world_size
+        tc = self.config.train
         windows = len(self.demos.samplers["train"])
         return {"steps": self.step, "num_steps": tc.num_steps, "batch_size": tc.batch_size, "world_size": self.ranks.world_size,
-                "samples": samples, "windows": windows, "epochs": samples / windows,
-                "wall_s": records[-1].get("elapsed_s", 0.0) if records else 0.0,
+                "samples": self.samples, "windows": windows, "epochs": self.samples / windows,
+                "wall_s": self.wall_s, "eval_s": self.eval_s,
                 "device_kind": "GPU" if self.device.type == "cuda" else "CPU",
                 "device": describe_device(self.device) if self.device.type == "cuda" else f"{cpu_model()}, threads: {torch.get_num_threads()}"}
 
     def write_curve(self, log_path: Path) -> dict[str, Path]:
+        """The learning curve so far; a curve that cannot be written is said, and training goes on."""
+        try:
+            return self._write_curve(log_path)
+        except (OSError, ValueError, KeyError, RuntimeError) as err:
+            tqdm.write(f"warning: the learning curve was not written at step {self.step}: {err}")
+            return {}
+
+    def _write_curve(self, log_path: Path) -> dict[str, Path]:
         tc = self.config.train
         title = (f"{self.config.env.spec().label} · {self.config.objective['name']} · seed {tc.seed} · "
                  f"test seeds 0-{tc.periodic_eval_episodes - 1} per evaluation")
         return write_curve(self.run_dir / EVAL_DIR, read_jsonl(log_path), tc.periodic_eval_steps, tc.curve_last_k,
-                           resumed_steps(self.run_dir), title, self.budget(log_path))
+                           resumed_steps(self.run_dir), title, self.budget())
 
     def after_periodic_eval(self, log_path: Path) -> None:
         self.write_curve(log_path)
@@ -182,7 +189,7 @@ class Trainer(TrainLoop):
             n_videos=2, video_dir=self.run_dir / EVAL_DIR / "videos", progress=self.progress,
             workers=self.config.env.rollout_workers,
         )
-        budget = self.budget(self.run_dir / METRICS_FILE)
+        budget = self.budget()
         paths = write_report(
             self.run_dir / EVAL_DIR,
             rows,
