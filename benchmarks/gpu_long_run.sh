@@ -50,7 +50,7 @@ echo "training $STEPS steps at batch $BATCH on $DEVICE (about $MINUTES minutes)"
 
 # 2. the run, with its learning curve
 python -m shortcut_policy.train "${common[@]}" train.num_steps="$STEPS" train.eval_every=$((STEPS / 10)) \
-  train.periodic_eval_episodes=10 train.eval_episodes=0 run_dir="$OUT/run" 2>&1 | grep -v "^train:" > "$OUT/train.log"
+  train.periodic_eval_episodes=10 train.eval_episodes=0 run_dir="$OUT/run" > "$OUT/train.log" 2>&1
 
 # 3. the final checkpoint on 50 test seeds, rolled out on the host's cores
 python -m shortcut_policy.evaluate checkpoint="$OUT/run" device=cpu episodes=50 "steps=[1,2,4,8]" latency_calls=0 \
