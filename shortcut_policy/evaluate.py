@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from .checkpoint import EVAL_DIR
 from .config import EnvConfig, as_trained, load_config
 from .evaluation.report import deadline_table, markdown_table, write_report
-from .evaluation.sweep import evaluate_deadlines, evaluate_policy
+from .evaluation.sweep import demonstration_smoothness, evaluate_deadlines, evaluate_policy
 from .utils.cli import one_line_errors
 from .utils.paths import config_dir
 
@@ -73,17 +73,19 @@ def main(cfg: DictConfig) -> None:
         workers=cfg.rollout_workers,
     ) if steps_list else []
     deadline_rows = evaluate_deadlines(policy, spec, deadlines, cfg.episodes, cfg.seed_start, workers=cfg.rollout_workers)
+    demonstrations = demonstration_smoothness(policy)  # None when the store it was trained on is not here
     paths = write_report(
         out_dir,
         rows,
         {"checkpoint": str(file), "env": env_name, "objective": policy.contract.objective["name"], "config": OmegaConf.to_container(cfg),
+         "demonstrations": demonstrations,
          "objective_options": dataclasses.asdict(policy.objective.config)},  # what sampled, defaults included
         spec,
         title=f"{spec.label} · {policy.contract.objective['name']}",
         deadline_rows=deadline_rows,
     )
     if rows:
-        print(markdown_table(rows))
+        print(markdown_table(rows, demonstrations))
     if deadline_rows:
         print(deadline_table(deadline_rows))
     for name, path in paths.items():

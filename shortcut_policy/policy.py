@@ -146,8 +146,11 @@ class Policy:
     @property
     def will_replan(self) -> bool:
         """True when the next unbatched ``act`` call runs the network (row 0's action queue is empty)."""
-        row = self._rows.get(0)
-        return row is None or not row.queue
+        return self.will_replan_rows([0])[0]
+
+    def will_replan_rows(self, rows: Sequence[int]) -> list[bool]:
+        """For each control loop in ``rows``: whether its next ``act`` call starts a new chunk (its queue is empty)."""
+        return [r not in self._rows or not self._rows[r].queue for r in rows]
 
     def act(
         self,

@@ -31,6 +31,7 @@ class EpisodeResult:
     length: int
     frames: list[np.ndarray] = field(default_factory=list, repr=False)
     actions: list[np.ndarray] = field(default_factory=list, repr=False)  # what the env was given, tick by tick
+    chunk_starts: list[int] = field(default_factory=list)  # the ticks whose action began a new chunk
 
 
 def check_fits_env(contract: PolicyContract, env: str | EnvSpec) -> None:
@@ -126,13 +127,16 @@ def rollout(
         while episode_in:
             live = list(episode_in)  # in the order the slots' episodes started: the replanning rows' noise order
             obs = {k: np.stack([current[j][k] for j in live]) for k in policy.obs_keys}  # (b, *shape)
+            starting = policy.will_replan_rows(live)
             actions = policy.act(obs, steps=steps, rows=live, deadline_ms=deadline_ms)  # (b, A)
             stepped = envs.step(dict(zip(live, actions)))
             film({j: out[0] for j, out in stepped.items()}, [j for j, i in episode_in.items() if i < n_videos])
             freed = []
-            for j, action in zip(live, actions):
+            for j, action, new_chunk in zip(live, actions, starting):
                 obs_j, reward, terminated, truncated, info = stepped[j]
                 result = results[episode_in[j]]
+                if new_chunk:
+                    result.chunk_starts.append(result.length)
                 result.actions.append(action)
                 result.length += 1
                 result.score = max(result.score, spec.score(float(reward), info))

@@ -19,16 +19,36 @@ import numpy as np
 
 def action_jerk(actions: Sequence[np.ndarray] | np.ndarray) -> float | None:
     """Mean ||a[k+1] - 2 a[k] + a[k-1]|| over an episode's actions (T, A); None for fewer than 3 actions."""
+    return chunk_jerk(actions, [])["jerk"]
+
+
+def chunk_jerk(actions: Sequence[np.ndarray] | np.ndarray, chunk_starts: Sequence[int],
+               scale: np.ndarray | None = None) -> dict[str, float | None]:
+    """An episode's jerk split at its chunk boundaries: ``boundary``, the mean second-difference norm over the
+    windows that hold actions of two chunks (centred on the last action of one chunk and on the first of
+    the next), and ``interior``, over the rest; ``jerk`` over all. ``chunk_starts``: the ticks whose
+    action began a chunk (tick 0 begins the episode, not a boundary). ``scale`` (A,) multiplies each
+    action dimension first (the policy's normalization: jerk in its [-1, 1] units). None where no
+    window falls in a part."""
     a = np.asarray(actions, dtype=np.float64)
     if a.ndim != 2:
         raise ValueError(f"actions: expected an array (T, action_dim), got shape {a.shape}")
+    if scale is not None:
+        a = a * np.asarray(scale, dtype=np.float64)
     if len(a) < 3:
-        return None
-    second = a[2:] - 2.0 * a[1:-1] + a[:-2]  # (T - 2, A)
-    value = float(np.linalg.norm(second, axis=1).mean())
-    if not np.isfinite(value):
+        return {"jerk": None, "boundary": None, "interior": None}
+    norms = np.linalg.norm(a[2:] - 2.0 * a[1:-1] + a[:-2], axis=1)  # (T - 2,): window i is centred on a[i + 1]
+    if not np.isfinite(norms).all():
         raise ValueError("actions: the executed actions hold a non-finite value; their jerk is undefined")
-    return value
+    at_boundary = np.zeros(len(norms), dtype=bool)
+    for b in chunk_starts:
+        if b >= 1:  # centred on a[b - 1] (window b - 2) and on a[b] (window b - 1)
+            at_boundary[[i for i in (b - 2, b - 1) if 0 <= i < len(norms)]] = True
+
+    def mean(values: np.ndarray) -> float | None:
+        return float(values.mean()) if len(values) else None
+
+    return {"jerk": mean(norms), "boundary": mean(norms[at_boundary]), "interior": mean(norms[~at_boundary])}
 
 
 def mean_jerk(per_episode: Sequence[float | None]) -> float | None:

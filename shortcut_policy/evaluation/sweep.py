@@ -14,28 +14,76 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import torch
 
 from ..envs import EnvSpec
 from .rollout import EpisodeResult, measure_act_latency, rollout, save_video
-from .smoothness import action_jerk, mean_jerk
+from .smoothness import chunk_jerk, mean_jerk
 from .stats import wilson_interval
 
 
-def outcomes(results: Sequence[EpisodeResult], rollout_seconds: float) -> dict:
-    """What a row says of its episodes: score, success with its Wilson interval, length, jerk, each episode."""
+def action_scale(policy) -> np.ndarray:
+    """(A,) what one action unit is in the policy's normalized [-1, 1] units, per dimension (the
+    normalization is affine: a second difference scales by this alone)."""
+    key, n = policy.contract.action_key, policy.contract.action_dim
+    with torch.no_grad():
+        one = policy.normalizer.normalize(key, torch.ones(n, device=policy.device))
+        zero = policy.normalizer.normalize(key, torch.zeros(n, device=policy.device))
+    return (one - zero).cpu().double().numpy()
+
+
+def demonstration_smoothness(policy, store: str | Path | None = None) -> dict | None:
+    """The same smoothness figures for the demonstrations the policy learned from, the reference for its own:
+    each episode's actions cut where the policy's chunks would start (every ``n_action_steps`` ticks), so the
+    boundary figure shows what a cut alone gives. ``store``: the demonstrations (default: the dataset the
+    checkpoint names). None when there is no store to read."""
+    from ..data.replay_buffer import ReplayBuffer
+
+    path = store or policy.meta.get("dataset")
+    if not path or not Path(path).exists():
+        return None
+    key = policy.contract.action_key
+    buffer = ReplayBuffer.open(path, keys=[key])
+    scale, period = action_scale(policy), policy.n_action_steps
+    parts, normalized = [], []
+    for i in range(buffer.n_episodes):
+        actions = buffer.get_episode(i)[key]
+        starts = list(range(0, len(actions), period))
+        parts.append(chunk_jerk(actions, starts))
+        normalized.append(chunk_jerk(actions, starts, scale)["jerk"])
+    boundary, interior = mean_jerk([p["boundary"] for p in parts]), mean_jerk([p["interior"] for p in parts])
+    return {"store": str(path), "episodes": buffer.n_episodes, "period": period,
+            "jerk": mean_jerk([p["jerk"] for p in parts]), "jerk_normalized": mean_jerk(normalized),
+            "boundary_jerk": boundary, "interior_jerk": interior,
+            "boundary_minus_interior": None if boundary is None or interior is None else boundary - interior}
+
+
+def outcomes(results: Sequence[EpisodeResult], rollout_seconds: float, action_scale: np.ndarray | None = None) -> dict:
+    """What a row says of its episodes: score, success with its Wilson interval, length, and smoothness (the
+    jerk of the executed actions in action units, its split at chunk boundaries, and with ``action_scale``
+    the jerk in the policy's normalized units), each episode's beside the means."""
     n_success = sum(r.success for r in results)
     low, high = wilson_interval(n_success, len(results))
-    jerks = [action_jerk(r.actions) if r.actions else None for r in results]
+    empty = {"jerk": None, "boundary": None, "interior": None}
+    parts = [chunk_jerk(r.actions, r.chunk_starts) if r.actions else empty for r in results]
+    normalized = [chunk_jerk(r.actions, r.chunk_starts, action_scale)["jerk"] if r.actions and action_scale is not None
+                  else None for r in results]
+    boundary, interior = mean_jerk([p["boundary"] for p in parts]), mean_jerk([p["interior"] for p in parts])
     return {
         "episodes": len(results),
         "score": float(np.mean([r.score for r in results])),
         "success_rate": n_success / len(results),
         "success_ci95": [low, high],
         "mean_length": float(np.mean([r.length for r in results])),
-        "jerk": mean_jerk(jerks),  # action units; None when no episode has 3 actions
+        "jerk": mean_jerk([p["jerk"] for p in parts]),  # action units; None when no episode has 3 actions
+        "jerk_normalized": mean_jerk(normalized),  # the policy's [-1, 1] units, comparable across tasks
+        "boundary_jerk": boundary,  # windows across two chunks
+        "interior_jerk": interior,
+        "boundary_minus_interior": None if boundary is None or interior is None else boundary - interior,
         "rollout_seconds": rollout_seconds,
-        "per_episode": [{"seed": r.seed, "score": r.score, "success": r.success, "length": r.length, "jerk": j}
-                        for r, j in zip(results, jerks)],
+        "per_episode": [{"seed": r.seed, "score": r.score, "success": r.success, "length": r.length, "jerk": p["jerk"],
+                         "jerk_normalized": jn, "boundary_jerk": p["boundary"], "interior_jerk": p["interior"]}
+                        for r, p, jn in zip(results, parts, normalized)],
     }
 
 
@@ -64,7 +112,7 @@ def evaluate_policy(
         results = rollout(policy, env, seeds, steps, n_videos=n_videos if video_dir else 0, progress=progress,
                           workers=workers)
         rollout_s = time.perf_counter() - start
-        row = {"steps": steps, **outcomes(results, rollout_s)}
+        row = {"steps": steps, **outcomes(results, rollout_s, action_scale(policy))}
         if latency_calls:
             row.update(measure_act_latency(policy, env, steps, n_calls=latency_calls, seed=seed_start))
         if video_dir:
@@ -107,7 +155,7 @@ def evaluate_deadlines(
             "steps_chosen": {str(k): v for k, v in chosen.items()},  # budget -> replanning calls that used it
             "steps": max(chosen, key=lambda k: (chosen[k], k)),  # the budget used most
             "replan_p95_ms": {str(k): policy.budget.p95(k, 1) for k in chosen},  # recent p95 of each budget used
-            **outcomes(results, rollout_s),
+            **outcomes(results, rollout_s, action_scale(policy)),
         }
         rows.append(row)
         if progress:

@@ -23,7 +23,7 @@ from ..envs import get_env_spec
 from ..evaluation.curve import budget_line, eval_record, read_jsonl, summary_lines, write_curve
 from ..evaluation.report import markdown_table, write_report
 from ..evaluation.rollout import check_fits_env
-from ..evaluation.sweep import evaluate_policy, format_row
+from ..evaluation.sweep import demonstration_smoothness, evaluate_policy, format_row
 from ..models.network import build_network
 from ..models.obs_encoder import check_obs_features
 from ..objectives import Objective, build_objective, check_steps
@@ -190,15 +190,16 @@ class Trainer(TrainLoop):
             workers=self.config.env.rollout_workers,
         )
         budget = self.budget()
+        demonstrations = demonstration_smoothness(self.policy(), self.demos.path)
         paths = write_report(
             self.run_dir / EVAL_DIR,
             rows,
             {"checkpoint": str(self.run_dir / POLICY_FILE), "env": spec.id, "step": self.step,
-             "budget": {**budget, "line": budget_line(budget)}, "config": to_dict(self.config)},
+             "budget": {**budget, "line": budget_line(budget)}, "demonstrations": demonstrations, "config": to_dict(self.config)},
             spec,
             title=f"{spec.label} · {self.config.objective['name']} · seed {tc.seed}\n{budget_line(budget)}",
         )
-        print(markdown_table(rows))
+        print(markdown_table(rows, demonstrations))
         return {**curve, **paths}
 
 
