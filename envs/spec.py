@@ -113,6 +113,9 @@ class EnvSpec:
     # (a store's attributes, task, env options) -> raises ValueError naming the field when the store was
     # recorded in a setup this env cannot reproduce (robosuite: another task, robot, controller or rate)
     check_store: Callable[[Mapping[str, Any], str | None, Mapping[str, Any]], None] | None = None
+    # the rate its actions are applied at, as on a robot: a clocked evaluation turns an inference's latency into
+    # control ticks with it (None: not declared, and such an evaluation is refused)
+    control_hz: float | None = None
     requires: tuple[str, ...] = ()  # modules the env imports (an optional extra), checked before any work
     install_hint: str = ""  # the command that installs them
 
@@ -128,6 +131,8 @@ class EnvSpec:
         at_least(f"EnvSpec({self.name})", self, 1, "action_dim", "max_episode_steps")
         check_workers(self.rollout_workers, f"EnvSpec({self.name}).rollout_workers")
         at_least(f"EnvSpec({self.name})", self, 0, "rollout_envs")
+        if self.control_hz is not None and not 0 < self.control_hz < 10_000:
+            raise ValueError(f"EnvSpec({self.name}).control_hz: expected a rate in Hz above 0, got {self.control_hz}")
         low, high = self.score_range
         if not low < high:
             raise ValueError(f"EnvSpec({self.name}).score_range: expected (low, high) with low < high, got {self.score_range}")

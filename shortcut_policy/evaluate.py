@@ -17,8 +17,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from .checkpoint import EVAL_DIR
 from .config import EnvConfig, as_trained, load_config
-from .evaluation.report import deadline_table, markdown_table, write_report
-from .evaluation.sweep import demonstration_smoothness, evaluate_deadlines, evaluate_policy
+from .evaluation.report import clock_table, deadline_table, markdown_table, write_report
+from .evaluation.sweep import check_clocks, demonstration_smoothness, evaluate_deadlines, evaluate_on_clock, evaluate_policy
 from .utils.cli import one_line_errors
 from .utils.paths import config_dir
 
@@ -45,6 +45,9 @@ def load_for_evaluation(cfg: DictConfig):
         check_deadline(deadline)
     steps_list = list(cfg.steps) if cfg.steps else ([] if deadlines else policy.objective.valid_steps())
     check_steps("steps", steps_list, policy.objective)
+    if cfg.get("clock_delays") and not steps_list:
+        raise ValueError(f"clock_delays: the clocked rows run at the step budgets, and none is asked (steps={list(cfg.steps)} "
+                         "with deadlines only); name steps=[...] too")
     return file, policy, steps_list, deadlines
 
 
@@ -65,6 +68,8 @@ def main(cfg: DictConfig) -> None:
     if cfg.rollout_envs is not None:  # like rollout_workers, this machine's choice
         spec = dataclasses.replace(spec, rollout_envs=cfg.rollout_envs)
     env_name = spec.id
+    delays = list(cfg.get("clock_delays") or [])
+    check_clocks(policy, spec, delays, cfg.get("clock_lookahead"))  # before any rollout
     out_dir = Path(cfg.out) if cfg.out else file.parent / EVAL_DIR
     print(f"evaluating {file} on {env_name}: steps {steps_list}, deadlines (ms) {deadlines}, {cfg.episodes} episodes; "
           f"outputs -> {out_dir}")
@@ -73,6 +78,8 @@ def main(cfg: DictConfig) -> None:
         workers=cfg.rollout_workers,
     ) if steps_list else []
     deadline_rows = evaluate_deadlines(policy, spec, deadlines, cfg.episodes, cfg.seed_start, workers=cfg.rollout_workers)
+    clock_rows = evaluate_on_clock(policy, spec, steps_list, delays, cfg.episodes, cfg.seed_start, cfg.get("clock_lookahead"),
+                                   workers=cfg.rollout_workers) if delays else []
     demonstrations = demonstration_smoothness(policy)  # None when the store it was trained on is not here
     paths = write_report(
         out_dir,
@@ -83,11 +90,14 @@ def main(cfg: DictConfig) -> None:
         spec,
         title=f"{spec.label} · {policy.contract.objective['name']}",
         deadline_rows=deadline_rows,
+        clock_rows=clock_rows,
     )
     if rows:
         print(markdown_table(rows, demonstrations))
     if deadline_rows:
         print(deadline_table(deadline_rows))
+    if clock_rows:
+        print(clock_table(clock_rows))
     for name, path in paths.items():
         print(f"wrote {name}: {path}")
     if cfg.videos:

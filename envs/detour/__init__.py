@@ -19,6 +19,7 @@ SPEC = register_env(
         obs={"pos": ObsSpec((2,)), "goal": ObsSpec((2,))},
         action_dim=2,
         max_episode_steps=MAX_EPISODE_STEPS,
+        control_hz=10.0,  # a planar toy: Push-T's rate
         success=success_flag("reached"),
         default_obs_keys=("pos", "goal"),
         make_expert=make_expert,

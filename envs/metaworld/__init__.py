@@ -25,6 +25,7 @@ SPEC = register_env(
         obs={"state": ObsSpec((STATE_DIM,)), "hand": ObsSpec((HAND_DIM,)), IMAGE_KEY: ObsSpec((IMAGE_SIZE, IMAGE_SIZE, 3), "rgb")},
         action_dim=ACTION_DIM,
         max_episode_steps=MAX_EPISODE_STEPS,
+        control_hz=80.0,  # one action per frame at the env's own render_fps
         success=success_flag("success"),
         default_obs_keys=("state",),
         score_name="success rate",

@@ -29,6 +29,7 @@ SPEC = register_env(
         },
         action_dim=2,
         max_episode_steps=MAX_EPISODE_STEPS,
+        control_hz=10.0,  # Diffusion Policy's Push-T: one action per 0.1 s
         success=success_flag("is_success"),
         default_obs_keys=("keypoint",),  # the T's 8 corners and the agent (see env.py)
         step_score=lambda reward, info: reward,  # the coverage reward

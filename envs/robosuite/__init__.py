@@ -15,6 +15,7 @@ from ..spec import EnvSpec, ObsSpec, success_flag
 from .actions import ABS_ACTION_DIM, DELTA_ACTION_DIM
 from .env import (
     CAMERAS,
+    CONTROL_FREQ,
     DEFAULT_TASK,
     IMAGE_SIZE,
     INSTALL_HINT,
@@ -67,6 +68,7 @@ SPEC = register_env(
         obs=observations(DEFAULT_TASK),
         action_dim=DELTA_ACTION_DIM,
         max_episode_steps=MAX_EPISODE_STEPS[DEFAULT_TASK],
+        control_hz=float(CONTROL_FREQ),  # robomimic's OSC controller rate
         success=success_flag("success"),
         # Diffusion Policy's low-dim robomimic keys
         default_obs_keys=("object", "robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos"),

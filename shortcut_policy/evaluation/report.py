@@ -53,6 +53,21 @@ def deadline_table(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def clock_table(rows: list[dict]) -> str:
+    """The rows of ``evaluate_on_clock``: each budget under each inference delay (control ticks)."""
+    lines = [
+        "| steps (NFE) | delay (ticks) | from latency (ms) | lookahead | score | success (95% CI) | jerk | "
+        "boundary - interior jerk | dry ticks per episode |",
+        "|---:|---:|---:|---:|---:|---|---:|---:|---:|",
+    ]
+    for r in rows:
+        low, high = r["success_ci95"]
+        lines.append(f"| {r['steps']} | {r['delay_steps']} | {figure(r.get('latency_ms'), 1)} | {r['lookahead']} | "
+                     f"{r['score']:.3f} | {r['success_rate']:.0%} ({low:.0%}-{high:.0%}) | {figure(r.get('jerk'))} | "
+                     f"{figure(r.get('boundary_minus_interior'))} | {r['dry_ticks']:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
 def score_axis(spec: EnvSpec) -> dict:
     """Matplotlib ``ax.set`` options of an axis of the env's episode score: its name, its range and a margin."""
     low, high = spec.score_range
@@ -127,17 +142,20 @@ def plot_deadlines(path: str | Path, rows: list[dict], title: str, spec: EnvSpec
 
 
 def write_report(
-    out_dir: str | Path, rows: list[dict], meta: dict, spec: EnvSpec, title: str = "", deadline_rows: list[dict] | None = None
+    out_dir: str | Path, rows: list[dict], meta: dict, spec: EnvSpec, title: str = "", deadline_rows: list[dict] | None = None,
+    clock_rows: list[dict] | None = None,
 ) -> dict[str, Path]:
     """Write eval.json, eval.md and eval.png (when there are step rows) into ``out_dir``; ``spec``: the env the rows
     were rolled out in; ``deadline_rows``: those of ``evaluate_deadlines``, in the JSON, as a second table and
     as eval_deadline.png; ``meta["demonstrations"]`` (``demonstration_smoothness``): the reference row of
-    the table and the plot's dotted lines."""
+    the table and the plot's dotted lines; ``clock_rows`` (``evaluate_on_clock``): a table of their own."""
     out_dir = Path(out_dir)
-    report = {**meta, "rows": rows, **({"deadline_rows": deadline_rows} if deadline_rows else {})}
+    report = {**meta, "rows": rows, **({"deadline_rows": deadline_rows} if deadline_rows else {}),
+              **({"clock_rows": clock_rows} if clock_rows else {})}
     demonstrations = meta.get("demonstrations")
     tables = "\n".join(([markdown_table(rows, demonstrations)] if rows else [])
-                       + ([deadline_table(deadline_rows)] if deadline_rows else []))
+                       + ([deadline_table(deadline_rows)] if deadline_rows else [])
+                       + ([clock_table(clock_rows)] if clock_rows else []))
     paths = {"json": write_json(out_dir / "eval.json", report), "markdown": write_text(out_dir / "eval.md", tables)}
     if rows:
         paths["plot"] = plot_rows(out_dir / "eval.png", rows, title, spec, demonstrations)

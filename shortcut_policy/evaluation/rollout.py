@@ -20,6 +20,7 @@ from tqdm import tqdm
 from ..contract import PolicyContract
 from ..deadline import check_deadline
 from ..envs import EnvSpec, resolve_env
+from .clock import ClockedControl, ControlClock
 from .env_pool import EnvPool
 
 
@@ -32,6 +33,7 @@ class EpisodeResult:
     frames: list[np.ndarray] = field(default_factory=list, repr=False)
     actions: list[np.ndarray] = field(default_factory=list, repr=False)  # what the env was given, tick by tick
     chunk_starts: list[int] = field(default_factory=list)  # the ticks whose action began a new chunk
+    dry_ticks: int = 0  # on a control clock: ticks whose chunk had not landed, the last action held
 
 
 def check_fits_env(contract: PolicyContract, env: str | EnvSpec) -> None:
@@ -70,6 +72,7 @@ def rollout(
     noise_seed: int = 0,
     workers: int | None = None,
     deadline_ms: float | None = None,
+    clock: ControlClock | None = None,
 ) -> list[EpisodeResult]:
     """Run one episode per seed, side by side; the first ``n_videos`` episodes keep RGB frames.
 
@@ -87,6 +90,9 @@ def rollout(
     from its replanning times on this machine. The episodes then run one at a time, so that every replan
     is one robot's (batch 1); which budget is picked depends on the wall clock, so such a rollout is not
     reproducible call for call.
+
+    ``clock``: the episodes run on a control clock (``clock.py``): each replan lands ``clock.delay_steps``
+    ticks after it started, the robot going on with its queue meanwhile.
     """
     spec = resolve_env(env)
     check_fits_env(policy.contract, spec)
@@ -96,6 +102,10 @@ def rollout(
         raise ValueError(f"steps, deadline_ms: give one of them, got steps={steps!r} and deadline_ms={deadline_ms!r}")
     else:
         check_deadline(deadline_ms)
+    if clock is not None and deadline_ms is not None:
+        raise ValueError(f"clock, deadline_ms: a deadline picks budgets by wall time, a clock fixes the delay; "
+                         f"give one, got clock={clock} and deadline_ms={deadline_ms}")
+    clocked = ClockedControl(policy, clock) if clock is not None else None
     n = len(seeds)
     n_videos = min(n_videos, n)
     slots = max(min(n, spec.rollout_envs or n), n_videos)  # filmed episode i runs first, in env i
@@ -110,6 +120,8 @@ def rollout(
     def start(assigned: dict[int, int]) -> None:  # slot -> episode: reset each slot with its episode's seed
         first = envs.reset({j: int(seeds[i]) for j, i in assigned.items()})
         policy.reset(rows=list(assigned))  # a new episode in the slot: its history and queue start empty
+        if clocked is not None:
+            clocked.reset(list(assigned))
         for j, i in assigned.items():
             episode_in[j], current[j] = i, first[j]
         film(first, [j for j, i in assigned.items() if i < n_videos])
@@ -127,8 +139,12 @@ def rollout(
         while episode_in:
             live = list(episode_in)  # in the order the slots' episodes started: the replanning rows' noise order
             obs = {k: np.stack([current[j][k] for j in live]) for k in policy.obs_keys}  # (b, *shape)
-            starting = policy.will_replan_rows(live)
-            actions = policy.act(obs, steps=steps, rows=live, deadline_ms=deadline_ms)  # (b, A)
+            if clocked is None:
+                starting = policy.will_replan_rows(live)
+                actions = policy.act(obs, steps=steps, rows=live, deadline_ms=deadline_ms)  # (b, A)
+            else:
+                actions = clocked.act(obs, live, steps)  # (b, A)
+                starting = [clocked.loops[j].new_chunk for j in live]
             stepped = envs.step(dict(zip(live, actions)))
             film({j: out[0] for j, out in stepped.items()}, [j for j, i in episode_in.items() if i < n_videos])
             freed = []
@@ -137,6 +153,8 @@ def rollout(
                 result = results[episode_in[j]]
                 if new_chunk:
                     result.chunk_starts.append(result.length)
+                if clocked is not None:
+                    result.dry_ticks = clocked.loops[j].dry_ticks
                 result.actions.append(action)
                 result.length += 1
                 result.score = max(result.score, spec.score(float(reward), info))

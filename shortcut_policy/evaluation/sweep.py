@@ -16,7 +16,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ..envs import EnvSpec
+from ..envs import EnvSpec, resolve_env
+from .clock import ClockedControl, ControlClock
 from .rollout import EpisodeResult, measure_act_latency, rollout, save_video
 from .smoothness import chunk_jerk, mean_jerk
 from .stats import wilson_interval
@@ -121,6 +122,70 @@ def evaluate_policy(
         rows.append(row)
         if progress:
             print(format_row(row))
+    return rows
+
+
+def clock_for(policy, spec: EnvSpec, steps: int, delay: int | str, lookahead: int | None) -> tuple[ControlClock, float | None]:
+    """The clock of one row: a fixed ``delay`` in control ticks, or ``"measured"``: the median replanning time
+    of ``act`` at batch 1 at ``steps`` on this machine (50 calls), turned into ticks at the env's rate.
+    ``lookahead`` None: equal to the delay. Returns the clock and the latency it came from (ms, or None)."""
+    if delay == "measured":
+        if spec.control_hz is None:
+            raise ValueError(f"clock_delays: 'measured' needs the env's control rate, and {spec.name} declares none "
+                             "(EnvSpec.control_hz); give delays in control ticks")
+        latency = measure_act_latency(policy, spec, steps, n_calls=50)["replan_median_ms"]
+        return ControlClock.from_latency(latency, spec.control_hz, lookahead), latency
+    if isinstance(delay, bool) or not isinstance(delay, int):
+        raise ValueError(f"clock_delays: expected control ticks (whole numbers >= 0) or 'measured', got {delay!r}")
+    return ControlClock(delay, delay if lookahead is None else lookahead), None
+
+
+def check_clocks(policy, spec: EnvSpec, delays: Sequence[int | str], lookahead: int | None) -> None:
+    """Every clock of an evaluation, refused before anything is rolled out if it cannot run."""
+    if lookahead is not None and (isinstance(lookahead, bool) or not isinstance(lookahead, int) or lookahead < 0):
+        raise ValueError(f"clock_lookahead: expected control ticks (a whole number >= 0) or null (the delay), got {lookahead!r}")
+    for delay in delays:
+        if delay == "measured" and spec.control_hz is None:
+            clock_for(policy, spec, 1, delay, lookahead)  # raises, naming the env
+        if delay != "measured":
+            ClockedControl(policy, clock_for(policy, spec, 1, delay, lookahead)[0])
+
+
+def evaluate_on_clock(
+    policy,
+    env: str | EnvSpec,
+    steps_list: Sequence[int],
+    delays: Sequence[int | str],
+    episodes: int = 50,
+    seed_start: int = 0,
+    lookahead: int | None = None,
+    progress: bool = True,
+    workers: int | None = None,
+) -> list[dict]:
+    """One row per (step budget, delay): the episodes run on a control clock (``clock.py``) whose replans land
+    ``delay`` ticks after they start, the robot going on with its queue (holding its last action when the
+    queue runs dry). Same test seeds and noise as the synchronous rows, so a row and its delay-0 twin pair."""
+    spec = resolve_env(env)
+    if episodes < 1:
+        raise ValueError(f"episodes: expected >= 1, got {episodes}")
+    for steps in steps_list:
+        policy.objective.validate_steps(steps)
+    check_clocks(policy, spec, delays, lookahead)
+    seeds = list(range(seed_start, seed_start + episodes))
+    rows = []
+    for steps in steps_list:
+        for delay in delays:
+            clock, latency = clock_for(policy, spec, steps, delay, lookahead)
+            start = time.perf_counter()
+            results = rollout(policy, spec, seeds, steps, progress=progress, workers=workers, clock=clock)
+            row = {"steps": steps, "delay_steps": clock.delay_steps, "lookahead": clock.lookahead,
+                   "latency_ms": latency, "control_hz": spec.control_hz,
+                   **outcomes(results, time.perf_counter() - start, action_scale(policy)),
+                   "dry_ticks": float(np.mean([r.dry_ticks for r in results]))}
+            rows.append(row)
+            if progress:
+                print(format_row(row, head=f"steps={steps:>3} delay={clock.delay_steps}"
+                                           + (f" ({latency:.1f} ms)" if latency is not None else "")))
     return rows
 
 
