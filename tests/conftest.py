@@ -28,6 +28,25 @@ def train_tiny(tmp_path):
     return train
 
 
+@pytest.fixture(scope="session")
+def chunk_of_4_policy(tmp_path_factory):
+    """A tiny Push-T policy of two training steps that executes chunks of 4 actions (horizon 8, 2 observed
+    frames), and its env with 40-tick episodes: for what depends on how chunks are executed, not on quality."""
+    from shortcut_policy.config import load_config
+    from shortcut_policy.data.demos import generate_demos
+    from shortcut_policy.policy import load_policy
+    from shortcut_policy.training.trainer import run
+
+    tmp = tmp_path_factory.mktemp("chunk_of_4")
+    store = generate_demos("push_t", episodes=1, seed=100_000, out=tmp / "demos.zarr", progress=False)
+    config = load_config({"env": {"dataset": str(store), "max_episode_steps": 40},
+                          "policy": {"horizon": 8, "n_obs_steps": 2, "n_action_steps": 4,
+                                     "unet": {"down_dims": [16, 32], "embed_dim": 16}},
+                          "train": {"num_steps": 2, "batch_size": 8, "warmup_steps": 1, "eval_episodes": 0}})
+    run(config, tmp / "run", progress=False)
+    return load_policy(tmp / "run"), config.env.spec()
+
+
 def readme_episode(policy, env, seed: int, steps: int, noise_seed: int = 0):
     """One episode through the README's control loop (``policy.reset``, then ``act`` every tick until the
     episode ends): the actions given to the env (T, A) and the last step's ``info``."""

@@ -5,13 +5,9 @@ import dataclasses
 import numpy as np
 import pytest
 
-from shortcut_policy.config import load_config
-from shortcut_policy.data.demos import generate_demos
 from shortcut_policy.evaluation.clock import ClockedControl, ControlClock
 from shortcut_policy.evaluation.rollout import rollout
 from shortcut_policy.evaluation.sweep import evaluate_on_clock
-from shortcut_policy.policy import load_policy
-from shortcut_policy.training.trainer import run
 
 
 class TickPolicy:
@@ -70,20 +66,8 @@ def test_a_latency_becomes_whole_control_ticks_and_bad_clocks_are_refused():
         ClockedControl(TickPolicy(), ControlClock(delay_steps=7))
 
 
-@pytest.fixture(scope="module")
-def policy_and_env(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("clock")
-    store = generate_demos("push_t", episodes=1, seed=100_000, out=tmp / "demos.zarr", progress=False)
-    config = load_config({"env": {"dataset": str(store), "max_episode_steps": 40},
-                          "policy": {"horizon": 8, "n_obs_steps": 2, "n_action_steps": 4,
-                                     "unet": {"down_dims": [16, 32], "embed_dim": 16}},
-                          "train": {"num_steps": 2, "batch_size": 8, "warmup_steps": 1, "eval_episodes": 0}})
-    run(config, tmp / "run", progress=False)
-    return load_policy(tmp / "run"), config.env.spec()
-
-
-def test_rollouts_on_a_clock_without_delay_are_the_synchronous_rollouts(policy_and_env):
-    policy, env = policy_and_env
+def test_rollouts_on_a_clock_without_delay_are_the_synchronous_rollouts(chunk_of_4_policy):
+    policy, env = chunk_of_4_policy
     plain = rollout(policy, env, [0, 1, 2], steps=1, progress=False, workers=0)
     clocked = rollout(policy, env, [0, 1, 2], steps=1, progress=False, workers=0, clock=ControlClock())
     for a, b in zip(plain, clocked):
@@ -91,8 +75,8 @@ def test_rollouts_on_a_clock_without_delay_are_the_synchronous_rollouts(policy_a
         assert a.chunk_starts == b.chunk_starts and b.dry_ticks == 0
 
 
-def test_a_fixed_delay_reproduces_the_same_episodes(policy_and_env):
-    policy, env = policy_and_env
+def test_a_fixed_delay_reproduces_the_same_episodes(chunk_of_4_policy):
+    policy, env = chunk_of_4_policy
     clock = ControlClock(delay_steps=2)
     first = rollout(policy, env, [0, 1], steps=1, progress=False, workers=0, clock=clock)
     again = rollout(policy, env, [0, 1], steps=1, progress=False, workers=0, clock=clock)
@@ -103,8 +87,8 @@ def test_a_fixed_delay_reproduces_the_same_episodes(policy_and_env):
         assert a.dry_ticks > 0 and a.chunk_starts[:2] == [0, 6]  # the second chunk: planned at tick 4, landed at 6
 
 
-def test_clocked_rows_pair_with_the_synchronous_ones_and_bad_clocks_stop_before_rolling_out(policy_and_env, monkeypatch):
-    policy, env = policy_and_env
+def test_clocked_rows_pair_with_the_synchronous_ones_and_bad_clocks_stop_before_rolling_out(chunk_of_4_policy, monkeypatch):
+    policy, env = chunk_of_4_policy
     rows = evaluate_on_clock(policy, env, [1], [0, 2], episodes=2, progress=False, workers=0)
     assert [(r["delay_steps"], r["lookahead"]) for r in rows] == [(0, 0), (2, 2)]  # lookahead: the delay unless given
     synchronous = rollout(policy, env, [0, 1], steps=1, progress=False, workers=0)

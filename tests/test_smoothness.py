@@ -3,27 +3,10 @@
 import numpy as np
 import pytest
 
-from shortcut_policy.config import load_config
-from shortcut_policy.data.demos import generate_demos
 from shortcut_policy.data.replay_buffer import ReplayBuffer
 from shortcut_policy.evaluation.rollout import rollout
 from shortcut_policy.evaluation.smoothness import action_jerk, chunk_jerk, mean_jerk
 from shortcut_policy.evaluation.sweep import action_scale, demonstration_smoothness
-from shortcut_policy.policy import load_policy
-from shortcut_policy.training.trainer import run
-
-
-@pytest.fixture(scope="module")
-def few_step_policy(tmp_path_factory):
-    """A Push-T policy of a few training steps that executes chunks of 4 actions, and its env (short episodes)."""
-    tmp = tmp_path_factory.mktemp("chunks")
-    store = generate_demos("push_t", episodes=1, seed=100_000, out=tmp / "demos.zarr", progress=False)
-    config = load_config({"env": {"dataset": str(store), "max_episode_steps": 30},
-                          "policy": {"horizon": 8, "n_obs_steps": 2, "n_action_steps": 4,
-                                     "unet": {"down_dims": [16, 32], "embed_dim": 16}},
-                          "train": {"num_steps": 2, "batch_size": 8, "warmup_steps": 1, "eval_episodes": 0}})
-    run(config, tmp / "run", progress=False)
-    return load_policy(tmp / "run"), config.env.spec()
 
 
 def test_a_constant_velocity_has_no_jerk_and_a_known_sequence_has_its_own():
@@ -57,15 +40,15 @@ def test_the_jerk_splits_at_chunk_boundaries_as_counted_by_hand():
     assert halved["boundary"] == pytest.approx(1.5) and halved["jerk"] == pytest.approx(0.5)
 
 
-def test_a_rollout_records_where_its_chunks_start(few_step_policy):
+def test_a_rollout_records_where_its_chunks_start(chunk_of_4_policy):
     """With n_action_steps = 4, a synchronous rollout starts a chunk every 4 ticks from tick 0."""
-    policy, env = few_step_policy
+    policy, env = chunk_of_4_policy
     for result in rollout(policy, env, [0, 1, 2], steps=1, progress=False, workers=0):
         assert result.chunk_starts == list(range(0, result.length, 4)), result.chunk_starts
 
 
-def test_the_demonstrations_reference_cuts_them_where_the_policy_chunks(few_step_policy, tmp_path):
-    policy, _ = few_step_policy
+def test_the_demonstrations_reference_cuts_them_where_the_policy_chunks(chunk_of_4_policy, tmp_path):
+    policy, _ = chunk_of_4_policy
     store = tmp_path / "demos.zarr"
     episode = np.array([[0.0, 0.0], [1.0, 0.0], [2.0, 0.0], [3.0, 0.0], [7.0, 0.0], [8.0, 0.0]])
     ReplayBuffer(data={"action": episode}, episode_ends=np.array([6])).save(store)
