@@ -35,6 +35,10 @@ def load_for_evaluation(cfg: DictConfig):
     file = resolve_checkpoint(cfg.checkpoint)
     sampling = {k: v for k, v in OmegaConf.to_container(cfg.sampling).items() if v is not None}
     policy = load_policy(file, device=cfg.device, sampling=sampling)
+    policy.temporal_ensemble = cfg.get("temporal_ensemble")  # checked here, before any rollout
+    if policy.temporal_ensemble is not None and cfg.get("clock_delays"):
+        raise ValueError("temporal_ensemble, clock_delays: a clocked rollout executes chunks as they land, without "
+                         "ensembling; evaluate them apart")
     from .deadline import check_deadline
 
     deadlines = cfg.get("deadline_ms") or []

@@ -41,6 +41,9 @@ class _Row:
 
     history: collections.deque
     queue: collections.deque = field(default_factory=collections.deque)
+    # temporal ensembling: the chunks planned so far that still hold an action for this tick, oldest first,
+    # each as [its actions from the tick it was planned at (n, A), ticks since]
+    planned: list = field(default_factory=list)
 
 
 class Policy:
@@ -81,6 +84,21 @@ class Policy:
         # act(deadline_ms=...) picks among the objective's budgets by measured replanning time (deadline.py)
         self.budget = BudgetPicker(objective.valid_steps())
         self.last_steps: int | None = None  # the step budget of the last replanning call
+        self._ensemble: float | None = None
+
+    @property
+    def temporal_ensemble(self) -> float | None:
+        """ACT's temporal ensembling: None (the default) executes each chunk's ``n_action_steps`` actions in turn;
+        a decay m >= 0 replans at every tick and executes the weighted mean of every planned chunk's action
+        for this tick, the i-th oldest weighted exp(-m i) (0: all alike). Smoother, at a replan per tick."""
+        return self._ensemble
+
+    @temporal_ensemble.setter
+    def temporal_ensemble(self, decay: float | None) -> None:
+        if decay is not None and (isinstance(decay, bool) or not isinstance(decay, (int, float)) or not 0 <= decay < 100):
+            raise ValueError(f"temporal_ensemble: expected None (off) or a decay m in [0, 100) (weights exp(-m i)), got {decay!r}")
+        self._ensemble = None if decay is None else float(decay)
+        self._rows.clear()  # queues and plans of the other way of executing do not carry over
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -150,7 +168,7 @@ class Policy:
 
     def will_replan_rows(self, rows: Sequence[int]) -> list[bool]:
         """For each control loop in ``rows``: whether its next ``act`` call starts a new chunk (its queue is empty)."""
-        return [r not in self._rows or not self._rows[r].queue for r in rows]
+        return [self._ensemble is not None or r not in self._rows or not self._rows[r].queue for r in rows]
 
     def act(
         self,
@@ -188,7 +206,7 @@ class Policy:
             row = self._rows.setdefault(r, _Row(collections.deque(maxlen=self.n_obs_steps)))
             frame = {k: v[i] for k, v in frames.items()}
             row.history.extend([frame] * (self.n_obs_steps if not row.history else 1))  # pad the start with the first frame
-            if not row.queue:
+            if not row.queue or self._ensemble is not None:
                 replan.append(r)
         if replan:
             batch = {k: np.stack([np.stack([f[k] for f in self._rows[r].history]) for r in replan]) for k in self.obs_keys}
@@ -198,15 +216,32 @@ class Policy:
                     steps = self.budget.choose(deadline_ms, len(replan), lambda k: self.predict_chunk(
                         batch, steps=k, generator=measuring, validate=False))
                 start = self.budget.clock()
-                chunks = self.predict_chunk(batch, steps=steps, validate=False)  # (b, Ta, A)
+                chunks = self.predict_chunk(batch, steps=steps, validate=False, full=self._ensemble is not None)
             except FloatingPointError as err:  # its batch rows are the replanning rows, in this order
                 raise FloatingPointError(f"{err} (batch row i is the control loop rows={replan}[i])") from None
             self.budget.record(steps, len(replan), (self.budget.clock() - start) * 1e3)  # every replan keeps the timings current
             self.last_steps = steps
             for r, chunk in zip(replan, chunks):
-                self._rows[r].queue.extend(chunk)
-        actions = np.stack([self._rows[r].queue.popleft() for r in rows])
+                if self._ensemble is None:
+                    self._rows[r].queue.extend(chunk)  # (Ta, A)
+                else:
+                    self._rows[r].planned.append([chunk[self.n_obs_steps - 1 :], 0])  # from the tick it was planned at
+        if self._ensemble is not None:
+            actions = np.stack([self._ensembled(self._rows[r]) for r in rows])
+        else:
+            actions = np.stack([self._rows[r].queue.popleft() for r in rows])
         return actions if batched else actions[0]
+
+    def _ensembled(self, row: _Row) -> np.ndarray:
+        """This tick's action of every chunk planned for it, averaged with weights exp(-m i), i = 0 the oldest
+        (ACT's temporal ensembling); then every plan is a tick older, and those with no action left are dropped."""
+        actions = np.stack([plan[0][plan[1]] for plan in row.planned])  # (n, A), oldest first
+        weights = np.exp(-self._ensemble * np.arange(len(actions)))
+        action = (weights[:, None] * actions).sum(0) / weights.sum()
+        for plan in row.planned:
+            plan[1] += 1
+        row.planned = [plan for plan in row.planned if plan[1] < len(plan[0])]
+        return action.astype(actions.dtype)
 
     @torch.inference_mode()
     def predict_chunk(

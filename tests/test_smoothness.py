@@ -1,5 +1,7 @@
 """The jerk of executed actions, as every evaluation reports it."""
 
+import math
+
 import numpy as np
 import pytest
 
@@ -58,3 +60,36 @@ def test_the_demonstrations_reference_cuts_them_where_the_policy_chunks(chunk_of
     scale = action_scale(policy)
     assert reference["jerk_normalized"] == pytest.approx(np.mean([0, 0, 3, 3]) * abs(scale[0]))
     assert demonstration_smoothness(policy, tmp_path / "gone.zarr") is None
+
+
+def test_temporal_ensembling_averages_every_plan_for_this_tick_with_acts_weights(chunk_of_4_policy, monkeypatch):
+    """The c-th plan (c = 0, 1, ...) is the chunk c*10 + h, h = 0..7; executed from h = 1 (2 observed frames),
+    it holds actions for 7 ticks. At tick t the plans made at ticks t-6..t each give their action for t."""
+    policy, _ = chunk_of_4_policy
+    calls = []
+
+    def planned(batch, steps, generator=None, validate=True, full=False):
+        assert full  # ensembling needs the whole chunk
+        calls.append(len(calls))
+        return (10.0 * calls[-1] + np.arange(8.0))[None, :, None] * np.ones((1, 1, 2))  # (1, H=8, A=2)
+
+    monkeypatch.setattr(policy, "predict_chunk", planned)
+    obs = {k: np.zeros(policy.obs_shapes[k], dtype=np.float32) for k in policy.obs_keys}
+    try:
+        policy.temporal_ensemble = 0.0
+        policy.reset()
+        assert policy.act(obs)[0] == 1.0  # one plan: its action 1
+        assert policy.act(obs)[0] == pytest.approx((2 + 11) / 2)  # plan 0's action 2, plan 1's action 1
+        assert policy.act(obs)[0] == pytest.approx((3 + 12 + 21) / 3)
+        policy.temporal_ensemble = math.log(2)  # weights 1, 1/2, 1/4, ... from the oldest
+        policy.reset()
+        policy.act(obs)
+        assert policy.act(obs)[0] == pytest.approx((1 * 32 + 0.5 * 41) / 1.5)  # plans 3 and 4
+        for _ in range(10):
+            policy.act(obs)
+        assert len(policy._rows[0].planned) == 6  # 7 plans give each tick its action; the oldest is then spent
+        assert policy.will_replan_rows([0, 5]) == [True, True]  # it replans at every tick
+        with pytest.raises(ValueError, match=r"temporal_ensemble: expected None \(off\) or a decay m in \[0, 100\)"):
+            policy.temporal_ensemble = -1.0
+    finally:
+        policy.temporal_ensemble = None
