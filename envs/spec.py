@@ -131,8 +131,8 @@ class EnvSpec:
         at_least(f"EnvSpec({self.name})", self, 1, "action_dim", "max_episode_steps")
         check_workers(self.rollout_workers, f"EnvSpec({self.name}).rollout_workers")
         at_least(f"EnvSpec({self.name})", self, 0, "rollout_envs")
-        if self.control_hz is not None and not 0 < self.control_hz < 10_000:
-            raise ValueError(f"EnvSpec({self.name}).control_hz: expected a rate in Hz above 0, got {self.control_hz}")
+        if self.control_hz is not None and not (isinstance(self.control_hz, (int, float)) and 0 < self.control_hz < 10_000):
+            raise ValueError(f"EnvSpec({self.name}).control_hz: expected a rate in Hz in (0, 10000), got {self.control_hz!r}")
         low, high = self.score_range
         if not low < high:
             raise ValueError(f"EnvSpec({self.name}).score_range: expected (low, high) with low < high, got {self.score_range}")

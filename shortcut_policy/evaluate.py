@@ -36,9 +36,6 @@ def load_for_evaluation(cfg: DictConfig):
     sampling = {k: v for k, v in OmegaConf.to_container(cfg.sampling).items() if v is not None}
     policy = load_policy(file, device=cfg.device, sampling=sampling)
     policy.temporal_ensemble = cfg.get("temporal_ensemble")  # checked here, before any rollout
-    if policy.temporal_ensemble is not None and cfg.get("clock_delays"):
-        raise ValueError("temporal_ensemble, clock_delays: a clocked rollout executes chunks as they land, without "
-                         "ensembling; evaluate them apart")
     from .deadline import check_deadline
 
     deadlines = cfg.get("deadline_ms") or []
@@ -72,7 +69,8 @@ def main(cfg: DictConfig) -> None:
     if cfg.rollout_envs is not None:  # like rollout_workers, this machine's choice
         spec = dataclasses.replace(spec, rollout_envs=cfg.rollout_envs)
     env_name = spec.id
-    delays = list(cfg.get("clock_delays") or [])
+    delays = cfg.get("clock_delays") or []
+    delays = list(delays) if OmegaConf.is_list(delays) or isinstance(delays, list) else [delays]  # clock_delays=2: one
     check_clocks(policy, spec, delays, cfg.get("clock_lookahead"))  # before any rollout
     out_dir = Path(cfg.out) if cfg.out else file.parent / EVAL_DIR
     print(f"evaluating {file} on {env_name}: steps {steps_list}, deadlines (ms) {deadlines}, {cfg.episodes} episodes; "

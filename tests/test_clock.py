@@ -7,7 +7,7 @@ import pytest
 
 from shortcut_policy.evaluation.clock import ClockedControl, ControlClock
 from shortcut_policy.evaluation.rollout import rollout
-from shortcut_policy.evaluation.sweep import evaluate_on_clock
+from shortcut_policy.evaluation.sweep import evaluate_on_clock, evaluate_policy
 
 
 class TickPolicy:
@@ -91,15 +91,25 @@ def test_clocked_rows_pair_with_the_synchronous_ones_and_bad_clocks_stop_before_
     policy, env = chunk_of_4_policy
     rows = evaluate_on_clock(policy, env, [1], [0, 2], episodes=2, progress=False, workers=0)
     assert [(r["delay_steps"], r["lookahead"]) for r in rows] == [(0, 0), (2, 2)]  # lookahead: the delay unless given
-    synchronous = rollout(policy, env, [0, 1], steps=1, progress=False, workers=0)
-    assert rows[0]["score"] == pytest.approx(np.mean([r.score for r in synchronous]), abs=1e-12) and rows[0]["dry_ticks"] == 0
+    synchronous = evaluate_policy(policy, env, [1], episodes=2, latency_calls=0, progress=False, workers=0)[0]
+    for key in ("score", "success_rate", "jerk", "boundary_jerk", "interior_jerk"):  # the delay-0 row is the synchronous one
+        assert rows[0][key] == pytest.approx(synchronous[key], abs=1e-12), key
+    assert rows[0]["dry_ticks"] == 0 and rows[1]["jerk"] != rows[0]["jerk"]
     monkeypatch.setattr("shortcut_policy.evaluation.sweep.rollout", lambda *a, **k: pytest.fail("rolled out"))
-    with pytest.raises(ValueError, match=r"clock.delay_steps: a chunk of horizon 8 holds actions up to 6 ticks"):
+    with pytest.raises(ValueError, match=r"clock_delays: 9: a chunk of horizon 8 holds actions up to 6 ticks"):
         evaluate_on_clock(policy, env, [1], [0, 9], episodes=2, progress=False)
-    with pytest.raises(ValueError, match=r"clock_lookahead: expected control ticks \(a whole number >= 0\) or null"):
+    with pytest.raises(ValueError, match=r"clock_lookahead: expected control ticks \(a whole number in \[0, 1000\]\) or null"):
         evaluate_on_clock(policy, env, [1], [1], episodes=2, lookahead=-1, progress=False)
-    with pytest.raises(ValueError, match=r"clock_delays: expected control ticks \(whole numbers >= 0\) or 'measured', got 'slow'"):
+    with pytest.raises(ValueError, match=r"clock_delays: expected control ticks \(whole numbers in \[0, 1000\]\) or 'measured', got 'slow'"):
         evaluate_on_clock(policy, env, [1], ["slow"], episodes=2, progress=False)
+    with pytest.raises(ValueError, match=r"clock_delays: expected control ticks .* got -1"):
+        evaluate_on_clock(policy, env, [1], [-1], episodes=2, progress=False)
+    policy.temporal_ensemble = 0.01
+    try:
+        with pytest.raises(ValueError, match=r"temporal_ensemble, clock_delays: a clocked rollout executes chunks as they land"):
+            evaluate_on_clock(policy, env, [1], [1], episodes=2, progress=False)
+    finally:
+        policy.temporal_ensemble = None
     unrated = dataclasses.replace(env, control_hz=None)
     with pytest.raises(ValueError, match=r"clock_delays: 'measured' needs the env's control rate, and push_t declares none"):
         evaluate_on_clock(policy, unrated, [1], ["measured"], episodes=2, progress=False)

@@ -88,8 +88,24 @@ def test_temporal_ensembling_averages_every_plan_for_this_tick_with_acts_weights
         for _ in range(10):
             policy.act(obs)
         assert len(policy._rows[0].planned) == 6  # 7 plans give each tick its action; the oldest is then spent
-        assert policy.will_replan_rows([0, 5]) == [True, True]  # it replans at every tick
+        assert policy.will_replan_rows([0]) == [True]  # it replans at every tick, though this loop has plans left
         with pytest.raises(ValueError, match=r"temporal_ensemble: expected None \(off\) or a decay m in \[0, 100\)"):
             policy.temporal_ensemble = -1.0
     finally:
         policy.temporal_ensemble = None
+
+
+def test_an_ensembled_rollout_replans_every_tick_and_starts_each_episode_afresh(chunk_of_4_policy):
+    policy, env = chunk_of_4_policy
+    plain = rollout(policy, env, [0, 1, 2], steps=1, progress=False, workers=0)
+    policy.temporal_ensemble = 0.01
+    try:
+        first = rollout(policy, env, [0, 1, 2], steps=1, progress=False, workers=0)
+        again = rollout(policy, env, [0, 1, 2], steps=1, progress=False, workers=0)
+    finally:
+        policy.temporal_ensemble = None
+    for a, b, c in zip(first, again, plain):
+        np.testing.assert_array_equal(np.stack(a.actions), np.stack(b.actions))  # nothing of an episode carries over
+        assert not np.array_equal(np.stack(a.actions), np.stack(c.actions))
+        assert a.chunk_starts == []  # no chunk is executed as such: the jerk has no boundary part
+        np.testing.assert_array_equal(np.stack(a.actions)[0], np.stack(c.actions)[0])  # one plan at the first tick: its action

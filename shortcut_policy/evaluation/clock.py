@@ -71,6 +71,8 @@ class ClockedControl:
     """``policy``'s control loops run on ``clock``: ``act`` gives each row's action for this tick."""
 
     def __init__(self, policy: Any, clock: ControlClock) -> None:
+        if getattr(policy, "temporal_ensemble", None) is not None:
+            raise ValueError("clock: a clocked loop executes each chunk as it lands; set policy.temporal_ensemble to None")
         ahead = policy.horizon - policy.n_obs_steps  # actions a chunk holds after the tick of its last observation
         if clock.delay_steps > ahead:
             raise ValueError(f"clock.delay_steps: a chunk of horizon {policy.horizon} holds actions up to {ahead} ticks "

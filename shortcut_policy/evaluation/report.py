@@ -61,6 +61,10 @@ def clock_table(rows: list[dict]) -> str:
         "|---:|---:|---:|---:|---:|---|---:|---:|---:|",
     ]
     for r in rows:
+        if "refused" in r:
+            lines.append(f"| {r['steps']} | {r['delay_steps']} | {figure(r.get('latency_ms'), 1)} | {r['lookahead']} | "
+                         f"not rolled out: {r['refused']} | | | | |")
+            continue
         low, high = r["success_ci95"]
         lines.append(f"| {r['steps']} | {r['delay_steps']} | {figure(r.get('latency_ms'), 1)} | {r['lookahead']} | "
                      f"{r['score']:.3f} | {r['success_rate']:.0%} ({low:.0%}-{high:.0%}) | {figure(r.get('jerk'))} | "
@@ -100,10 +104,10 @@ def plot_rows(path: str | Path, rows: list[dict], title: str, spec: EnvSpec, dem
         ax2.legend()
     for key, style, label in (("jerk", "o-", "all windows"), ("boundary_jerk", "s--", "across two chunks"),
                               ("interior_jerk", "^:", "inside a chunk")):
-        points = [(s, r[key]) for s, r in zip(steps, rows) if r.get(key) is not None]
+        points = [(s, r[key]) for s, r in zip(steps, rows) if r.get(key) is not None and r[key] > 0]  # a log axis
         if points:
             line, = ax3.plot(*zip(*points), style, label=label)
-            if demonstrations and demonstrations.get(key) is not None:
+            if demonstrations and (demonstrations.get(key) or 0) > 0:
                 ax3.axhline(demonstrations[key], color=line.get_color(), ls=":", lw=1)
     if demonstrations:
         ax3.plot([], [], "k:", lw=1, label="demonstrations (dotted)")

@@ -140,7 +140,8 @@ def rollout(
             live = list(episode_in)  # in the order the slots' episodes started: the replanning rows' noise order
             obs = {k: np.stack([current[j][k] for j in live]) for k in policy.obs_keys}  # (b, *shape)
             if clocked is None:
-                starting = policy.will_replan_rows(live)
+                # an ensembled policy plans at every tick and executes no chunk as such: no chunk starts
+                starting = policy.will_replan_rows(live) if getattr(policy, "temporal_ensemble", None) is None else [False] * len(live)
                 actions = policy.act(obs, steps=steps, rows=live, deadline_ms=deadline_ms)  # (b, A)
             else:
                 actions = clocked.act(obs, live, steps)  # (b, A)

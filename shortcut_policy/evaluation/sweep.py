@@ -44,14 +44,20 @@ def demonstration_smoothness(policy, store: str | Path | None = None) -> dict | 
     if not path or not Path(path).exists():
         return None
     key = policy.contract.action_key
-    buffer = ReplayBuffer.open(path, keys=[key])
     scale, period = action_scale(policy), policy.n_action_steps
     parts, normalized = [], []
-    for i in range(buffer.n_episodes):
-        actions = buffer.get_episode(i)[key]
-        starts = list(range(0, len(actions), period))
-        parts.append(chunk_jerk(actions, starts))
-        normalized.append(chunk_jerk(actions, starts, scale)["jerk"])
+    try:  # a reference, not the result: a store that cannot give it is said, and the evaluation goes on
+        buffer = ReplayBuffer.open(path, keys=[key])
+        for i in range(buffer.n_episodes):
+            actions = buffer.get_episode(i)[key]
+            if actions.ndim != 2 or actions.shape[1] != policy.action_dim:
+                raise ValueError(f"its {key!r} is {actions.shape}, the policy acts in {policy.action_dim} dimensions")
+            starts = list(range(0, len(actions), period))
+            parts.append(chunk_jerk(actions, starts))
+            normalized.append(chunk_jerk(actions, starts, scale)["jerk"])
+    except (OSError, ValueError, KeyError) as err:
+        print(f"warning: no demonstrations' smoothness from {path}: {err}")
+        return None
     boundary, interior = mean_jerk([p["boundary"] for p in parts]), mean_jerk([p["interior"] for p in parts])
     return {"store": str(path), "episodes": buffer.n_episodes, "period": period,
             "jerk": mean_jerk([p["jerk"] for p in parts]), "jerk_normalized": mean_jerk(normalized),
@@ -133,7 +139,7 @@ def clock_for(policy, spec: EnvSpec, steps: int, delay: int | str, lookahead: in
         if spec.control_hz is None:
             raise ValueError(f"clock_delays: 'measured' needs the env's control rate, and {spec.name} declares none "
                              "(EnvSpec.control_hz); give delays in control ticks")
-        latency = measure_act_latency(policy, spec, steps, n_calls=50)["replan_median_ms"]
+        latency = measure_act_latency(policy, spec, steps, n_calls=20 * policy.n_action_steps)["replan_median_ms"]  # 20 replans
         return ControlClock.from_latency(latency, spec.control_hz, lookahead), latency
     if isinstance(delay, bool) or not isinstance(delay, int):
         raise ValueError(f"clock_delays: expected control ticks (whole numbers >= 0) or 'measured', got {delay!r}")
@@ -142,13 +148,23 @@ def clock_for(policy, spec: EnvSpec, steps: int, delay: int | str, lookahead: in
 
 def check_clocks(policy, spec: EnvSpec, delays: Sequence[int | str], lookahead: int | None) -> None:
     """Every clock of an evaluation, refused before anything is rolled out if it cannot run."""
-    if lookahead is not None and (isinstance(lookahead, bool) or not isinstance(lookahead, int) or lookahead < 0):
-        raise ValueError(f"clock_lookahead: expected control ticks (a whole number >= 0) or null (the delay), got {lookahead!r}")
+    if lookahead is not None and (isinstance(lookahead, bool) or not isinstance(lookahead, int) or not 0 <= lookahead <= 1000):
+        raise ValueError(f"clock_lookahead: expected control ticks (a whole number in [0, 1000]) or null (the delay), got {lookahead!r}")
+    if lookahead is not None and not delays:
+        raise ValueError(f"clock_lookahead: {lookahead} is for clocked rows, and clock_delays is empty; give delays too")
+    if delays and policy.temporal_ensemble is not None:
+        raise ValueError("temporal_ensemble, clock_delays: a clocked rollout executes chunks as they land, without "
+                         "ensembling; evaluate them apart")
     for delay in delays:
         if delay == "measured" and spec.control_hz is None:
             clock_for(policy, spec, 1, delay, lookahead)  # raises, naming the env
         if delay != "measured":
-            ClockedControl(policy, clock_for(policy, spec, 1, delay, lookahead)[0])
+            if isinstance(delay, bool) or not isinstance(delay, int) or not 0 <= delay <= 1000:
+                raise ValueError(f"clock_delays: expected control ticks (whole numbers in [0, 1000]) or 'measured', got {delay!r}")
+            try:
+                ClockedControl(policy, clock_for(policy, spec, 1, delay, lookahead)[0])
+            except ValueError as err:
+                raise ValueError(f"clock_delays: {delay}: {str(err).removeprefix('clock.delay_steps: ')}") from None
 
 
 def evaluate_on_clock(
@@ -176,6 +192,12 @@ def evaluate_on_clock(
     for steps in steps_list:
         for delay in delays:
             clock, latency = clock_for(policy, spec, steps, delay, lookahead)
+            ahead = policy.horizon - policy.n_obs_steps
+            if clock.delay_steps > ahead:  # a measured latency too long for the chunk: a row that says so
+                rows.append({"steps": steps, "delay_steps": clock.delay_steps, "lookahead": clock.lookahead, "latency_ms": latency,
+                             "control_hz": spec.control_hz, "refused": f"the chunk holds actions up to {ahead} ticks ahead"})
+                print(f"steps={steps:>3} delay={clock.delay_steps} ({latency:.1f} ms): {rows[-1]['refused']}, not rolled out")
+                continue
             start = time.perf_counter()
             results = rollout(policy, spec, seeds, steps, progress=progress, workers=workers, clock=clock)
             row = {"steps": steps, "delay_steps": clock.delay_steps, "lookahead": clock.lookahead,

@@ -121,7 +121,7 @@ class Trainer(TrainLoop):
         return Policy(self.ema.model, self.normalizer, self.objective, self.contract, self.device, meta={"config": to_dict(self.config)})
 
     def artifact_meta(self) -> dict:
-        return {"dataset": str(self.demos.path)}
+        return {"dataset": str(Path(self.demos.path).resolve())}  # found again from any working directory
 
     def save_artifact(self, meta: dict) -> Path:
         return save_policy(self.run_dir / POLICY_FILE, self.ema.model, self.normalizer, self.contract,
