@@ -280,6 +280,9 @@ def test_evaluate_command_replaces_a_sampling_option_from_the_command_line(tmp_p
         bad = compose("evaluate", overrides=[f"checkpoint={tmp_path}", "steps=[1,128]"])
         deadline_only = compose("evaluate", overrides=[f"checkpoint={tmp_path}", "deadline_ms=[5,20]"])
         bad_deadline = compose("evaluate", overrides=[f"checkpoint={tmp_path}", "deadline_ms=[5,-1]"])
+        clock_without_steps = compose("evaluate", overrides=[f"checkpoint={tmp_path}", "deadline_ms=[5]", "clock_delays=[1]"])
+        bad_ensemble = compose("evaluate", overrides=[f"checkpoint={tmp_path}", "temporal_ensemble=-0.5"])
+        ensembled = compose("evaluate", overrides=[f"checkpoint={tmp_path}", "temporal_ensemble=0.01"])
     _, policy, steps, deadlines = load_for_evaluation(default)
     assert deadlines == []
     assert policy.objective.ddim_timesteps(2) == [99, 49] and steps == [1, 2, 4, 8, 16, 100]  # DDPM's own sweep
@@ -289,6 +292,11 @@ def test_evaluate_command_replaces_a_sampling_option_from_the_command_line(tmp_p
     assert load_for_evaluation(deadline_only)[2:] == ([], [5, 20])  # deadlines alone: no step sweep
     with pytest.raises(ValueError, match="deadline_ms: expected a positive number of milliseconds .*, got -1"):
         load_for_evaluation(bad_deadline)
+    with pytest.raises(ValueError, match=r"clock_delays: the clocked rows run at the step budgets, and none is asked"):
+        load_for_evaluation(clock_without_steps)
+    with pytest.raises(ValueError, match=r"temporal_ensemble: expected None \(off\) or a decay m in \[0, 100\)"):
+        load_for_evaluation(bad_ensemble)
+    assert load_for_evaluation(ensembled)[1].temporal_ensemble == 0.01
 
 
 def test_evaluate_command_runs_from_the_command_line(tmp_path):
